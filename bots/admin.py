@@ -1,0 +1,150 @@
+"""Django admin, scoped per tenant.
+
+Owners and admins of an organization configure it here (bots now; knowledge and escalation
+rules as they land), so the admin is a tenant-facing surface and gets the same isolation as
+every other view: a non-superuser sees, edits and picks only rows of organizations they manage.
+Superusers (the engineer who self-hosts) see everything.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role, User
+from bots.selectors import organization_ids_managed_by
+
+
+class TenantAdmin(admin.ModelAdmin):
+    """Base for every admin of tenant data.
+
+    `tenant_path` is the lookup from the model to its Organization ("organization",
+    "bot__organization", or "" for Organization itself). `roles` may use the admin.
+    """
+
+    tenant_path = "organization"
+    roles: tuple[str, ...] = tuple(MANAGER_ROLES)
+
+    def _org_ids(self, request) -> list[int]:
+        cache = "_handoff_org_ids_" + ",".join(self.roles)
+        if not hasattr(request, cache):
+            ids = organization_ids_managed_by(user=request.user)
+            if set(self.roles) != set(MANAGER_ROLES):
+                ids = list(
+                    Membership.objects.filter(
+                        user=request.user, role__in=self.roles, organization_id__in=ids
+                    ).values_list("organization_id", flat=True)
+                )
+            setattr(request, cache, ids)
+        return getattr(request, cache)
+
+    def _org_lookup(self) -> str:
+        return f"{self.tenant_path}__in" if self.tenant_path else "pk__in"
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(**{self._org_lookup(): self._org_ids(request)})
+
+    def _allowed(self, request, obj=None) -> bool:
+        if request.user.is_superuser:
+            return True
+        if not request.user.is_active or not self._org_ids(request):
+            return False
+        if obj is None:
+            return True
+        return (
+            type(obj)
+            ._default_manager.filter(pk=obj.pk, **{self._org_lookup(): self._org_ids(request)})
+            .exists()
+        )
+
+    def has_module_permission(self, request):
+        return self._allowed(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    def has_add_permission(self, request):
+        return self._allowed(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser:
+            ids = self._org_ids(request)
+            model = db_field.related_model
+            if model is Organization:
+                kwargs["queryset"] = Organization.objects.filter(pk__in=ids)
+            elif model is Bot:
+                kwargs["queryset"] = Bot.objects.filter(organization_id__in=ids)
+            elif model is User:
+                kwargs["queryset"] = User.objects.filter(
+                    memberships__organization_id__in=ids
+                ).distinct()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Organization)
+class OrganizationAdmin(TenantAdmin):
+    tenant_path = ""
+    roles = (Role.OWNER,)
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def has_add_permission(self, request):
+        # New organizations come from sign-up (or the home page), which makes the owner.
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantAdmin):
+    roles = (Role.OWNER,)
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "organization__name"]
+
+    def has_add_permission(self, request):
+        # People join through invitations, so they choose their own password.
+        return request.user.is_superuser
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantAdmin):
+    roles = (Role.OWNER,)
+    list_display = ["email", "organization", "role", "created_at", "expires_at", "accepted_at"]
+    list_filter = ["role"]
+    search_fields = ["email"]
+    readonly_fields = ["token", "accepted_at", "accepted_by", "created_at"]
+
+
+@admin.register(Bot)
+class BotAdmin(TenantAdmin):
+    list_display = ["name", "organization", "public_key", "updated_at"]
+    search_fields = ["name", "slug", "public_key"]
+    readonly_fields = ["public_key", "secret_key", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["organization", "name", "slug"]}),
+        ("Widget", {"fields": ["greeting", "persona", "colour", "allowed_origins"]}),
+        ("Keys", {"fields": ["public_key", "secret_key"]}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    """Only superusers manage accounts (Django's own permission checks apply)."""
+
+    list_display = ["email", "first_name", "last_name", "is_staff", "is_superuser", "last_login"]
+    search_fields = ["email", "first_name", "last_name"]
+    ordering = ["email"]

@@ -1,0 +1,87 @@
+"""Seed the demo organization: Acme, its owner and agent, and a support bot. Idempotent.
+
+Passwords are random per installation (never in the repository), kept in the data folder so a
+second `make run` prints the same ones. Delete that file to rotate them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from bots.models import Bot, Organization, Role, User
+from bots.services import bot_create, membership_add, organization_create
+
+DEMO_ORG = "Acme"
+DEMO_PEOPLE = [
+    ("owner@acme.example", "Ada", "Owner", Role.OWNER),
+    ("agent@acme.example", "Sam", "Agent", Role.AGENT),
+]
+DEMO_BOT = {
+    "name": "Acme Support",
+    "greeting": "Hi! I'm Acme's assistant. Ask me about orders, shipping, returns or your account.",
+    "colour": "#2563eb",
+}
+
+
+def credentials_path():
+    return settings.DATA_DIR / "demo_credentials.json"
+
+
+def load_passwords() -> dict[str, str]:
+    try:
+        return json.loads(credentials_path().read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo organization Acme with an owner, an agent and a bot."
+
+    def handle(self, *args, **options):
+        passwords = load_passwords()
+        with transaction.atomic():
+            users = {}
+            for email, first, last, _role in DEMO_PEOPLE:
+                user = User.objects.filter(email=email).first()
+                if user is None:
+                    user = User(email=email, username=email, first_name=first, last_name=last)
+                # Make the stored password and the account agree, whichever was lost.
+                password = passwords.get(email) or secrets.token_urlsafe(9)
+                if not user.pk or not user.check_password(password):
+                    user.set_password(password)
+                    user.save()
+                passwords[email] = password
+                users[email] = user
+
+            organization = Organization.objects.filter(name=DEMO_ORG).first()
+            owner = users[DEMO_PEOPLE[0][0]]
+            if organization is None:
+                organization = organization_create(name=DEMO_ORG, owner=owner)
+            for email, _first, _last, role in DEMO_PEOPLE:
+                membership_add(organization=organization, user=users[email], role=role)
+            self._verified_emails(users.values())
+
+            bot = Bot.objects.filter(organization=organization, name=DEMO_BOT["name"]).first()
+            if bot is None:
+                bot = bot_create(organization=organization, **DEMO_BOT)
+
+        credentials_path().write_text(json.dumps(passwords, indent=2))
+        credentials_path().chmod(0o600)
+        self.stdout.write(self.style.SUCCESS(f"Demo organization {organization.name} is ready."))
+        for email, _first, _last, role in DEMO_PEOPLE:
+            self.stdout.write(f"  {role:<6} {email}  password: {passwords[email]}")
+        self.stdout.write(f"  bot    {bot.name}  widget key: {bot.public_key}")
+
+    def _verified_emails(self, users) -> None:
+        # allauth asks for a verified primary address on some flows; demo ones are verified.
+        from allauth.account.models import EmailAddress
+
+        for user in users:
+            EmailAddress.objects.update_or_create(
+                user=user, email=user.email, defaults={"verified": True, "primary": True}
+            )

@@ -1,0 +1,215 @@
+"""Tenants and their people and bots.
+
+An Organization is the tenant: every row of customer data hangs off one, and every read of it is
+scoped through selectors. Roles: owners manage members and billing-level settings, admins
+configure bots and knowledge (also in Django admin), agents work the queue.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+
+class User(AbstractUser):
+    """People who sign in: owners, admins and agents. Customers in the widget are not users.
+
+    E-mail is the login and is unique; the username is kept only because allauth and the admin
+    expect one, and is generated from the e-mail.
+    """
+
+    email = models.EmailField("email address", unique=True)
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.email.split("@")[0]
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    AGENT = "agent", "Agent"
+
+
+# Roles that may configure the organization (bots, knowledge, rules, members).
+MANAGER_ROLES = (Role.OWNER, Role.ADMIN)
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")
+        ]
+        ordering = ["organization__name", "user__email"]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.organization} ({self.role})"
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in MANAGER_ROLES
+
+
+def _invitation_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _invitation_expiry():
+    return timezone.now() + timedelta(days=7)
+
+
+class Invitation(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(
+        max_length=10,
+        choices=[(Role.ADMIN, "Admin"), (Role.AGENT, "Agent")],
+        default=Role.AGENT,
+    )
+    token = models.CharField(max_length=64, unique=True, default=_invitation_token, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=_invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One open invitation per address and organization; re-inviting resends it.
+            models.UniqueConstraint(
+                fields=["organization", "email"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="unique_open_invitation",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.organization}"
+
+    @property
+    def is_open(self) -> bool:
+        return (
+            self.accepted_at is None
+            and self.revoked_at is None
+            and self.expires_at > timezone.now()
+        )
+
+
+def _public_key() -> str:
+    return "pk_" + secrets.token_urlsafe(18)
+
+
+def _secret_key() -> str:
+    return "sk_" + secrets.token_urlsafe(32)
+
+
+def validate_origin(value: str) -> None:
+    """An origin is scheme://host[:port] with nothing after it, or `*` for any site."""
+    if value == "*":
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
+        raise ValidationError(
+            f"{value!r} is not an origin; write it as https://example.com (scheme and host, "
+            f"optional port, no path), or * for any site."
+        )
+    if parts.query or parts.fragment:
+        raise ValidationError(f"{value!r} is not an origin: remove the query or fragment.")
+
+
+colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour such as #2563eb.")
+
+
+class Bot(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="bots")
+    name = models.CharField(max_length=80)
+    slug = models.SlugField(max_length=60)
+    # Goes into the public script tag: identifies the bot, grants nothing by itself.
+    public_key = models.CharField(max_length=40, unique=True, default=_public_key, editable=False)
+    # Signs customer identities (HMAC) and API calls; never shown in the widget.
+    secret_key = models.CharField(max_length=64, default=_secret_key, editable=False)
+    greeting = models.CharField(
+        max_length=300, default="Hi! I'm here to help. What can I do for you?"
+    )
+    persona = models.TextField(
+        blank=True,
+        default="You are a friendly, concise support assistant.",
+        help_text="How the bot speaks. It never changes what the bot knows.",
+    )
+    colour = models.CharField(max_length=7, default="#2563eb", validators=[colour_validator])
+    allowed_origins = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="Sites that may embed the widget, comma-separated, e.g. "
+        "https://shop.example.com. Empty: only this server's own pages.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="unique_bot_slug")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        # Validated here, not as an item validator: ArrayField drops an item's message and
+        # shows only "Item 1 in the array did not validate", which tells an admin nothing.
+        errors = []
+        for origin in self.allowed_origins:
+            try:
+                validate_origin(origin)
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+        if errors:
+            raise ValidationError({"allowed_origins": errors})
+        self.allowed_origins = [o.rstrip("/") for o in self.allowed_origins]
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if "*" in self.allowed_origins:
+            return True
+        if not origin:
+            return False
+        return origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in self.allowed_origins}

@@ -1,0 +1,197 @@
+"""Writes for tenants, people and bots. Each service owns its transaction and side effects."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role, User
+from config import realtime
+
+log = logging.getLogger(__name__)
+
+
+def _unique_slug(model, base: str, **scope) -> str:
+    root = slugify(base)[:50] or "x"
+    slug, n = root, 1
+    while model.objects.filter(slug=slug, **scope).exists():
+        n += 1
+        slug = f"{root}-{n}"
+    return slug
+
+
+def _sync_staff_flag(user: User) -> None:
+    """Owners and admins configure their organization in Django admin, which needs is_staff.
+    What they can see there is scoped by bots.admin.TenantAdmin, not by this flag."""
+    is_manager = user.memberships.filter(role__in=MANAGER_ROLES).exists()
+    if user.is_superuser or user.is_staff == is_manager:
+        return
+    user.is_staff = is_manager
+    user.save(update_fields=["is_staff"])
+
+
+@transaction.atomic
+def organization_create(*, name: str, owner: User) -> Organization:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "An organization needs a name."})
+    organization = Organization.objects.create(name=name, slug=_unique_slug(Organization, name))
+    membership_add(organization=organization, user=owner, role=Role.OWNER)
+    return organization
+
+
+@transaction.atomic
+def membership_add(*, organization: Organization, user: User, role: str) -> Membership:
+    membership, created = Membership.objects.get_or_create(
+        organization=organization, user=user, defaults={"role": role}
+    )
+    if not created and membership.role != role and role == Role.OWNER:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    _sync_staff_flag(user)
+    return membership
+
+
+@transaction.atomic
+def user_onboard(
+    *, user: User, organization_name: str = "", invitation: Invitation | None = None
+) -> Membership:
+    """First sign-in of a new user: join the inviting organization, or found a new one.
+
+    Idempotent: both the e-mail sign-up form and the social sign-up signal call it, and a user
+    who already belongs somewhere (and has no invitation) keeps what they have.
+    """
+    if invitation is not None and invitation.is_open:
+        return invitation_accept(invitation=invitation, user=user)
+    existing = user.memberships.select_related("organization").first()
+    if existing is not None:
+        return existing
+    name = organization_name.strip() or f"{user.display_name}'s team"
+    organization = organization_create(name=name, owner=user)
+    return organization.memberships.get(user=user)
+
+
+def invitation_create(
+    *, organization: Organization, email: str, role: str, invited_by: User
+) -> Invitation:
+    """Invite `email` to `organization`, or resend the open invitation; mails after commit."""
+    email = email.strip().lower()
+    if role not in (Role.ADMIN, Role.AGENT):
+        raise ValidationError({"role": "Invite as an admin or an agent."})
+    if organization.memberships.filter(user__email__iexact=email).exists():
+        raise ValidationError({"email": f"{email} is already a member of {organization}."})
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update()
+            .filter(
+                organization=organization,
+                email=email,
+                accepted_at__isnull=True,
+                revoked_at__isnull=True,
+            )
+            .first()
+        )
+        if invitation is None:
+            try:
+                with transaction.atomic():
+                    invitation = Invitation.objects.create(
+                        organization=organization, email=email, role=role, invited_by=invited_by
+                    )
+            except IntegrityError:  # a concurrent invite of the same address won
+                invitation = Invitation.objects.get(
+                    organization=organization,
+                    email=email,
+                    accepted_at__isnull=True,
+                    revoked_at__isnull=True,
+                )
+        else:
+            # Re-inviting renews the deadline and the role rather than piling up invitations.
+            invitation.role = role
+            invitation.invited_by = invited_by
+            invitation.expires_at = Invitation._meta.get_field("expires_at").default()
+            invitation.save(update_fields=["role", "invited_by", "expires_at"])
+        transaction.on_commit(lambda: _invitation_send(invitation.pk))
+    return invitation
+
+
+def _invitation_send(invitation_id: int) -> None:
+    invitation = Invitation.objects.select_related("organization", "invited_by").get(
+        pk=invitation_id
+    )
+    url = settings.SITE_URL + reverse("invitation_accept", args=[invitation.token])
+    context = {"invitation": invitation, "url": url}
+    try:
+        send_mail(
+            subject=f"You're invited to {invitation.organization} on Handoff",
+            message=render_to_string("bots/email/invitation.txt", context),
+            from_email=None,
+            recipient_list=[invitation.email],
+        )
+    except Exception:
+        # The invitation stands; the owner sees it pending and can resend or share the link.
+        log.exception("sending invitation %s failed", invitation_id)
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if not invitation.is_open:
+        raise ValidationError("This invitation has expired or was already used.")
+    if invitation.email.lower() != user.email.lower():
+        raise ValidationError(
+            f"This invitation was sent to {invitation.email}; you are signed in as {user.email}."
+        )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    membership = Membership.objects.filter(organization=invitation.organization, user=user).first()
+    if membership is None:
+        membership = membership_add(
+            organization=invitation.organization, user=user, role=invitation.role
+        )
+    return membership
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation) -> None:
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+
+
+@transaction.atomic
+def bot_create(*, organization: Organization, name: str, **fields) -> Bot:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A bot needs a name."})
+    bot = Bot(
+        organization=organization,
+        name=name,
+        slug=_unique_slug(Bot, name, organization=organization),
+    )
+    for field, value in fields.items():
+        setattr(bot, field, value)
+    bot.full_clean()
+    bot.save()
+    realtime.on_commit_render(
+        realtime.organization_group(organization.pk),
+        "bot.created",
+        lambda: _bot_list_html(organization),
+    )
+    return bot
+
+
+def _bot_list_html(organization: Organization) -> str:
+    from bots.selectors import bot_list
+
+    return render_to_string(
+        "bots/organization_detail.html#bot-list",
+        {"organization": organization, "bots": bot_list(organization=organization), "oob": True},
+    )

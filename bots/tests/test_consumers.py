@@ -1,0 +1,54 @@
+"""The organization socket: members receive pushed partials; nobody else can listen."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from bots.services import bot_create
+from config.routing import websocket_urlpatterns
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _communicator(user, slug="acme"):
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/o/{slug}/")
+    communicator.scope["user"] = user
+    return communicator
+
+
+async def test_a_member_receives_the_bot_list_when_a_bot_is_created(agent, acme):
+    communicator = _communicator(agent)
+    connected, _ = await communicator.connect()
+    assert connected
+    await database_sync_to_async(bot_create)(organization=acme, name="Night shift")
+    html = await communicator.receive_from(timeout=5)
+    assert 'id="bot-list"' in html and 'hx-swap-oob="true"' in html
+    assert "Night shift" in html
+    await communicator.disconnect()
+
+
+async def test_another_organization_hears_nothing(outsider, agent, acme, globex):
+    theirs = _communicator(outsider, "globex")
+    assert (await theirs.connect())[0]
+    await database_sync_to_async(bot_create)(organization=acme, name="Secret project")
+    assert await theirs.receive_nothing(timeout=0.5)
+    await theirs.disconnect()
+
+
+@pytest.mark.parametrize("who", ["anonymous", "outsider"])
+async def test_non_members_cannot_subscribe(outsider, acme, who):
+    user = AnonymousUser() if who == "anonymous" else outsider
+    communicator = _communicator(user)
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4403
+
+
+async def test_it_answers_a_ping(agent):
+    communicator = _communicator(agent)
+    await communicator.connect()
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()

@@ -1,0 +1,172 @@
+"""Signed-in pages of an organization. Thin: selectors scope reads, services write."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from bots import selectors, services
+from bots.forms import (
+    PENDING_INVITATION_KEY,
+    BotForm,
+    InvitationForm,
+    OrganizationForm,
+)
+from bots.models import MANAGER_ROLES, Role
+
+
+def _require_role(membership, *roles) -> None:
+    if membership.role not in roles:
+        raise PermissionDenied("Your role in this organization does not allow that.")
+
+
+def _errors(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+@require_GET
+def home(request):
+    if not request.user.is_authenticated:
+        return redirect("account_login")
+    organization = selectors.organization_list_for_user(user=request.user).first()
+    if organization is not None:
+        return redirect("organization_detail", organization.slug)
+    return render(request, "bots/no_organization.html", {"form": OrganizationForm()})
+
+
+@login_required
+@require_POST
+def organization_create(request):
+    form = OrganizationForm(request.POST)
+    if not form.is_valid():
+        return render(request, "bots/no_organization.html", {"form": form}, status=400)
+    organization = services.organization_create(name=form.cleaned_data["name"], owner=request.user)
+    return redirect("organization_detail", organization.slug)
+
+
+@login_required
+@require_GET
+def organization_detail(request, org):
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    context = {
+        "membership": membership,
+        "organization": membership.organization,
+        "organizations": selectors.organization_list_for_user(user=request.user),
+        "bots": selectors.bot_list(organization=membership.organization),
+        "form": BotForm(),
+    }
+    if request.htmx:
+        return render(request, "bots/organization_detail.html#bot-list", context)
+    return render(request, "bots/organization_detail.html", context)
+
+
+@login_required
+@require_POST
+def bot_create(request, org):
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    _require_role(membership, *MANAGER_ROLES)
+    form = BotForm(request.POST)
+    if form.is_valid():
+        try:
+            bot = services.bot_create(organization=membership.organization, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        else:
+            messages.success(request, f"{bot.name} is ready. Add its knowledge next.")
+            return redirect("bot_detail", org, bot.slug)
+    else:
+        messages.error(request, "Check the bot's name and colour.")
+    return redirect("organization_detail", org)
+
+
+@login_required
+@require_GET
+def bot_detail(request, org, bot):
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    bot = selectors.bot_get(membership=membership, bot_slug=bot)
+    return render(
+        request,
+        "bots/bot_detail.html",
+        {"membership": membership, "organization": membership.organization, "bot": bot},
+    )
+
+
+@login_required
+@require_GET
+def members(request, org):
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    return _members_page(request, membership, InvitationForm())
+
+
+def _members_page(request, membership, form, status=200):
+    organization = membership.organization
+    return render(
+        request,
+        "bots/members.html",
+        {
+            "membership": membership,
+            "organization": organization,
+            "members": selectors.membership_list(organization=organization),
+            "invitations": selectors.invitation_list_open(organization=organization),
+            "form": form,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def invitation_create(request, org):
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    _require_role(membership, Role.OWNER)
+    form = InvitationForm(request.POST)
+    if not form.is_valid():
+        return _members_page(request, membership, form, status=400)
+    try:
+        invitation = services.invitation_create(
+            organization=membership.organization,
+            invited_by=request.user,
+            **form.cleaned_data,
+        )
+    except ValidationError as exc:
+        form.add_error(None, _errors(exc))
+        return _members_page(request, membership, form, status=400)
+    messages.success(request, f"Invitation sent to {invitation.email}.")
+    return redirect("members", org)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request, org, invitation_id):
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    _require_role(membership, Role.OWNER)
+    invitation = selectors.invitation_get_for_manager(
+        membership=membership, invitation_id=invitation_id
+    )
+    services.invitation_revoke(invitation=invitation)
+    messages.success(request, f"Invitation to {invitation.email} revoked.")
+    return redirect("members", org)
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request, token):
+    invitation = selectors.invitation_get_open(token=token)
+    if not request.user.is_authenticated:
+        # Remembered across sign-up (or sign-in): bots.forms.SignupForm joins this organization.
+        request.session[PENDING_INVITATION_KEY] = invitation.token
+        return render(request, "bots/invitation_accept.html", {"invitation": invitation})
+    if request.method == "POST":
+        try:
+            services.invitation_accept(invitation=invitation, user=request.user)
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+            return render(
+                request, "bots/invitation_accept.html", {"invitation": invitation}, status=400
+            )
+        request.session.pop(PENDING_INVITATION_KEY, None)
+        messages.success(request, f"Welcome to {invitation.organization}.")
+        return redirect("organization_detail", invitation.organization.slug)
+    return render(request, "bots/invitation_accept.html", {"invitation": invitation})

@@ -1,0 +1,121 @@
+"""Run the web server (daphne: HTTP + WebSocket) and the background worker together.
+
+`make run` ends here. Ctrl-C (or SIGTERM) stops both cleanly; if either dies, the other is
+stopped too and the command exits non-zero, so a half-running product never goes unnoticed.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from config.env import env_int, env_str
+
+
+class Command(BaseCommand):
+    help = "Start daphne and the django-q2 worker; print the URLs; stop both on Ctrl-C."
+    requires_system_checks = []  # the children run the checks; don't pay for them twice
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--port", type=int, default=env_int("PORT", 8000, minimum=1, maximum=65535)
+        )
+        parser.add_argument("--host", default=env_str("HOST", "127.0.0.1"))
+        parser.add_argument("--no-worker", action="store_true", help="web server only")
+
+    def handle(self, *args, host, port, no_worker, **options):
+        python = sys.executable
+        web = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "daphne",
+                "-b",
+                host,
+                "-p",
+                str(port),
+                "--proxy-headers",
+                "config.asgi:application",
+            ]
+        )
+        children = {"web": web}
+        if not no_worker:
+            children["worker"] = subprocess.Popen([python, "manage.py", "qcluster"])
+
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        announced = False
+        exit_code = 0
+        while not stopping:
+            for name, proc in children.items():
+                if proc.poll() is not None:
+                    self.stderr.write(f"The {name} process exited with code {proc.returncode}.")
+                    exit_code, stopping = proc.returncode or 1, True
+            if not announced and not stopping and self._healthy(base):
+                self._announce(base)
+                announced = True
+            time.sleep(0.3)
+
+        self.stdout.write("Stopping…")
+        for proc in children.values():
+            if proc.poll() is None:
+                # SIGTERM, not SIGINT: Twisted (daphne) ignores SIGINT when it was started with
+                # SIGINT ignored, as under a background shell job or some process managers.
+                proc.terminate()
+        deadline = time.monotonic() + 15
+        for proc in children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.stdout.write("Stopped.")
+        if exit_code:
+            sys.exit(exit_code)
+
+    def _healthy(self, base: str) -> bool:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def _announce(self, base: str) -> None:
+        from bots.management.commands.seed_demo import DEMO_PEOPLE, load_passwords
+
+        passwords = load_passwords()
+        lines = [
+            "",
+            "Handoff is running.",
+            f"  Sign in:    {base}/accounts/login/",
+            f"  Admin:      {base}/admin/",
+            f"  Health:     {base}/healthz",
+        ]
+        for email, _first, _last, role in DEMO_PEOPLE:
+            if email in passwords:
+                lines.append(f"  Demo {role:<6} {email} / {passwords[email]}")
+        channel = "channels-redis" if settings.REDIS_URL else "in-memory (single process)"
+        database = (
+            "DATABASE_URL" if settings.DATABASE_URL else f"embedded ({settings.DATA_DIR}/postgres)"
+        )
+        lines += [
+            f"  Database:   {database}",
+            f"  Channels:   {channel}",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        self.stdout.write(self.style.SUCCESS("\n".join(lines)))
+        sys.stdout.flush()

@@ -1,0 +1,102 @@
+"""Bad configuration fails loudly with a message that says what to fix; never a fallback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.database import database_from_url
+from config.env import env_bool, env_int, env_list
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_helpers_parse_and_refuse(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "yes")
+    monkeypatch.setenv("X_INT", "12")
+    monkeypatch.setenv("X_LIST", "a, b,,c")
+    assert env_bool("X_BOOL") is True
+    assert env_int("X_INT", 1) == 12
+    assert env_list("X_LIST") == ["a", "b", "c"]
+    assert env_bool("X_UNSET", True) is True
+    monkeypatch.setenv("X_BOOL", "perhaps")
+    with pytest.raises(ImproperlyConfigured, match="X_BOOL='perhaps' is not a boolean"):
+        env_bool("X_BOOL")
+    monkeypatch.setenv("X_INT", "twelve")
+    with pytest.raises(ImproperlyConfigured, match="not a whole number"):
+        env_int("X_INT", 1)
+    monkeypatch.setenv("X_INT", "70000")
+    with pytest.raises(ImproperlyConfigured, match="outside 1..65535"):
+        env_int("X_INT", 1, minimum=1, maximum=65535)
+
+
+def test_it_parses_a_postgres_url():
+    config = database_from_url("postgres://u:p@db.internal:6543/handoff")
+    assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == (
+        "db.internal",
+        6543,
+        "handoff",
+        "u",
+    )
+
+
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("mysql://u:p@host/db", "must be a PostgreSQL URL"),
+        ("sqlite:///tmp/db.sqlite3", "must be a PostgreSQL URL"),
+        ("not a url at all", "must be a PostgreSQL URL"),
+        ("postgres://u:p@host:notaport/db", "DATABASE_URL is malformed"),
+        ("postgres://u:p@host:5432", "names no database"),
+    ],
+)
+def test_it_refuses_a_malformed_database_url(url, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        database_from_url(url)
+
+
+def _manage(*args, **env):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "DEBUG": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_malformed_database_url_stops_the_app_at_start():
+    result = _manage("check", DATABASE_URL="mysql://root@localhost/handoff")
+    assert result.returncode != 0
+    assert "DATABASE_URL must be a PostgreSQL URL" in result.stderr
+
+
+def test_an_unreachable_redis_stops_the_app_at_start():
+    # Port 9 (discard) has nothing listening here: a REDIS_URL that does not answer.
+    result = _manage("check", REDIS_URL="redis://127.0.0.1:9/0")
+    assert result.returncode != 0
+    assert "REDIS_URL=redis://127.0.0.1:9/0 does not answer" in result.stderr
+
+
+def test_a_redis_url_with_the_wrong_scheme_is_refused():
+    result = _manage("check", REDIS_URL="http://127.0.0.1:6379")
+    assert result.returncode != 0
+    assert "REDIS_URL must start with redis://" in result.stderr
+
+
+def test_production_without_a_secret_key_is_refused():
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**env, "DEBUG": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr

@@ -1,0 +1,192 @@
+"""Shared fixtures: named personas, a live ASGI server, Chromium, and the CI gate.
+
+Personas (STYLE.md): Ada owns Acme, Ian is Acme's admin, Sam is Acme's agent, Olga owns Globex
+(another tenant, who must never see Acme's data), and Root is the superuser who self-hosts.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import pytest
+
+from bots.models import Role
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    # Consumers reach the ORM from asgiref's worker threads; with persistent connections those
+    # would outlive the test and block dropping the test database.
+    from django.conf import settings
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+# --- Personas ---------------------------------------------------------------------------------
+@pytest.fixture
+def acme(db):
+    from bots.tests.factories import OrganizationFactory
+
+    return OrganizationFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def globex(db):
+    from bots.tests.factories import OrganizationFactory
+
+    return OrganizationFactory(name="Globex", slug="globex")
+
+
+def _member(organization, email, first, role):
+    from bots.services import membership_add
+    from bots.tests.factories import UserFactory
+
+    user = UserFactory(email=email, first_name=first)
+    membership_add(organization=organization, user=user, role=role)
+    user.refresh_from_db()
+    return user
+
+
+@pytest.fixture
+def owner(acme):
+    return _member(acme, "ada@acme.example", "Ada", Role.OWNER)
+
+
+@pytest.fixture
+def admin_member(acme):
+    return _member(acme, "ian@acme.example", "Ian", Role.ADMIN)
+
+
+@pytest.fixture
+def agent(acme):
+    return _member(acme, "sam@acme.example", "Sam", Role.AGENT)
+
+
+@pytest.fixture
+def outsider(globex):
+    """Owner of another organization: a signed-in, staff user with no rights in Acme."""
+    return _member(globex, "olga@globex.example", "Olga", Role.OWNER)
+
+
+@pytest.fixture
+def superuser(db):
+    from bots.tests.factories import UserFactory
+
+    return UserFactory(email="root@example.com", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def acme_bot(acme):
+    from bots.tests.factories import BotFactory
+
+    return BotFactory(organization=acme, name="Acme Support", slug="acme-support")
+
+
+@pytest.fixture
+def globex_bot(globex):
+    from bots.tests.factories import BotFactory
+
+    return BotFactory(organization=globex, name="Globex Helper", slug="globex-helper")
+
+
+# --- A live ASGI server (daphne: HTTP + WebSocket) on the test database -----------------------
+@pytest.fixture
+def live_asgi_server(transactional_db, settings):
+    """Daphne in a forked process serving the real ASGI app, static files included.
+
+    Like channels' ChannelsLiveServerTestCase, as a pytest fixture. Needs transactional_db:
+    the server is another process and sees only committed rows.
+    """
+    from channels.testing.live import make_application
+    from daphne.testing import DaphneProcess
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.db import connections
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
+    # The fork must not share the parent's open database sockets. It inherits the settings
+    # as pytest-django left them, already naming the test database.
+    connections.close_all()
+    process = DaphneProcess(
+        "127.0.0.1", partial(make_application, static_wrapper=ASGIStaticFilesHandler)
+    )
+    process.start()
+    if not process.ready.wait(timeout=30):
+        process.terminate()
+        raise RuntimeError("the live daphne server did not start in 30 s")
+    yield f"http://127.0.0.1:{process.port.value}"
+    process.terminate()
+    process.join(timeout=10)
+
+
+# --- Chromium through Playwright --------------------------------------------------------------
+def _browser_required() -> bool:
+    return os.environ.get("HANDOFF_REQUIRE_BROWSER_TESTS") == "1"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One Chromium per browser test module.
+
+    Playwright's sync API keeps an asyncio loop running in this thread while the browser
+    lives, and Django then refuses ORM calls from it (the test's own and the database
+    teardown). Test code here is synchronous, so that guard is lifted exactly while the
+    browser is up, and only for browser modules.
+    """
+    if not os.path.exists(CHROMIUM):
+        message = (
+            f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)."
+        )
+        if _browser_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def browser_context(chromium):
+    context = chromium.new_context(viewport={"width": 1200, "height": 800})
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+# --- The CI gate: required suites must have run and passed, not been skipped ------------------
+_passed_markers: set[str] = set()
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        for marker in ("browser", "redis"):
+            if marker in report.keywords:
+                _passed_markers.add(marker)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    required = []
+    if _browser_required():
+        required.append(("browser", "HANDOFF_REQUIRE_BROWSER_TESTS"))
+    if os.environ.get("HANDOFF_REQUIRE_REDIS_TESTS") == "1":
+        required.append(("redis", "HANDOFF_REQUIRE_REDIS_TESTS"))
+    missing = [(m, var) for m, var in required if m not in _passed_markers]
+    if missing and session.exitstatus == 0:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for marker, var in missing:
+            reporter.write_line(
+                f"FAILED: {var}=1 but no '{marker}' test ran and passed (skipped or deselected).",
+                red=True,
+            )
+        session.exitstatus = 1
