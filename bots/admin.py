@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role, User
-from bots.selectors import organization_ids_managed_by
+from bots.selectors import organization_ids_with_role
 
 
 class TenantAdmin(admin.ModelAdmin):
@@ -26,16 +26,10 @@ class TenantAdmin(admin.ModelAdmin):
     roles: tuple[str, ...] = tuple(MANAGER_ROLES)
 
     def _org_ids(self, request) -> list[int]:
+        # Asked several times per admin page (module list, permissions, queryset): once per request.
         cache = "_handoff_org_ids_" + ",".join(self.roles)
         if not hasattr(request, cache):
-            ids = organization_ids_managed_by(user=request.user)
-            if set(self.roles) != set(MANAGER_ROLES):
-                ids = list(
-                    Membership.objects.filter(
-                        user=request.user, role__in=self.roles, organization_id__in=ids
-                    ).values_list("organization_id", flat=True)
-                )
-            setattr(request, cache, ids)
+            setattr(request, cache, organization_ids_with_role(user=request.user, roles=self.roles))
         return getattr(request, cache)
 
     def _org_lookup(self) -> str:

@@ -8,7 +8,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role
+from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
@@ -17,10 +17,10 @@ def organization_list_for_user(*, user) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name")
 
 
-def organization_ids_managed_by(*, user) -> list[int]:
-    """Organizations the user may configure (owner or admin): what Django admin is scoped to."""
+def organization_ids_with_role(*, user, roles=MANAGER_ROLES) -> list[int]:
+    """Organizations where the user holds one of `roles`: what Django admin is scoped to."""
     return list(
-        Membership.objects.filter(user=user, role__in=MANAGER_ROLES).values_list(
+        Membership.objects.filter(user=user, role__in=roles).values_list(
             "organization_id", flat=True
         )
     )
@@ -65,7 +65,3 @@ def invitation_get_open(*, token: str) -> Invitation:
     if invitation is None or not invitation.is_open:
         raise Http404("This invitation does not exist, has expired or was already used.")
     return invitation
-
-
-def role_at_least(membership: Membership, *roles: Role) -> bool:
-    return membership.role in roles

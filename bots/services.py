@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role, User
+from bots.selectors import bot_list
 from config import realtime
 
 log = logging.getLogger(__name__)
@@ -189,8 +190,6 @@ def bot_create(*, organization: Organization, name: str, **fields) -> Bot:
 
 
 def _bot_list_html(organization: Organization) -> str:
-    from bots.selectors import bot_list
-
     return render_to_string(
         "bots/organization_detail.html#bot-list",
         {"organization": organization, "bots": bot_list(organization=organization), "oob": True},

@@ -7,6 +7,7 @@ not answer is an error, never a silent fall-back to the in-memory layer.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from asgiref.sync import async_to_sync
@@ -44,8 +45,6 @@ def check_channel_layer() -> str:
         message = await layer.receive(channel)
         if message.get("token") != token:
             raise RuntimeError("the channel layer returned a different message")
-
-    import asyncio
 
     async def bounded():
         await asyncio.wait_for(round_trip(), timeout=3)
