@@ -14,6 +14,8 @@ export DEBUG ?= 1
 .PHONY: install run test test-fast lint format bench clean
 
 install: $(STAMP)
+	@# The embedded pgvector is built for AVX-512 CPUs; rebuild it here when this CPU lacks it.
+	@scripts/portable-pgvector.sh $(PY)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Handoff needs Python 3.11 or newer (set PYTHON=...).")'
@@ -31,6 +33,12 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Quality and speed figures on the public benchmark sets (../shared/benchmarks by default).
+BENCH_DIR ?= ../shared/benchmarks
+bench: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bench --dir $(BENCH_DIR) $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

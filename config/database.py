@@ -7,6 +7,7 @@ pgvector and full-text search, and a different engine in dev would hide real bug
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -53,6 +54,7 @@ def embedded_database(data_dir: Path) -> dict:
             "installed. Run `make install`, or set DATABASE_URL."
         ) from None
 
+    _require_runnable_pgvector(Path(pgserver.__file__).parent / "pginstall")
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(pgdata, pgserver.PostgresServer._lock)
@@ -68,6 +70,33 @@ def embedded_database(data_dir: Path) -> dict:
         f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}')\\gexec"
     )
     return database_from_url(server.get_uri(EMBEDDED_DB_NAME))
+
+
+def _require_runnable_pgvector(pginstall: Path) -> None:
+    """Refuse to start a pgvector this CPU cannot run, rather than crash at the first query.
+
+    The wheel's vector.so is compiled for AVX-512; on a CPU without it, any real-size vector
+    distance kills the backend with SIGILL. scripts/portable-pgvector.sh (run by `make install`)
+    rebuilds it and leaves a marker with the rebuilt library's checksum.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return  # not Linux: the wheel for that platform is a different build
+    if " avx512f" in flags or os.uname().machine != "x86_64":
+        return
+    library = pginstall / "lib" / "postgresql" / "vector.so"
+    marker = library.with_name("vector.so.portable")
+    if (
+        marker.exists()
+        and marker.read_text().strip() == hashlib.sha256(library.read_bytes()).hexdigest()
+    ):
+        return
+    raise ImproperlyConfigured(
+        "The embedded PostgreSQL's pgvector needs AVX-512, which this CPU lacks. Run "
+        "`make install` (it runs scripts/portable-pgvector.sh to rebuild it), or set "
+        "DATABASE_URL to a PostgreSQL server with pgvector."
+    )
 
 
 def _forget_dead_handles(pgdata: Path, lock) -> None:
