@@ -182,6 +182,16 @@ class Bot(models.Model):
         help_text="Sites that may embed the widget, comma-separated, e.g. "
         "https://shop.example.com. Empty: only this server's own pages.",
     )
+    # Retrieval uses the active model only; a change of `embedding_model` re-embeds the
+    # knowledge in the background and then switches `embedding_model_active` in one step.
+    embedding_model = models.CharField(
+        max_length=100,
+        default="local:all-MiniLM-L6-v2",
+        help_text="local:all-MiniLM-L6-v2 (offline) or openai:<model> (OpenAI-compatible).",
+    )
+    embedding_model_active = models.CharField(
+        max_length=100, default="local:all-MiniLM-L6-v2", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -201,6 +201,13 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Handoff <handoff@localhost>")
 
+# --- Knowledge: embeddings -----------------------------------------------------------------------
+# The default runs offline on the CPU; `openai:<model>` uses an OpenAI-compatible endpoint.
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "local:all-MiniLM-L6-v2")
+EMBEDDING_API_BASE = env_str("EMBEDDING_API_BASE") or env_str("OPENAI_BASE_URL")
+EMBEDDING_API_KEY = env_str("EMBEDDING_API_KEY") or env_str("OPENAI_API_KEY")
+EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 0, minimum=0, maximum=64)  # 0: torch's default
+
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

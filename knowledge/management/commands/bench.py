@@ -1,0 +1,78 @@
+"""python manage.py bench [--dir ../shared/benchmarks]: every set, one table (`make bench`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from knowledge.evaluation import evaluate_articles, evaluate_intents
+from knowledge.retrieval import KEYWORD_WEIGHT
+
+COLUMNS = [
+    "set",
+    "mode",
+    "n",
+    "top1_accuracy",
+    "accepted_correct",
+    "oos_recall",
+    "oos_precision",
+    "hit_at_1",
+    "hit_at_5",
+    "mrr",
+    "p50_ms",
+    "p95_ms",
+    "chunks",
+    "chunks_per_s",
+]
+
+
+class Command(BaseCommand):
+    help = "Run `evaluate` on every benchmark set in a folder and print a table."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dir", type=Path, default=Path("../shared/benchmarks"))
+        parser.add_argument("--only", nargs="*", help="set names to run (default: all)")
+        parser.add_argument("--limit", type=int, help="only the first N queries per set")
+
+    def handle(self, *args, dir: Path, only, limit, **options):
+        if not dir.is_dir():
+            raise CommandError(f"No benchmark folder at {dir} (give --dir).")
+        rows = []
+        for folder in sorted(p for p in dir.iterdir() if p.is_dir()):
+            if only and folder.name not in only:
+                continue
+            if (folder / "intents.json").is_file() and (folder / "queries.jsonl").is_file():
+                report = evaluate_intents(
+                    folder / "intents.json", folder / "queries.jsonl", limit=limit
+                )
+                rows.append({"set": folder.name, "mode": "intents", **report})
+            elif (folder / "articles.jsonl").is_file() and (folder / "questions.jsonl").is_file():
+                report = evaluate_articles(
+                    folder / "articles.jsonl",
+                    folder / "questions.jsonl",
+                    limit=limit,
+                    keyword_weights=(0.0, KEYWORD_WEIGHT),
+                )
+                for weight, run in report.pop("by_keyword_weight").items():
+                    mode = "dense" if float(weight) == 0 else f"hybrid({weight})"
+                    rows.append({"set": folder.name, "mode": mode, **report, **run})
+            else:
+                continue
+            self.stderr.write(f"{folder.name}: {json.dumps(rows[-1])}")
+        if not rows:
+            raise CommandError(f"No benchmark sets found in {dir}.")
+        self.stdout.write(_table(rows))
+        self.stdout.write(json.dumps(rows))
+
+
+def _table(rows: list[dict]) -> str:
+    cells = [[str(r.get(c, "")) if r.get(c) is not None else "" for c in COLUMNS] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(COLUMNS)]
+
+    def line(values):
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(COLUMNS), rule, *map(line, cells)])

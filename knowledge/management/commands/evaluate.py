@@ -1,0 +1,55 @@
+"""python manage.py evaluate --intents FILE --queries FILE [--json]
+python manage.py evaluate --articles FILE --questions FILE [--json]"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from knowledge.evaluation import evaluate_articles, evaluate_intents
+from knowledge.parsers import ParseError
+from knowledge.retrieval import KEYWORD_WEIGHT
+
+
+class Command(BaseCommand):
+    help = "Measure intent matching or article retrieval on labelled data (throw-away bot)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--intents", type=Path, help="intent file (JSON or YAML)")
+        parser.add_argument("--queries", type=Path, help='JSONL: {"text", "expected"}')
+        parser.add_argument("--articles", type=Path, help='JSONL: {"id","title","body","url"}')
+        parser.add_argument("--questions", type=Path, help='JSONL: {"question","article_ids"}')
+        parser.add_argument("--limit", type=int, help="only the first N queries")
+        parser.add_argument(
+            "--compare-dense",
+            action="store_true",
+            help="articles: also measure dense retrieval alone (keyword weight 0)",
+        )
+        parser.add_argument("--json", action="store_true", help="end with one JSON line")
+
+    def handle(self, *args, **o):
+        for name in ("intents", "queries", "articles", "questions"):
+            if o[name] is not None and not o[name].is_file():
+                raise CommandError(f"--{name}: no such file: {o[name]}")
+        try:
+            if o["intents"] and o["queries"]:
+                report = evaluate_intents(o["intents"], o["queries"], limit=o["limit"])
+            elif o["articles"] and o["questions"]:
+                weights = (0.0, KEYWORD_WEIGHT) if o["compare_dense"] else (KEYWORD_WEIGHT,)
+                report = evaluate_articles(
+                    o["articles"], o["questions"], limit=o["limit"], keyword_weights=weights
+                )
+            else:
+                raise CommandError("Give --intents with --queries, or --articles with --questions.")
+        except (ParseError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        for key, value in report.items():
+            if not isinstance(value, dict):
+                self.stdout.write(f"{key:>18}: {value}")
+        for key in ("calibration", "by_keyword_weight"):
+            if key in report:
+                self.stdout.write(f"{key:>18}: {json.dumps(report[key])}")
+        if o["json"]:
+            self.stdout.write(json.dumps(report))

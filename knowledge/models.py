@@ -1,0 +1,148 @@
+"""A bot's knowledge: sources (an upload or a URL), the documents they hold, and the chunks
+that retrieval searches.
+
+Chunks carry their embedding model: a bot's knowledge may briefly exist embedded by two models
+while it is re-embedded, and retrieval always filters on the bot's active model, so results
+never mix vector spaces.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from pgvector.django import VectorField
+
+from bots.models import Bot
+
+
+class KnowledgeSource(models.Model):
+    class Kind(models.TextChoices):
+        UPLOAD = "upload", "Uploaded file"
+        URL = "url", "Web page"
+        SITEMAP = "sitemap", "Sitemap"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to sync"
+        SYNCING = "syncing", "Syncing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="knowledge_sources")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.UPLOAD)
+    format = models.CharField(max_length=12, blank=True, help_text="Detected from the file.")
+    filename = models.CharField(max_length=255, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    # The last accepted upload: what a re-sync or a re-embed rebuilds from.
+    content = models.BinaryField(null=True, blank=True, editable=False)
+    content_checksum = models.CharField(max_length=64, blank=True, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    document_count = models.PositiveIntegerField(default=0)
+    chunk_count = models.PositiveIntegerField(default=0)
+    sync_interval = models.DurationField(
+        default=timedelta(days=1), help_text="URL and sitemap sources re-sync this often."
+    )
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    next_sync_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(models.Model):
+    class Kind(models.TextChoices):
+        ARTICLE = "article", "Article"
+        FAQ = "faq", "FAQ"
+        INTENT = "intent", "Intent"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="documents")
+    source = models.ForeignKey(KnowledgeSource, on_delete=models.CASCADE, related_name="documents")
+    external_id = models.CharField(max_length=500)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ARTICLE)
+    title = models.CharField(max_length=500)
+    body = models.TextField(blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    category = models.CharField(max_length=200, blank=True, db_index=True)
+    product = models.CharField(max_length=200, blank=True, db_index=True)
+    language = models.CharField(max_length=10, blank=True, db_index=True)
+    # Intents: the answers to give when one of its patterns matches.
+    responses = models.JSONField(default=list, blank=True)
+    checksum = models.CharField(max_length=64)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="unique_document_id")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    class Kind(models.TextChoices):
+        PASSAGE = "passage", "Passage"
+        FAQ = "faq", "Question and answer"
+        PATTERN = "pattern", "Intent pattern"
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PASSAGE)
+    heading = models.CharField(max_length=500, blank=True)
+    text = models.TextField()
+    embed_text = models.TextField()
+    embedding_model = models.CharField(max_length=100)
+    # No fixed size: models differ (MiniLM 384, others 768-3072). The HNSW index is an
+    # expression index per size (see migration), used when the query casts to that size.
+    embedding = VectorField()
+    search_vector = models.GeneratedField(
+        expression=SearchVector("embed_text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        ordering = ["document_id", "position"]
+        indexes = [
+            models.Index(fields=["bot", "embedding_model"], name="chunk_bot_model"),
+            GinIndex(fields=["search_vector"], name="chunk_search_vector"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} #{self.position}"
+
+
+class IntentModel(models.Model):
+    """A bot's intent classifier, trained from its intent patterns at sync time, with the
+    acceptance threshold it calibrated on those same patterns."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="intent_models")
+    embedding_model = models.CharField(max_length=100)
+    checksum = models.CharField(max_length=64, help_text="Of the patterns it was trained on.")
+    payload = models.BinaryField(editable=False)
+    threshold = models.FloatField()
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bot", "embedding_model"], name="unique_intent_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot} intents ({self.embedding_model})"

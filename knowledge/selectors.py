@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from bots.models import Bot
+from knowledge.models import KnowledgeSource
+
+
+def source_list(*, bot: Bot) -> QuerySet[KnowledgeSource]:
+    return bot.knowledge_sources.defer("content").order_by("-created_at")
+
+
+def source_get(*, bot: Bot, source_id: int) -> KnowledgeSource:
+    """A source of this bot (the bot was itself fetched through the member's organization)."""
+    return get_object_or_404(KnowledgeSource.objects.defer("content"), bot=bot, pk=source_id)
+
+
+def sync_status(*, bot: Bot) -> dict:
+    sources = list(source_list(bot=bot))
+    return {
+        "bot": bot.public_key,
+        "embedding_model": bot.embedding_model_active,
+        "syncing": any(s.status in ("pending", "syncing") for s in sources),
+        "sources": [
+            {
+                "id": s.pk,
+                "name": s.name,
+                "kind": s.kind,
+                "format": s.format,
+                "status": s.status,
+                "error": s.error,
+                "progress": {"done": s.progress_done, "total": s.progress_total},
+                "documents": s.document_count,
+                "chunks": s.chunk_count,
+                "last_synced_at": s.last_synced_at.isoformat() if s.last_synced_at else None,
+            }
+            for s in sources
+        ],
+    }

@@ -1,0 +1,235 @@
+"""Writes for knowledge: accept an upload, sync a source, delete a source.
+
+Sync is idempotent and atomic. Documents whose checksum is unchanged are skipped; changed ones
+get their chunks replaced and removed ones are deleted, all in one transaction at the end. The
+slow part (embedding) happens before that transaction, so a failure anywhere (a bad file, the
+embedding endpoint down, the worker killed) leaves the previous version serving untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from bots.models import Bot
+from knowledge import intents
+from knowledge.chunking import chunk_document
+from knowledge.embeddings import get_embedder
+from knowledge.models import Chunk, Document, KnowledgeSource
+from knowledge.parsers import ParsedDocument, ParseError, detect_format, parse_upload
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 256
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def document_checksum(doc: ParsedDocument) -> str:
+    fields = [
+        doc.title,
+        doc.body,
+        doc.url,
+        doc.category,
+        doc.product,
+        doc.language,
+        doc.kind,
+        doc.patterns,
+        doc.responses,
+    ]
+    return _sha256(json.dumps(fields, ensure_ascii=False).encode())
+
+
+def source_upload(
+    *,
+    bot: Bot,
+    filename: str,
+    data: bytes,
+    source: KnowledgeSource | None = None,
+    name: str = "",
+    sync_now: bool = False,
+) -> KnowledgeSource:
+    """Accept a file as a new source, or as the new version of `source`.
+
+    The file is parsed here, before anything is saved: a malformed file raises ParseError with
+    the line or field at fault, and the source keeps serving its previous version. The sync
+    itself runs in the worker (or now, with sync_now, for commands and tests).
+    """
+    fmt = detect_format(filename, data)
+    documents = parse_upload(filename=filename, data=data, format=fmt)
+    with transaction.atomic():
+        if source is None:
+            source = KnowledgeSource(bot=bot, kind=KnowledgeSource.Kind.UPLOAD)
+        else:
+            source = KnowledgeSource.objects.select_for_update().get(pk=source.pk, bot=bot)
+        source.name = name or source.name or filename
+        source.filename = filename
+        source.format = fmt
+        source.content = data
+        source.content_checksum = _sha256(data)
+        source.status = KnowledgeSource.Status.PENDING
+        source.error = ""
+        source.progress_done, source.progress_total = 0, 0
+        source.save()
+        if not sync_now:
+            from knowledge.tasks import enqueue_source_sync
+
+            transaction.on_commit(lambda: enqueue_source_sync(source.pk))
+    if sync_now:
+        source_sync(source=source, documents=documents)
+        source.refresh_from_db()
+    return source
+
+
+def source_sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | None = None) -> None:
+    """Bring the source's documents and chunks in line with its content. Safe to repeat."""
+    bot = source.bot
+    try:
+        if documents is None:
+            documents = parse_upload(
+                filename=source.filename, data=bytes(source.content), format=source.format
+            )
+        _mark(source, status=KnowledgeSource.Status.SYNCING, error="")
+        _apply(source, bot, documents)
+    except ParseError as exc:
+        _mark(source, status=KnowledgeSource.Status.FAILED, error=str(exc))
+        raise
+    except Exception as exc:
+        log.exception("sync of knowledge source %s failed", source.pk)
+        _mark(source, status=KnowledgeSource.Status.FAILED, error=f"Sync failed: {exc}")
+        raise
+
+
+def _mark(source: KnowledgeSource, **fields) -> None:
+    # Status and progress are written on their own, outside the sync's transaction, so the
+    # page shows them while the sync runs and they survive its rollback.
+    KnowledgeSource.objects.filter(pk=source.pk).update(**fields, updated_at=timezone.now())
+    for name, value in fields.items():
+        setattr(source, name, value)
+
+
+def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -> None:
+    model = bot.embedding_model_active
+    existing = {
+        d.external_id: d
+        for d in Document.objects.filter(source=source).only(
+            "id", "external_id", "checksum", "version", "kind"
+        )
+    }
+    wanted = {doc.external_id: (doc, document_checksum(doc)) for doc in documents}
+    changed = {
+        key
+        for key, (_doc, checksum) in wanted.items()
+        if key not in existing or existing[key].checksum != checksum
+    }
+    # Unchanged documents still need chunks of the active model if they lack them (a sync
+    # interrupted earlier, or the first sync after the bot switched models).
+    embedded = set(
+        Chunk.objects.filter(document__source=source, embedding_model=model)
+        .values_list("document__external_id", flat=True)
+        .distinct()
+    )
+    to_embed = [key for key in wanted if key in changed or key not in embedded]
+    removed = [key for key in existing if key not in wanted]
+    drafts = {key: chunk_document(wanted[key][0]) for key in to_embed}
+    texts = [draft.embed_text for key in to_embed for draft in drafts[key]]
+    _mark(source, progress_done=0, progress_total=len(texts))
+    vectors = _embed_with_progress(source, model, texts)
+
+    with transaction.atomic():
+        # One sync per source at a time; a second one waits here and then finds little to do.
+        KnowledgeSource.objects.select_for_update().get(pk=source.pk)
+        Document.objects.filter(id__in=[existing[key].id for key in removed]).delete()
+        new_chunks, offset = [], 0
+        for key in to_embed:
+            doc, checksum = wanted[key]
+            record = _document_save(source, bot, doc, checksum, existing.get(key))
+            stale = Chunk.objects.filter(document=record)
+            if key not in changed:
+                stale = stale.filter(embedding_model=model)  # keep other models' (re-embed)
+            stale.delete()
+            for draft in drafts[key]:
+                new_chunks.append(
+                    Chunk(
+                        document=record,
+                        bot=bot,
+                        position=draft.position,
+                        kind=draft.kind,
+                        heading=draft.heading[:500],
+                        text=draft.text,
+                        embed_text=draft.embed_text,
+                        embedding_model=model,
+                        embedding=vectors[offset],
+                    )
+                )
+                offset += 1
+        Chunk.objects.bulk_create(new_chunks, batch_size=1000)
+        now = timezone.now()
+        KnowledgeSource.objects.filter(pk=source.pk).update(
+            status=KnowledgeSource.Status.READY,
+            error="",
+            document_count=Document.objects.filter(source=source).count(),
+            chunk_count=Chunk.objects.filter(
+                document__source=source, embedding_model=model
+            ).count(),
+            last_synced_at=now,
+            updated_at=now,
+            next_sync_at=(now + source.sync_interval) if source.url else None,
+        )
+    intents_touched = any(wanted[k][0].kind == Document.Kind.INTENT for k in to_embed) or any(
+        existing[k].kind == Document.Kind.INTENT for k in removed
+    )
+    if intents_touched:
+        # The classifier learns from the chunks just written, so it is trained right after.
+        intents.intent_model_train(bot=bot, model=model)
+    source.refresh_from_db()
+
+
+def _document_save(source, bot, doc: ParsedDocument, checksum: str, record: Document | None):
+    values = dict(
+        kind=doc.kind,
+        title=doc.title[:500],
+        body=doc.body,
+        url=doc.url[:1000],
+        category=doc.category[:200],
+        product=doc.product[:200],
+        language=doc.language[:10],
+        responses=doc.responses,
+        checksum=checksum,
+    )
+    if record is None:
+        return Document.objects.create(
+            bot=bot, source=source, external_id=doc.external_id, **values
+        )
+    bump = record.checksum != checksum
+    for field, value in values.items():
+        setattr(record, field, value)
+    if bump:
+        record.version += 1
+    record.save(update_fields=[*values, "version", "updated_at"])
+    return record
+
+
+def _embed_with_progress(source: KnowledgeSource, model: str, texts: list[str]):
+    embedder = get_embedder(model)
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        parts.append(embedder.embed(texts[start : start + EMBED_BATCH]))
+        _mark(source, progress_done=min(start + EMBED_BATCH, len(texts)))
+    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def source_delete(*, source: KnowledgeSource) -> None:
+    bot = source.bot
+    with transaction.atomic():
+        had_intents = source.documents.filter(kind=Document.Kind.INTENT).exists()
+        source.delete()
+    if had_intents:
+        intents.intent_model_train(bot=bot, model=bot.embedding_model_active)

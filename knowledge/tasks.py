@@ -1,0 +1,19 @@
+"""django-q2 tasks: thin. They re-fetch by id and return quietly if the row is gone."""
+
+from __future__ import annotations
+
+from django_q.tasks import async_task
+
+
+def enqueue_source_sync(source_id: int) -> None:
+    async_task("knowledge.tasks.source_sync", source_id, task_name=f"knowledge-sync-{source_id}")
+
+
+def source_sync(source_id: int) -> None:
+    from knowledge.models import KnowledgeSource
+    from knowledge.services import source_sync as sync
+
+    source = KnowledgeSource.objects.select_related("bot").filter(pk=source_id).first()
+    if source is None:
+        return
+    sync(source=source)
