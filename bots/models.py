@@ -155,6 +155,10 @@ def validate_origin(value: str) -> None:
         raise ValidationError(f"{value!r} is not an origin: remove the query or fragment.")
 
 
+def _default_embedding_model() -> str:
+    return settings.EMBEDDING_MODEL
+
+
 colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour such as #2563eb.")
 
 
@@ -182,15 +186,14 @@ class Bot(models.Model):
         help_text="Sites that may embed the widget, comma-separated, e.g. "
         "https://shop.example.com. Empty: only this server's own pages.",
     )
-    # Retrieval uses the active model only; a change of `embedding_model` re-embeds the
-    # knowledge in the background and then switches `embedding_model_active` in one step.
+    # Chunks record their model and retrieval reads only the active one, so a later switch can
+    # re-embed in the background and flip `embedding_model_active` in one step. Until that
+    # re-embed exists, a bot keeps the model it was created with (EMBEDDING_MODEL).
     embedding_model = models.CharField(
-        max_length=100,
-        default="local:all-MiniLM-L6-v2",
-        help_text="local:all-MiniLM-L6-v2 (offline) or openai:<model> (OpenAI-compatible).",
+        max_length=100, default=_default_embedding_model, editable=False
     )
     embedding_model_active = models.CharField(
-        max_length=100, default="local:all-MiniLM-L6-v2", editable=False
+        max_length=100, default=_default_embedding_model, editable=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -73,7 +73,8 @@ def evaluate_intents(intents_path: Path, queries_path: Path, *, limit: int | Non
         timings = []
         for query in queries:
             started = time.perf_counter()
-            match = intent_match(bot=bot, vector=embed_query(bot, query["text"]))
+            text = query["text"]
+            match = intent_match(bot=bot, text=text, vector=embed_query(bot, text))
             timings.append((time.perf_counter() - started) * 1000)
             accepted = bool(match and match.accepted)
             rejected += not accepted

@@ -1,11 +1,13 @@
 """Intent matching: a light per-bot classifier trained on the bot's own intent patterns.
 
 Recipe (measured in `manage.py evaluate`, see README "Knowledge quality"):
-- features: the MiniLM embedding of the text (the same vectors retrieval stores);
+- features: the MiniLM embedding of the text (the same vectors retrieval stores) joined with
+  TF-IDF of its words and word pairs, which catches the exact terms embeddings blur
+  ("top up" vs "top-up fee");
 - classifier: multinomial logistic regression on the patterns (C=10), trained at sync time;
-- confidence: sqrt(p_max) x cosine to the nearest pattern of the predicted intent: the
-  classifier says which intent, the nearest pattern says whether the question is really like
-  anything the bot was taught;
+- confidence: p_max x cosine to the nearest pattern of the predicted intent: the classifier
+  says which intent, the nearest pattern says whether the question is really like anything
+  the bot was taught;
 - threshold: calibrated per bot from its own patterns, never a global constant: 5-fold
   cross-validation over the patterns, and the threshold is the 5th percentile of held-out
   patterns' confidence (95% of in-scope phrasings are accepted). Below it, the question is out of
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,22 +57,44 @@ def _training_rows(bot: Bot, model: str):
             document__kind=Document.Kind.INTENT,
         )
         .order_by("document_id", "position")
-        .values_list("document_id", "document__external_id", "embedding")
+        .values_list("document_id", "document__external_id", "embedding", "text")
     )
     return rows
 
 
-def _classifier():
-    from sklearn.linear_model import LogisticRegression
+class _Classifier:
+    """Logistic regression over [embedding, TF-IDF(words, word pairs)]."""
 
-    return LogisticRegression(C=C, max_iter=1000)
+    def __init__(self):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        self.tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        self.model = LogisticRegression(C=C, max_iter=500)
+
+    def _features(self, vectors: np.ndarray, texts: list[str], fit: bool = False):
+        from scipy.sparse import csr_matrix, hstack
+
+        words = self.tfidf.fit_transform(texts) if fit else self.tfidf.transform(texts)
+        return hstack([csr_matrix(vectors), words]).tocsr()
+
+    def fit(self, vectors: np.ndarray, texts: list[str], labels: np.ndarray) -> _Classifier:
+        self.model.fit(self._features(vectors, texts, fit=True), labels)
+        return self
+
+    def predict_proba(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        return self.model.predict_proba(self._features(vectors, texts))
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.model.classes_
 
 
 def _confidence(probability: np.ndarray, nearest: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.clip(probability, 0, 1)) * np.clip(nearest, 0, 1)
+    return np.clip(probability, 0, 1) * np.clip(nearest, 0, 1)
 
 
-def _calibrate(x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+def _calibrate(x: np.ndarray, texts: list[str], y: np.ndarray) -> tuple[float, dict]:
     """Threshold from held-out patterns: each fold's classifier and nearest-pattern index see
     only the other folds, as a real customer's new phrasing would."""
     from sklearn.model_selection import StratifiedKFold
@@ -81,8 +106,8 @@ def _calibrate(x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
         return 0.5, {"calibrated": False, "patterns": int(len(y))}
     scores, correct = [], []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
-        clf = _classifier().fit(x[train], y[train])
-        proba = clf.predict_proba(x[test])
+        clf = _Classifier().fit(x[train], [texts[i] for i in train], y[train])
+        proba = clf.predict_proba(x[test], [texts[i] for i in test])
         predicted = clf.classes_[proba.argmax(axis=1)]
         sims = x[test] @ x[train].T
         same = y[train][None, :] == predicted[:, None]
@@ -108,19 +133,26 @@ def intent_model_train(*, bot: Bot, model: str) -> None:
     if not rows:
         IntentModel.objects.filter(bot=bot, embedding_model=model).delete()
         return
-    doc_ids = sorted({doc_id for doc_id, _, _ in rows})
+    doc_ids = sorted({row[0] for row in rows})
     checksum = hashlib.sha256(
-        repr([(d, t, np.asarray(v, dtype=np.float32).tobytes()) for d, t, v in rows]).encode()
+        repr(
+            [(d, t, text, np.asarray(v, dtype=np.float32).tobytes()) for d, t, v, text in rows]
+        ).encode()
     ).hexdigest()
     current = IntentModel.objects.filter(bot=bot, embedding_model=model).first()
     if current and current.checksum == checksum:
         return
     index = {doc_id: i for i, doc_id in enumerate(doc_ids)}
-    tags = {doc_id: tag for doc_id, tag, _ in rows}
-    x = np.asarray([np.asarray(v, dtype=np.float32) for _, _, v in rows])
-    y = np.asarray([index[doc_id] for doc_id, _, _ in rows])
-    threshold, metrics = _calibrate(x, y) if len(doc_ids) > 1 else (0.5, {"calibrated": False})
-    classifier = _classifier().fit(x, y) if len(doc_ids) > 1 else None
+    tags = {row[0]: row[1] for row in rows}
+    x = np.asarray([np.asarray(row[2], dtype=np.float32) for row in rows])
+    texts = [row[3] for row in rows]
+    y = np.asarray([index[row[0]] for row in rows])
+    started = time.perf_counter()
+    threshold, metrics = (
+        _calibrate(x, texts, y) if len(doc_ids) > 1 else (0.5, {"calibrated": False})
+    )
+    classifier = _Classifier().fit(x, texts, y) if len(doc_ids) > 1 else None
+    metrics["train_s"] = round(time.perf_counter() - started, 1)
     payload = pickle.dumps(
         {"classifier": classifier, "document_ids": doc_ids, "tags": [tags[d] for d in doc_ids]}
     )
@@ -149,32 +181,37 @@ _loaded: dict[tuple[int, str, str], dict] = {}
 
 
 def _load(bot: Bot):
+    """The bot's classifier, unpickled once per process and version; the (megabytes of)
+    payload is read from the database only when the version changed."""
     from knowledge.models import IntentModel
 
-    record = (
+    head = (
         IntentModel.objects.filter(bot=bot, embedding_model=bot.embedding_model_active)
-        .only("id", "checksum", "threshold", "payload")
+        .values("id", "checksum", "threshold")
         .first()
     )
-    if record is None:
+    if head is None:
         return None, None
-    key = (bot.pk, bot.embedding_model_active, record.checksum)
+    key = (bot.pk, bot.embedding_model_active, head["checksum"])
     if key not in _loaded:
+        payload = IntentModel.objects.values_list("payload", flat=True).get(pk=head["id"])
         # Our own worker wrote this payload into our own database; it is never user input.
-        _loaded.clear()
-        _loaded[key] = pickle.loads(bytes(record.payload))  # noqa: S301
-    return _loaded[key], record.threshold
+        _loaded[key] = pickle.loads(bytes(payload))  # noqa: S301
+        for stale in [k for k in _loaded if k[:2] == key[:2] and k != key]:
+            del _loaded[stale]
+    return _loaded[key], head["threshold"]
 
 
-def intent_match(*, bot: Bot, vector: np.ndarray) -> IntentMatch | None:
-    """The bot's best intent for an embedded question, with whether it clears the threshold."""
+def intent_match(*, bot: Bot, text: str, vector: np.ndarray) -> IntentMatch | None:
+    """The bot's best intent for a question (its text and embedding), with whether it clears
+    the bot's calibrated threshold."""
     model, threshold = _load(bot)
     if model is None:
         return None
     if model["classifier"] is None:
         position, probability = 0, 1.0
     else:
-        proba = model["classifier"].predict_proba(vector[None, :])[0]
+        proba = model["classifier"].predict_proba(vector[None, :], [text])[0]
         position = int(proba.argmax())
         probability = float(proba[position])
     document_id = model["document_ids"][position]

@@ -98,6 +98,7 @@ class Chunk(models.Model):
         PASSAGE = "passage", "Passage"
         FAQ = "faq", "Question and answer"
         PATTERN = "pattern", "Intent pattern"
+        TITLE = "title", "Title (scoring only)"
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="+")

@@ -1,10 +1,15 @@
-"""Hybrid retrieval: pgvector cosine search plus PostgreSQL full-text search, fused.
+"""Hybrid retrieval over a bot's knowledge: pgvector cosine search, article-level scoring, and
+PostgreSQL full-text search where it earns its place.
 
-Dense similarity carries most of the signal for real customer questions (short, paraphrased);
-keyword rank adds exact terms the embedding blurs (product names, error codes). A naive
-equal-weight fusion lost to dense alone on our benchmarks (shared/benchmarks/README.md), so the
-keyword side is a bounded bonus on top of the dense score rather than an equal vote; the weight
-is a constant chosen on the article benchmarks and reported by `manage.py evaluate`.
+How a chunk is scored (measured with `manage.py evaluate`; README "Knowledge quality"):
+- dense: cosine between the question and the chunk (title-prefixed when embedded);
+- article context: 0.7 x that + 0.3 x cosine to the article's own title vector, so a passage
+  from an article *about* the question outranks a stray passage elsewhere that shares words;
+- keywords: a bounded bonus from ts_rank over websearch_to_tsquery, only for identifiers in
+  the question (a code, a number, a quoted phrase: "E-4012", "order 10023") that are rare in
+  this bot's knowledge. On plain questions every keyword weighting we measured lost to dense
+  alone (shared/benchmarks), and so did common identifiers ("covid-19" in a COVID FAQ), so
+  there the keyword side is gated off rather than allowed to add noise.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from django.db import connection, transaction
 from bots.models import Bot
 from knowledge.embeddings import get_embedder
 
-CANDIDATES = 50  # per ranker, before fusion
-KEYWORD_WEIGHT = 0.1  # bonus for the best keyword match, relative to cosine similarity
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+CANDIDATES = 50  # nearest chunks considered before article scoring
+PASSAGE_WEIGHT, TITLE_WEIGHT = 0.7, 0.3
+KEYWORD_WEIGHT = 0.1  # bonus for the best keyword match, when the gate opens
+RARE_SHARE = 0.05  # an identifier found in more than this share of chunks tells nothing apart
+# A token with a digit (error codes, order numbers, model names) or a quoted phrase.
+_IDENTIFIER = re.compile(r"(?<![\w-])(?=[\w-]*\d)[\w-]{3,}|\"[^\"]{2,}\"")
 
 
 @dataclass
@@ -37,6 +45,23 @@ class Hit:
     keyword: float
 
 
+def identifiers(query: str) -> list[str]:
+    """Things the question names exactly, which embeddings tend to blur."""
+    return [match.strip('"') for match in _IDENTIFIER.findall(query)][:8]
+
+
+def keyword_gate(query: str) -> bool:
+    return bool(identifiers(query))
+
+
+def embed_query(bot: Bot, query: str) -> np.ndarray:
+    return get_embedder(bot.embedding_model_active).embed([query])[0]
+
+
+def _vector(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
+
+
 def _filters_sql(filters: dict[str, str] | None) -> tuple[str, list]:
     sql, params = "", []
     for field in ("category", "product", "language"):
@@ -47,62 +72,86 @@ def _filters_sql(filters: dict[str, str] | None) -> tuple[str, list]:
     return sql, params
 
 
-def _or_query(query: str) -> str:
-    # websearch_to_tsquery ANDs the words; a customer's sentence rarely matches every word,
-    # so the words are OR-ed and ts_rank_cd rewards chunks that match more (and closer) of them.
-    words = _WORD.findall(query.lower())[:32]
-    return " or ".join(words)
-
-
-def embed_query(bot: Bot, query: str) -> np.ndarray:
-    return get_embedder(bot.embedding_model_active).embed([query])[0]
-
-
-def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
-
-
-def _dense(cursor, bot: Bot, vector: np.ndarray, filters_sql: str, params: list, limit: int):
+def _nearest(cursor, bot, vector, filters_sql, params, limit) -> set[int]:
+    """Documents of the `limit` nearest chunks (approximate, through the HNSW index)."""
     dims = len(vector)
     cast = f"::vector({dims})" if dims == 384 else ""
     # The same cast and predicate as the partial HNSW index (migration 0003), so it is used.
     size = "AND vector_dims(c.embedding) = 384" if dims == 384 else ""
     cursor.execute(
         f"""
-        SELECT c.id, 1 - (c.embedding{cast} <=> %s{cast}) AS similarity
+        SELECT c.document_id
         FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
         WHERE c.bot_id = %s AND c.embedding_model = %s {size} {filters_sql}
         ORDER BY c.embedding{cast} <=> %s{cast}
         LIMIT %s
         """,
-        [
-            _vector_literal(vector),
-            bot.pk,
-            bot.embedding_model_active,
-            *params,
-            _vector_literal(vector),
-            limit,
-        ],
+        [bot.pk, bot.embedding_model_active, *params, _vector(vector), limit],
     )
-    return dict(cursor.fetchall())
+    return {row[0] for row in cursor.fetchall()}
 
 
-def _keyword(cursor, bot: Bot, query: str, filters_sql: str, params: list, limit: int):
-    terms = _or_query(query)
-    if not terms:
+def _candidate_chunks(cursor, bot, vector, document_ids) -> list[tuple[int, int, str, float]]:
+    """Every chunk of the candidate documents with its exact cosine: (id, document, kind, sim).
+
+    A handful of documents' chunks: exact scoring here is cheaper than a second index probe,
+    and it gives every candidate article its best passage and its title score.
+    """
+    if not document_ids:
+        return []
+    cursor.execute(
+        """
+        SELECT c.id, c.document_id, c.kind, 1 - (c.embedding <=> %s::vector)
+        FROM knowledge_chunk c
+        WHERE c.document_id = ANY(%s) AND c.embedding_model = %s
+        """,
+        [_vector(vector), list(document_ids), bot.embedding_model_active],
+    )
+    return cursor.fetchall()
+
+
+def _keyword(cursor, bot, query, filters_sql, params, limit) -> dict[int, float]:
+    """Chunks containing the question's rare identifiers, with their ts_rank."""
+    names = identifiers(query)
+    if not names:
+        return {}
+    total = _chunk_count(cursor, bot)
+    rare = []
+    for name in names:
+        cursor.execute(
+            """
+            SELECT count(*) FROM knowledge_chunk
+            WHERE bot_id = %s AND embedding_model = %s AND kind <> 'title'
+              AND search_vector @@ websearch_to_tsquery('english', %s)
+            """,
+            [bot.pk, bot.embedding_model_active, f'"{name}"'],
+        )
+        if 0 < cursor.fetchone()[0] <= max(3, RARE_SHARE * total):
+            rare.append(f'"{name}"')
+    if not rare:
         return {}
     cursor.execute(
         f"""
-        SELECT c.id, ts_rank_cd(c.search_vector, q, 32) AS rank
+        SELECT c.id, ts_rank(c.search_vector, q) AS rank
         FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id,
              websearch_to_tsquery('english', %s) q
-        WHERE c.bot_id = %s AND c.embedding_model = %s AND c.search_vector @@ q {filters_sql}
+        WHERE c.bot_id = %s AND c.embedding_model = %s AND c.kind <> 'title'
+          AND c.search_vector @@ q {filters_sql}
         ORDER BY rank DESC
         LIMIT %s
         """,
-        [terms, bot.pk, bot.embedding_model_active, *params, limit],
+        [" or ".join(rare), bot.pk, bot.embedding_model_active, *params, limit],
     )
     return dict(cursor.fetchall())
+
+
+def _chunk_count(cursor, bot) -> int:
+    cursor.execute(
+        "SELECT count(*) FROM knowledge_chunk WHERE bot_id = %s AND embedding_model = %s"
+        " AND kind <> 'title'",
+        [bot.pk, bot.embedding_model_active],
+    )
+    return cursor.fetchone()[0]
 
 
 def search(
@@ -114,42 +163,47 @@ def search(
     vector: np.ndarray | None = None,
     keyword_weight: float = KEYWORD_WEIGHT,
 ) -> list[Hit]:
-    """The k best chunks of the bot's knowledge for `query`, best first."""
+    """The k best passages of the bot's knowledge for `query`, best first."""
     query = query.strip()
     if not query:
         return []
     if vector is None:
         vector = embed_query(bot, query)
     filters_sql, params = _filters_sql(filters)
+    use_keywords = keyword_weight > 0 and keyword_gate(query)
     with transaction.atomic(), connection.cursor() as cursor:
         # Filtered HNSW scans keep going until enough rows pass the bot filter (pgvector 0.8).
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         cursor.execute("SET LOCAL hnsw.ef_search = 100")
-        dense = _dense(cursor, bot, vector, filters_sql, params, max(CANDIDATES, k))
+        documents = _nearest(cursor, bot, vector, filters_sql, params, max(CANDIDATES, k))
         keyword = (
-            _keyword(cursor, bot, query, filters_sql, params, max(CANDIDATES, k))
-            if keyword_weight
-            else {}
+            _keyword(cursor, bot, query, filters_sql, params, CANDIDATES) if use_keywords else {}
         )
-    ranked = fuse(dense, keyword, keyword_weight)[:k]
-    return _hits(ranked, dense, keyword)
+        if keyword:  # articles found only by their keywords are candidates too
+            cursor.execute(
+                "SELECT DISTINCT document_id FROM knowledge_chunk WHERE id = ANY(%s)",
+                [list(keyword)],
+            )
+            documents |= {row[0] for row in cursor.fetchall()}
+        chunks = _candidate_chunks(cursor, bot, vector, documents)
+    ranked = score(chunks, keyword, keyword_weight)[:k]
+    return _hits(ranked, {c[0]: c[3] for c in chunks}, keyword)
 
 
-def fuse(
-    dense: dict[int, float], keyword: dict[int, float], weight: float
-) -> list[tuple[int, float]]:
-    """Dense cosine plus a keyword bonus scaled to the best keyword rank of this query.
-
-    Chunks found only by keywords get the lowest dense score seen as their floor, so a strong
-    exact match can surface without outranking clear semantic matches.
-    """
-    floor = min(dense.values(), default=0.0)
+def score(chunks, keyword: dict[int, float], weight: float) -> list[tuple[int, float]]:
+    """Passage scores: 0.7 x passage cosine + 0.3 x its article's title cosine (the passage's
+    own cosine where the document has no title vector, as intent patterns), plus the keyword
+    bonus scaled to this query's best keyword rank."""
+    titles = {doc: sim for _cid, doc, kind, sim in chunks if kind == "title"}
     top = max(keyword.values(), default=0.0) or 1.0
-    scores = {cid: sim + weight * keyword.get(cid, 0.0) / top for cid, sim in dense.items()}
-    for cid, rank in keyword.items():
-        if cid not in scores:
-            scores[cid] = floor + weight * rank / top
-    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
+    scored = []
+    for cid, doc, kind, sim in chunks:
+        if kind == "title":
+            continue
+        value = PASSAGE_WEIGHT * sim + TITLE_WEIGHT * titles.get(doc, sim)
+        value += weight * keyword.get(cid, 0.0) / top
+        scored.append((cid, value))
+    return sorted(scored, key=lambda item: item[1], reverse=True)
 
 
 def _hits(ranked, dense, keyword) -> list[Hit]:
@@ -168,19 +222,19 @@ def _hits(ranked, dense, keyword) -> list[Hit]:
             heading=rows[cid].heading,
             text=rows[cid].text,
             kind=rows[cid].kind,
-            score=score,
+            score=value,
             dense=dense.get(cid, 0.0),
             keyword=keyword.get(cid, 0.0),
         )
-        for cid, score in ranked
+        for cid, value in ranked
         if cid in rows
     ]
 
 
 def search_documents(*, bot: Bot, query: str, k: int = 5, **kwargs) -> list[Hit]:
-    """The best chunk of each of the k best documents (a document scores its best chunk)."""
+    """The best passage of each of the k best documents (a document scores its best passage)."""
     best: dict[int, Hit] = {}
-    for hit in search(bot=bot, query=query, k=max(k * 8, CANDIDATES), **kwargs):
+    for hit in search(bot=bot, query=query, k=CANDIDATES * 4, **kwargs):
         if hit.document_id not in best:
             best[hit.document_id] = hit
         if len(best) == k:

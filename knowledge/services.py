@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from bots.models import Bot
 from knowledge import intents
-from knowledge.chunking import chunk_document
+from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import get_embedder
 from knowledge.models import Chunk, Document, KnowledgeSource
 from knowledge.parsers import ParsedDocument, ParseError, detect_format, parse_upload
@@ -26,6 +26,9 @@ from knowledge.parsers import ParsedDocument, ParseError, detect_format, parse_u
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 256
+# all-MiniLM-L6-v2 reads at most 256 word pieces; a longer chunk's end is never embedded.
+# ~200 tokens plus the title prefix fits (about the ~800 characters of the benchmark reference).
+CHUNK_TOKENS = 200
 
 
 def _sha256(data: bytes) -> str:
@@ -138,7 +141,7 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
     )
     to_embed = [key for key in wanted if key in changed or key not in embedded]
     removed = [key for key in existing if key not in wanted]
-    drafts = {key: chunk_document(wanted[key][0]) for key in to_embed}
+    drafts = {key: _drafts(wanted[key][0]) for key in to_embed}
     texts = [draft.embed_text for key in to_embed for draft in drafts[key]]
     _mark(source, progress_done=0, progress_total=len(texts))
     vectors = _embed_with_progress(source, model, texts)
@@ -176,9 +179,9 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
             status=KnowledgeSource.Status.READY,
             error="",
             document_count=Document.objects.filter(source=source).count(),
-            chunk_count=Chunk.objects.filter(
-                document__source=source, embedding_model=model
-            ).count(),
+            chunk_count=Chunk.objects.filter(document__source=source, embedding_model=model)
+            .exclude(kind=Chunk.Kind.TITLE)
+            .count(),
             last_synced_at=now,
             updated_at=now,
             next_sync_at=(now + source.sync_interval) if source.url else None,
@@ -190,6 +193,22 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
         # The classifier learns from the chunks just written, so it is trained right after.
         intents.intent_model_train(bot=bot, model=model)
     source.refresh_from_db()
+
+
+def _drafts(doc: ParsedDocument) -> list[ChunkDraft]:
+    drafts = chunk_document(doc, target_tokens=CHUNK_TOKENS)
+    if doc.kind != Document.Kind.INTENT and doc.title:
+        # A title vector of its own: retrieval scores an article by its best passage and by
+        # how well the question matches what the article is about (knowledge/retrieval.py).
+        drafts.append(
+            ChunkDraft(
+                position=len(drafts),
+                text=doc.title,
+                embed_text=doc.title,
+                kind=Chunk.Kind.TITLE,
+            )
+        )
+    return drafts
 
 
 def _document_save(source, bot, doc: ParsedDocument, checksum: str, record: Document | None):

@@ -1,7 +1,7 @@
 import pytest
 
 from knowledge import services
-from knowledge.retrieval import fuse, search, search_documents
+from knowledge.retrieval import keyword_gate, score, search, search_documents
 from knowledge.tests.conftest import FAQ_CSV
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,37 @@ def test_an_empty_query_finds_nothing(acme_bot, faq):
     assert search(bot=acme_bot, query="   ", k=5) == []
 
 
-def test_fusion_adds_a_bounded_keyword_bonus():
-    fused = dict(fuse({1: 0.60, 2: 0.58}, {2: 0.4, 3: 0.2}, weight=0.1))
-    assert fused[2] == pytest.approx(0.68) and fused[1] == pytest.approx(0.60)
-    assert fused[3] == pytest.approx(0.58 + 0.05), "keyword-only hits start at the dense floor"
+def test_an_article_about_the_question_outranks_a_stray_passage():
+    chunks = [
+        (1, 10, "passage", 0.62),
+        (2, 10, "title", 0.20),  # shares words, about something else
+        (3, 20, "passage", 0.58),
+        (4, 20, "title", 0.70),  # the article about the question
+    ]
+    ranked = score(chunks, {}, weight=0.1)
+    assert [cid for cid, _ in ranked] == [3, 1], "titles are scoring context, never hits"
+    assert ranked[0][1] == pytest.approx(0.7 * 0.58 + 0.3 * 0.70)
+
+
+def test_documents_without_a_title_vector_score_by_their_passage():
+    assert score([(5, 30, "pattern", 0.8)], {}, weight=0.1) == [(5, pytest.approx(0.8))]
+
+
+def test_the_keyword_bonus_is_bounded_by_the_best_rank():
+    ranked = dict(score([(1, 1, "passage", 0.5), (2, 2, "passage", 0.5)], {2: 0.2}, weight=0.3))
+    assert ranked[2] - ranked[1] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    "query,gated",
+    [
+        ("What does error E-4012 mean?", True),
+        ("where is order 10023", True),
+        ('what is "two-day shipping"', True),
+        ("how do I return an item?", False),
+        ("is covid-19 airborne", True),
+        ("can I get a refund", False),
+    ],
+)
+def test_keywords_join_only_for_questions_with_identifiers(query, gated):
+    assert keyword_gate(query) is gated

@@ -23,7 +23,8 @@ def test_it_ingests_an_faq_and_answers_from_it(acme_bot):
     source = _upload(acme_bot)
     assert source.status == KnowledgeSource.Status.READY
     assert (source.document_count, source.chunk_count) == (4, 4)
-    assert source.progress_done == source.progress_total == 4
+    # Embedded: 4 passages and 4 title vectors (titles are scoring context, not counted chunks).
+    assert source.progress_done == source.progress_total == 8
     top = search_documents(bot=acme_bot, query="how many days for delivery", k=1)[0]
     assert top.title == "How long does shipping take?"
 
@@ -37,13 +38,13 @@ def test_a_second_identical_sync_changes_nothing(acme_bot):
 
 def test_it_replaces_only_what_changed_and_removes_what_went(acme_bot):
     source = _upload(acme_bot)
-    keep = Chunk.objects.get(document__title="Can I return an item?").pk
+    keep = Chunk.objects.get(document__title="Can I return an item?", kind="faq").pk
     changed = FAQ_CSV.replace(b"3 to 5 business days", b"2 to 4 business days").replace(
         b"How do I reset my password?,", b"How do I change my e-mail?,"
     )
     _upload(acme_bot, data=changed, source=source)
     shipping = Document.objects.get(title="How long does shipping take?")
-    assert shipping.version == 2 and "2 to 4" in shipping.chunks.get().text
+    assert shipping.version == 2 and "2 to 4" in shipping.chunks.get(kind="faq").text
     assert Chunk.objects.filter(pk=keep).exists(), "unchanged documents keep their chunks"
     assert not Document.objects.filter(title="How do I reset my password?").exists()
     assert Document.objects.filter(title="How do I change my e-mail?").exists()
@@ -87,13 +88,18 @@ def test_intent_files_train_a_calibrated_matcher(acme_bot):
     assert 0 < model.threshold < 1
     assert model.metrics["calibrated"] is True
 
-    match = intent_match(bot=acme_bot, vector=embed_query(acme_bot, "my card hasn't shown up"))
-    assert match.tag == "card_arrival" and match.accepted
+    def match(text):
+        return intent_match(bot=acme_bot, text=text, vector=embed_query(acme_bot, text))
 
-    match = intent_match(
-        bot=acme_bot, vector=embed_query(acme_bot, "what's a good recipe for lasagne")
-    )
-    assert not match.accepted
+    for question, tag in [
+        ("when is my new card going to be delivered", "card_arrival"),
+        ("I think someone stole my card", "lost_card"),
+        ("what's the euro rate", "exchange_rate"),
+    ]:
+        found = match(question)
+        assert (found.tag, found.accepted) == (tag, True), question
+    for off_topic in ("what's a good recipe for lasagne", "how do I bake bread"):
+        assert not match(off_topic).accepted, off_topic
 
 
 def test_deleting_a_source_removes_its_knowledge(acme_bot):

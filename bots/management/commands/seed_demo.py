@@ -1,4 +1,5 @@
-"""Seed the demo organization: Acme, its owner and agent, and a support bot. Idempotent.
+"""Seed the demo organization: Acme, its owner and agent, a support bot and its knowledge
+(bots/demo/: an FAQ, a help article and an intent file). Idempotent.
 
 Passwords are random per installation (never in the repository), kept in the data folder so a
 second `make run` prints the same ones. Delete that file to rotate them.
@@ -6,8 +7,10 @@ second `make run` prints the same ones. Delete that file to rotate them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -21,6 +24,7 @@ DEMO_PEOPLE = [
     ("owner@acme.example", "Ada", "Owner", Role.OWNER),
     ("agent@acme.example", "Sam", "Agent", Role.AGENT),
 ]
+DEMO_KNOWLEDGE = Path(__file__).resolve().parents[2] / "demo"
 DEMO_BOT = {
     "name": "Acme Support",
     "greeting": "Hi! I'm Acme's assistant. Ask me about orders, shipping, returns or your account.",
@@ -70,12 +74,31 @@ class Command(BaseCommand):
             if bot is None:
                 bot = bot_create(organization=organization, **DEMO_BOT)
 
+        self._knowledge(bot)
         credentials_path().write_text(json.dumps(passwords, indent=2))
         credentials_path().chmod(0o600)
         self.stdout.write(self.style.SUCCESS(f"Demo organization {organization.name} is ready."))
         for email, _first, _last, role in DEMO_PEOPLE:
             self.stdout.write(f"  {role:<6} {email}  password: {passwords[email]}")
         self.stdout.write(f"  bot    {bot.name}  widget key: {bot.public_key}")
+
+    def _knowledge(self, bot: Bot) -> None:
+        from knowledge.models import KnowledgeSource
+        from knowledge.services import source_upload
+
+        for path in sorted(DEMO_KNOWLEDGE.iterdir()):
+            data = path.read_bytes()
+            source = KnowledgeSource.objects.filter(bot=bot, filename=path.name).first()
+            unchanged = source and source.content_checksum == hashlib.sha256(data).hexdigest()
+            if unchanged and source.status == KnowledgeSource.Status.READY:
+                continue
+            source = source_upload(
+                bot=bot, filename=path.name, data=data, source=source, sync_now=True
+            )
+            self.stdout.write(
+                f"  knowledge {path.name}: {source.document_count} documents, "
+                f"{source.chunk_count} chunks"
+            )
 
     def _verified_emails(self, users) -> None:
         # allauth asks for a verified primary address on some flows; demo ones are verified.

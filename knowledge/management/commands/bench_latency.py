@@ -1,0 +1,99 @@
+"""python manage.py bench_latency [--chunks 50000] [--queries 200]
+
+Retrieval latency at scale: a throw-away bot gets N chunks (random unit vectors over real
+words, inserted directly: this measures search, not ingestion), then real questions are
+embedded and searched one at a time. Reports p50/p95 of embedding + search.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import numpy as np
+from django.core.management.base import BaseCommand
+
+from knowledge.evaluation import throwaway_bot
+from knowledge.models import Chunk, Document, KnowledgeSource
+from knowledge.retrieval import embed_query, search
+
+WORDS = (
+    "order shipping refund return card payment account password delivery warranty invoice "
+    "address tracking parcel exchange discount subscription plan upgrade cancel login error "
+    "battery charger screen repair replacement store pickup gift voucher balance statement"
+).split()
+QUESTIONS = [
+    "How long does shipping take?",
+    "Can I return an item after 30 days?",
+    "Why was my card declined?",
+    "How do I reset my password?",
+    "Where is my parcel?",
+    "Do you ship internationally?",
+    "How do I cancel my subscription?",
+    "What does error E-4012 mean?",
+    "Can I change my delivery address?",
+    "How do I claim the warranty on a broken charger?",
+]
+
+
+class Command(BaseCommand):
+    help = "Measure retrieval latency (query embedding included) over N chunks."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--chunks", type=int, default=50_000)
+        parser.add_argument("--queries", type=int, default=200)
+
+    def handle(self, *args, chunks: int, queries: int, **options):
+        rng = np.random.default_rng(0)
+        words = random.Random(0)
+        with throwaway_bot() as bot:
+            source = KnowledgeSource.objects.create(bot=bot, name="scale", status="ready")
+            started = time.perf_counter()
+            per_doc = 5
+            for start in range(0, chunks, 5_000):
+                docs = Document.objects.bulk_create(
+                    Document(
+                        bot=bot,
+                        source=source,
+                        external_id=str(i),
+                        title=f"Article {i}",
+                        checksum=str(i),
+                    )
+                    for i in range(start // per_doc, (start + 5_000) // per_doc)
+                )
+                vectors = rng.normal(size=(5_000, 384)).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                Chunk.objects.bulk_create(
+                    (
+                        Chunk(
+                            document=docs[j // per_doc],
+                            bot=bot,
+                            position=j % per_doc,
+                            kind="passage",
+                            text=" ".join(words.choices(WORDS, k=40)),
+                            embed_text=" ".join(words.choices(WORDS, k=40)),
+                            embedding_model=bot.embedding_model_active,
+                            embedding=vectors[j],
+                        )
+                        for j in range(5_000)
+                    ),
+                    batch_size=1_000,
+                )
+            loaded = time.perf_counter() - started
+            embed_query(bot, "warm up the model")
+            search(bot=bot, query="warm up the index", k=5)
+            timings = []
+            for i in range(queries):
+                question = QUESTIONS[i % len(QUESTIONS)]
+                t0 = time.perf_counter()
+                search(bot=bot, query=question, k=5)
+                timings.append((time.perf_counter() - t0) * 1000)
+        report = {
+            "chunks": chunks,
+            "queries": queries,
+            "insert_s": round(loaded, 1),
+            "p50_ms": round(float(np.percentile(timings, 50)), 2),
+            "p95_ms": round(float(np.percentile(timings, 95)), 2),
+        }
+        self.stdout.write(json.dumps(report))
