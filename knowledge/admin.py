@@ -12,7 +12,7 @@ from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError, detect_format, parse
 
 
 class KnowledgeSourceForm(forms.ModelForm):
-    url = forms.URLField(required=False, assume_scheme="https", max_length=1000)
+    # Web page and sitemap sources (fetched by the worker) are not built yet: files only.
     upload = forms.FileField(
         required=False,
         help_text="Intent JSON/YAML, FAQ CSV, Markdown, HTML, text, PDF or JSONL articles. "
@@ -21,7 +21,7 @@ class KnowledgeSourceForm(forms.ModelForm):
 
     class Meta:
         model = KnowledgeSource
-        fields = ["bot", "name", "kind", "url", "sync_interval"]
+        fields = ["bot", "name"]
 
     def clean_upload(self):
         upload = self.cleaned_data.get("upload")
@@ -41,8 +41,8 @@ class KnowledgeSourceForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.instance.pk and not cleaned.get("upload") and not cleaned.get("url"):
-            raise forms.ValidationError("Upload a file (or give a URL).")
+        if not self.instance.pk and not cleaned.get("upload"):
+            raise forms.ValidationError("Upload a file.")
         return cleaned
 
 

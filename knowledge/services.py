@@ -91,6 +91,14 @@ def source_upload(
     return source
 
 
+def source_resync(*, source: KnowledgeSource) -> None:
+    """Queue a sync of the source's current content (after a failure, or to retry)."""
+    from knowledge.tasks import enqueue_source_sync
+
+    _mark(source, status=KnowledgeSource.Status.PENDING, error="")
+    transaction.on_commit(lambda: enqueue_source_sync(source.pk))
+
+
 def source_sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | None = None) -> None:
     """Bring the source's documents and chunks in line with its content. Safe to repeat."""
     bot = source.bot

@@ -13,7 +13,6 @@ from bots import selectors as bot_selectors
 from bots.models import MANAGER_ROLES, Bot
 from knowledge import selectors, services
 from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError
-from knowledge.tasks import enqueue_source_sync
 
 
 def _bot_for(request, org, bot, *, manage=False):
@@ -92,7 +91,7 @@ def source_replace(request, org, bot, source_id):
 def source_resync(request, org, bot, source_id):
     _membership, bot = _bot_for(request, org, bot, manage=True)
     source = selectors.source_get(bot=bot, source_id=source_id)
-    enqueue_source_sync(source.pk)
+    services.source_resync(source=source)
     messages.success(request, f"{source.name} queued for sync.")
     return redirect("bot_knowledge", org, bot.slug)
 

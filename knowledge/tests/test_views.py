@@ -136,3 +136,25 @@ def test_admin_shows_sources_of_ones_own_organization_only(
     source = KnowledgeSource.objects.get()
     response = client.get(reverse("admin:knowledge_knowledgesource_change", args=[source.pk]))
     assert response.status_code == 302
+
+
+def test_resync_shows_the_source_pending_until_the_worker_runs(client, owner, acme_bot, upload):
+    client.force_login(owner)
+    upload(_url("knowledge_upload", acme_bot))
+    source = KnowledgeSource.objects.get()
+    client.post(_url("knowledge_resync", acme_bot, source.pk))
+    source.refresh_from_db()
+    assert source.status == "pending"
+    page = client.get(_url("bot_knowledge", acme_bot)).content.decode()
+    assert 'hx-trigger="every 2s"' in page, "the page polls while a sync is pending"
+
+
+def test_admin_upload_refuses_a_malformed_file_at_the_field(client, owner, acme_bot):
+    client.force_login(owner)
+    response = client.post(
+        reverse("admin:knowledge_knowledgesource_add"),
+        {"bot": acme_bot.pk, "name": "Broken", "upload": _file(b"question,answer\nWhy?,\n")},
+    )
+    assert response.status_code == 200
+    assert "Row 2" in response.content.decode()
+    assert not KnowledgeSource.objects.exists()
