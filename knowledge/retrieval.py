@@ -78,10 +78,11 @@ def _nearest(cursor, bot, vector, filters_sql, params, limit) -> set[int]:
     cast = f"::vector({dims})" if dims == 384 else ""
     # The same cast and predicate as the partial HNSW index (migration 0003), so it is used.
     size = "AND vector_dims(c.embedding) = 384" if dims == 384 else ""
+    join = "JOIN knowledge_document d ON d.id = c.document_id" if filters_sql else ""
     cursor.execute(
         f"""
         SELECT c.document_id
-        FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+        FROM knowledge_chunk c {join}
         WHERE c.bot_id = %s AND c.embedding_model = %s {size} {filters_sql}
         ORDER BY c.embedding{cast} <=> %s{cast}
         LIMIT %s
@@ -115,18 +116,26 @@ def _keyword(cursor, bot, query, filters_sql, params, limit) -> dict[int, float]
     names = identifiers(query)
     if not names:
         return {}
-    total = _chunk_count(cursor, bot)
+    cursor.execute(
+        "SELECT coalesce(sum(chunk_count), 0) FROM knowledge_knowledgesource WHERE bot_id = %s",
+        [bot.pk],
+    )
+    limit_rare = max(3, int(RARE_SHARE * cursor.fetchone()[0]))
     rare = []
     for name in names:
+        # Counting stops one past the limit: a common identifier costs no more than a rare one.
         cursor.execute(
             """
-            SELECT count(*) FROM knowledge_chunk
-            WHERE bot_id = %s AND embedding_model = %s AND kind <> 'title'
-              AND search_vector @@ websearch_to_tsquery('english', %s)
+            SELECT count(*) FROM (
+                SELECT 1 FROM knowledge_chunk
+                WHERE bot_id = %s AND embedding_model = %s AND kind <> 'title'
+                  AND search_vector @@ websearch_to_tsquery('english', %s)
+                LIMIT %s
+            ) AS found
             """,
-            [bot.pk, bot.embedding_model_active, f'"{name}"'],
+            [bot.pk, bot.embedding_model_active, f'"{name}"', limit_rare + 1],
         )
-        if 0 < cursor.fetchone()[0] <= max(3, RARE_SHARE * total):
+        if 0 < cursor.fetchone()[0] <= limit_rare:
             rare.append(f'"{name}"')
     if not rare:
         return {}
@@ -145,28 +154,11 @@ def _keyword(cursor, bot, query, filters_sql, params, limit) -> dict[int, float]
     return dict(cursor.fetchall())
 
 
-def _chunk_count(cursor, bot) -> int:
-    cursor.execute(
-        "SELECT count(*) FROM knowledge_chunk WHERE bot_id = %s AND embedding_model = %s"
-        " AND kind <> 'title'",
-        [bot.pk, bot.embedding_model_active],
-    )
-    return cursor.fetchone()[0]
-
-
-def search(
-    *,
-    bot: Bot,
-    query: str,
-    k: int = 5,
-    filters: dict[str, str] | None = None,
-    vector: np.ndarray | None = None,
-    keyword_weight: float = KEYWORD_WEIGHT,
-) -> list[Hit]:
-    """The k best passages of the bot's knowledge for `query`, best first."""
-    query = query.strip()
-    if not query:
-        return []
+def _ranked(
+    bot: Bot, query: str, k: int, filters, vector, keyword_weight
+) -> tuple[list[tuple[int, int, float]], dict[int, float], dict[int, float]]:
+    """Every candidate passage as (chunk id, document id, score), best first, plus the dense
+    and keyword scores by chunk id. Nothing is loaded beyond ids and numbers."""
     if vector is None:
         vector = embed_query(bot, query)
     filters_sql, params = _filters_sql(filters)
@@ -186,8 +178,52 @@ def search(
             )
             documents |= {row[0] for row in cursor.fetchall()}
         chunks = _candidate_chunks(cursor, bot, vector, documents)
-    ranked = score(chunks, keyword, keyword_weight)[:k]
-    return _hits(ranked, {c[0]: c[3] for c in chunks}, keyword)
+    document_of = {cid: doc for cid, doc, _kind, _sim in chunks}
+    ranked = [
+        (cid, document_of[cid], value) for cid, value in score(chunks, keyword, keyword_weight)
+    ]
+    return ranked, {c[0]: c[3] for c in chunks}, keyword
+
+
+def search(
+    *,
+    bot: Bot,
+    query: str,
+    k: int = 5,
+    filters: dict[str, str] | None = None,
+    vector: np.ndarray | None = None,
+    keyword_weight: float = KEYWORD_WEIGHT,
+) -> list[Hit]:
+    """The k best passages of the bot's knowledge for `query`, best first."""
+    query = query.strip()
+    if not query:
+        return []
+    ranked, dense, keyword = _ranked(bot, query, k, filters, vector, keyword_weight)
+    return _hits(ranked[:k], dense, keyword)
+
+
+def search_documents(
+    *,
+    bot: Bot,
+    query: str,
+    k: int = 5,
+    filters: dict[str, str] | None = None,
+    vector: np.ndarray | None = None,
+    keyword_weight: float = KEYWORD_WEIGHT,
+) -> list[Hit]:
+    """The best passage of each of the k best documents (a document scores its best passage)."""
+    query = query.strip()
+    if not query:
+        return []
+    ranked, dense, keyword = _ranked(bot, query, k, filters, vector, keyword_weight)
+    best, seen = [], set()
+    for item in ranked:
+        if item[1] not in seen:
+            seen.add(item[1])
+            best.append(item)
+            if len(best) == k:
+                break
+    return _hits(best, dense, keyword)
 
 
 def score(chunks, keyword: dict[int, float], weight: float) -> list[tuple[int, float]]:
@@ -211,7 +247,9 @@ def _hits(ranked, dense, keyword) -> list[Hit]:
 
     rows = {
         c.id: c
-        for c in Chunk.objects.filter(id__in=[cid for cid, _ in ranked]).select_related("document")
+        for c in Chunk.objects.filter(id__in=[cid for cid, _doc, _value in ranked])
+        .select_related("document")
+        .only("id", "document_id", "heading", "text", "kind", "document__title", "document__url")
     }
     return [
         Hit(
@@ -226,17 +264,6 @@ def _hits(ranked, dense, keyword) -> list[Hit]:
             dense=dense.get(cid, 0.0),
             keyword=keyword.get(cid, 0.0),
         )
-        for cid, value in ranked
+        for cid, _doc, value in ranked
         if cid in rows
     ]
-
-
-def search_documents(*, bot: Bot, query: str, k: int = 5, **kwargs) -> list[Hit]:
-    """The best passage of each of the k best documents (a document scores its best passage)."""
-    best: dict[int, Hit] = {}
-    for hit in search(bot=bot, query=query, k=CANDIDATES * 4, **kwargs):
-        if hit.document_id not in best:
-            best[hit.document_id] = hit
-        if len(best) == k:
-            break
-    return list(best.values())
