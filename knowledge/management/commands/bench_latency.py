@@ -20,6 +20,7 @@ from knowledge.embeddings import get_embedder
 from knowledge.evaluation import throwaway_bot
 from knowledge.models import Chunk, Document, KnowledgeSource
 from knowledge.retrieval import embed_query, search
+from knowledge.services import chunks_analyze
 
 SUBJECTS = (
     "order shipping refund return card payment account password delivery warranty invoice "
@@ -108,6 +109,7 @@ class Command(BaseCommand):
                     ),
                     batch_size=1_000,
                 )
+            chunks_analyze()  # as the sync service does after a large write
             loaded = time.perf_counter() - started
             embed_query(bot, "warm up the model")
             search(bot=bot, query="warm up the index", k=5)
