@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 	@echo "Installing dependencies into $(VENV) (first time: about a minute and a half)…"
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null || true
 	@# torch is pinned in pyproject.toml (2.13.0): an unpinned torch would pull a multi-GB CUDA build.
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# --no-compile: byte-compiling all of torch up front is slow and wasted; Python compiles on import.
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
 	@touch $(STAMP)
 
 run: install

@@ -92,13 +92,10 @@ class Command(BaseCommand):
             unchanged = source and source.content_checksum == hashlib.sha256(data).hexdigest()
             if unchanged and source.status == KnowledgeSource.Status.READY:
                 continue
-            source = source_upload(
-                bot=bot, filename=path.name, data=data, source=source, sync_now=True
-            )
-            self.stdout.write(
-                f"  knowledge {path.name}: {source.document_count} documents, "
-                f"{source.chunk_count} chunks"
-            )
+            # The worker syncs it, as any upload: the server is up meanwhile, and the bot's
+            # knowledge page shows the progress.
+            source_upload(bot=bot, filename=path.name, data=data, source=source)
+            self.stdout.write(f"  knowledge {path.name}: queued for sync")
 
     def _verified_emails(self, users) -> None:
         # allauth asks for a verified primary address on some flows; demo ones are verified.
