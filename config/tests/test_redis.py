@@ -1,5 +1,6 @@
 """channels-redis carries a group message from one process to a socket held by another."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -36,7 +37,10 @@ async def test_a_group_send_from_another_process_reaches_a_consumer_here(agent, 
     communicator.scope["user"] = agent
     assert (await communicator.connect())[0]
 
-    sender = subprocess.run(
+    # In a thread: a blocking call here would freeze the event loop that the consumer's Redis
+    # reads run on, and their timeouts would fire when it resumes.
+    sender = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-c", SEND.format(group=organization_group(acme.pk))],
         cwd=ROOT,
         # The sender needs no database; point it at the same one so settings load as here.
