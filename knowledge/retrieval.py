@@ -193,37 +193,25 @@ def search(
     filters: dict[str, str] | None = None,
     vector: np.ndarray | None = None,
     keyword_weight: float = KEYWORD_WEIGHT,
+    one_per_document: bool = False,
 ) -> list[Hit]:
-    """The k best passages of the bot's knowledge for `query`, best first."""
+    """The k best passages of the bot's knowledge for `query`, best first; with
+    one_per_document, the best passage of each of the k best documents."""
     query = query.strip()
     if not query:
         return []
     ranked, dense, keyword = _ranked(bot, query, k, filters, vector, keyword_weight)
+    if one_per_document:
+        best: dict[int, tuple[int, int, float]] = {}
+        for item in ranked:
+            best.setdefault(item[1], item)  # the first seen is the document's best
+        ranked = list(best.values())  # insertion order: still best first
     return _hits(ranked[:k], dense, keyword)
 
 
-def search_documents(
-    *,
-    bot: Bot,
-    query: str,
-    k: int = 5,
-    filters: dict[str, str] | None = None,
-    vector: np.ndarray | None = None,
-    keyword_weight: float = KEYWORD_WEIGHT,
-) -> list[Hit]:
+def search_documents(**kwargs) -> list[Hit]:
     """The best passage of each of the k best documents (a document scores its best passage)."""
-    query = query.strip()
-    if not query:
-        return []
-    ranked, dense, keyword = _ranked(bot, query, k, filters, vector, keyword_weight)
-    best, seen = [], set()
-    for item in ranked:
-        if item[1] not in seen:
-            seen.add(item[1])
-            best.append(item)
-            if len(best) == k:
-                break
-    return _hits(best, dense, keyword)
+    return search(one_per_document=True, **kwargs)
 
 
 def score(chunks, keyword: dict[int, float], weight: float) -> list[tuple[int, float]]:
