@@ -104,14 +104,18 @@ def _openai(model: str):
         timeout=30,
         max_retries=2,
     )
-    probe = OpenAIEmbedder(name=f"openai:{model}", model=model, dims=0, client=client)
     # Ask once for the dimensions rather than keeping a table of every model's size.
     try:
         response = client.embeddings.create(model=model, input=["dimension probe"])
     except Exception as exc:
         raise EmbeddingError(f"openai:{model}: {exc}") from exc
-    probe.dims = len(response.data[0].embedding)
-    return probe
+    dims = len(response.data[0].embedding)
+    return OpenAIEmbedder(name=f"openai:{model}", model=model, dims=dims, client=client)
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """An embedding in pgvector's text form, for raw SQL parameters."""
+    return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
 
 
 @cache

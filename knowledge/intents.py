@@ -26,6 +26,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from bots.models import Bot
+from knowledge.embeddings import vector_literal
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,12 @@ def intent_model_train(*, bot: Bot, model: str) -> None:
             [(d, t, text, np.asarray(v, dtype=np.float32).tobytes()) for d, t, v, text in rows]
         ).encode()
     ).hexdigest()
-    current = IntentModel.objects.filter(bot=bot, embedding_model=model).first()
-    if current and current.checksum == checksum:
+    current = (
+        IntentModel.objects.filter(bot=bot, embedding_model=model)
+        .values_list("checksum", flat=True)
+        .first()
+    )
+    if current == checksum:
         return
     index = {doc_id: i for i, doc_id in enumerate(doc_ids)}
     tags = {row[0]: row[1] for row in rows}
@@ -167,7 +172,6 @@ def intent_model_train(*, bot: Bot, model: str) -> None:
                 "metrics": metrics,
             },
         )
-    _loaded.clear()
     log.info(
         "intent model for bot %s: %s intents, threshold %.3f, %s",
         bot.pk,
@@ -229,7 +233,6 @@ def intent_match(*, bot: Bot, text: str, vector: np.ndarray) -> IntentMatch | No
 
 
 def _nearest_pattern(bot: Bot, document_id: int, vector: np.ndarray) -> float:
-    literal = "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
     with connection.cursor() as cursor:
         # One intent's patterns (tens of rows): an exact scan is faster than any index here.
         cursor.execute(
@@ -237,7 +240,7 @@ def _nearest_pattern(bot: Bot, document_id: int, vector: np.ndarray) -> float:
             SELECT max(1 - (embedding <=> %s::vector)) FROM knowledge_chunk
             WHERE document_id = %s AND embedding_model = %s AND kind = 'pattern'
             """,
-            [literal, document_id, bot.embedding_model_active],
+            [vector_literal(vector), document_id, bot.embedding_model_active],
         )
         value = cursor.fetchone()[0]
     return float(value or 0.0)

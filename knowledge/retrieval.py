@@ -21,7 +21,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from bots.models import Bot
-from knowledge.embeddings import get_embedder
+from knowledge.embeddings import get_embedder, vector_literal
 
 CANDIDATES = 50  # nearest chunks considered before article scoring
 PASSAGE_WEIGHT, TITLE_WEIGHT = 0.7, 0.3
@@ -58,10 +58,6 @@ def embed_query(bot: Bot, query: str) -> np.ndarray:
     return get_embedder(bot.embedding_model_active).embed([query])[0]
 
 
-def _vector(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
-
-
 def _filters_sql(filters: dict[str, str] | None) -> tuple[str, list]:
     sql, params = "", []
     for field in ("category", "product", "language"):
@@ -87,7 +83,7 @@ def _nearest(cursor, bot, vector, filters_sql, params, limit) -> set[int]:
         ORDER BY c.embedding{cast} <=> %s{cast}
         LIMIT %s
         """,
-        [bot.pk, bot.embedding_model_active, *params, _vector(vector), limit],
+        [bot.pk, bot.embedding_model_active, *params, vector_literal(vector), limit],
     )
     return {row[0] for row in cursor.fetchall()}
 
@@ -106,16 +102,17 @@ def _candidate_chunks(cursor, bot, vector, document_ids) -> list[tuple[int, int,
         FROM knowledge_chunk c
         WHERE c.document_id = ANY(%s) AND c.embedding_model = %s
         """,
-        [_vector(vector), list(document_ids), bot.embedding_model_active],
+        [vector_literal(vector), list(document_ids), bot.embedding_model_active],
     )
     return cursor.fetchall()
 
 
-def _keyword(cursor, bot, query, filters_sql, params, limit) -> dict[int, float]:
-    """Chunks containing the question's rare identifiers, with their ts_rank."""
+def _keyword(cursor, bot, query, filters_sql, params, limit) -> tuple[dict[int, float], set[int]]:
+    """Chunks containing the question's rare identifiers, with their ts_rank, and the
+    documents they belong to."""
     names = identifiers(query)
     if not names:
-        return {}
+        return {}, set()
     cursor.execute(
         "SELECT coalesce(sum(chunk_count), 0) FROM knowledge_knowledgesource WHERE bot_id = %s",
         [bot.pk],
@@ -138,12 +135,12 @@ def _keyword(cursor, bot, query, filters_sql, params, limit) -> dict[int, float]
         if 0 < cursor.fetchone()[0] <= limit_rare:
             rare.append(f'"{name}"')
     if not rare:
-        return {}
+        return {}, set()
+    join = "JOIN knowledge_document d ON d.id = c.document_id" if filters_sql else ""
     cursor.execute(
         f"""
-        SELECT c.id, ts_rank(c.search_vector, q) AS rank
-        FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id,
-             websearch_to_tsquery('english', %s) q
+        SELECT c.id, c.document_id, ts_rank(c.search_vector, q) AS rank
+        FROM knowledge_chunk c {join}, websearch_to_tsquery('english', %s) q
         WHERE c.bot_id = %s AND c.embedding_model = %s AND c.kind <> 'title'
           AND c.search_vector @@ q {filters_sql}
         ORDER BY rank DESC
@@ -151,7 +148,8 @@ def _keyword(cursor, bot, query, filters_sql, params, limit) -> dict[int, float]
         """,
         [" or ".join(rare), bot.pk, bot.embedding_model_active, *params, limit],
     )
-    return dict(cursor.fetchall())
+    rows = cursor.fetchall()
+    return {cid: rank for cid, _doc, rank in rows}, {doc for _cid, doc, _rank in rows}
 
 
 def _ranked(
@@ -162,21 +160,17 @@ def _ranked(
     if vector is None:
         vector = embed_query(bot, query)
     filters_sql, params = _filters_sql(filters)
-    use_keywords = keyword_weight > 0 and keyword_gate(query)
     with transaction.atomic(), connection.cursor() as cursor:
         # Filtered HNSW scans keep going until enough rows pass the bot filter (pgvector 0.8).
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         cursor.execute("SET LOCAL hnsw.ef_search = 100")
         documents = _nearest(cursor, bot, vector, filters_sql, params, max(CANDIDATES, k))
-        keyword = (
-            _keyword(cursor, bot, query, filters_sql, params, CANDIDATES) if use_keywords else {}
+        keyword, keyword_documents = (
+            _keyword(cursor, bot, query, filters_sql, params, CANDIDATES)
+            if keyword_weight > 0
+            else ({}, set())
         )
-        if keyword:  # articles found only by their keywords are candidates too
-            cursor.execute(
-                "SELECT DISTINCT document_id FROM knowledge_chunk WHERE id = ANY(%s)",
-                [list(keyword)],
-            )
-            documents |= {row[0] for row in cursor.fetchall()}
+        documents |= keyword_documents  # articles found only by their keywords count too
         chunks = _candidate_chunks(cursor, bot, vector, documents)
     document_of = {cid: doc for cid, doc, _kind, _sim in chunks}
     ranked = [

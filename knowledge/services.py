@@ -255,12 +255,14 @@ def _document_save(source, bot, doc: ParsedDocument, checksum: str, record: Docu
 
 
 def _embed_with_progress(source: KnowledgeSource, model: str, texts: list[str]):
+    if not texts:  # nothing changed: no need to load the model at all
+        return np.zeros((0, 0), dtype=np.float32)
     embedder = get_embedder(model)
     parts = []
     for start in range(0, len(texts), EMBED_BATCH):
         parts.append(embedder.embed(texts[start : start + EMBED_BATCH]))
         _mark(source, progress_done=min(start + EMBED_BATCH, len(texts)))
-    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(parts)
 
 
 def source_delete(*, source: KnowledgeSource) -> None:
