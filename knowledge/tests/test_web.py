@@ -1,6 +1,7 @@
 """Web page and sitemap sources, against a real HTTP server on 127.0.0.1: fetched, parsed,
 synced through the same path as uploads; a site that fails never loses what was learnt."""
 
+import gzip
 from datetime import timedelta
 from pathlib import Path
 
@@ -307,3 +308,18 @@ def test_the_schedule_queues_only_due_web_sources_once(
 def test_the_schedule_is_installed_by_the_migration():
     schedule = Schedule.objects.get(func="knowledge.tasks.sources_sync_due")
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 5, -1)
+
+
+# --- Sitemap shapes (no network) --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "data",
+    [
+        sitemap("https://a.example/1", "https://a.example/2").encode(),
+        gzip.compress(sitemap("https://a.example/1", "https://a.example/2").encode()),
+        b"https://a.example/1\n\nnot a url\nhttps://a.example/2\n",
+    ],
+    ids=["xml", "gzipped", "plain-text"],
+)
+def test_it_reads_every_sitemap_form(data):
+    fetched = web.Fetched(url="https://a.example/sitemap", content_type="", data=data)
+    assert web._sitemap(fetched) == ("urlset", ["https://a.example/1", "https://a.example/2"])
