@@ -106,11 +106,14 @@ def url_clean(url: str) -> str:
         raise ValidationError(
             f"The address is {len(url)} characters long; the limit is {MAX_URL_CHARS}."
         )
+    parts = urlsplit(url)
     try:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError:
-        raise ValidationError(f"{url} is not a valid web address.") from None
-    parts = urlsplit(url)
+        # Intranet hosts are often one word ("http://wiki/"), which URLValidator refuses.
+        one_word = re.fullmatch(r"[a-z0-9-]{1,63}", parts.hostname or "", re.I)
+        if not (settings.KNOWLEDGE_FETCH_PRIVATE_NETWORKS and one_word):
+            raise ValidationError(f"{url} is not a valid web address.") from None
     if parts.username or parts.password:
         raise ValidationError(
             "Addresses with a user name or password are not supported: the page must be public."
@@ -154,7 +157,7 @@ def _refuse_private_addresses(request: httpx.Request) -> None:
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(url.host, port)}
     except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"Could not reach {url}: {url.host} was not found ({exc}).") from None
+        raise FetchError(f"Could not reach {url}: {_reason(exc)}.") from None
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:

@@ -182,6 +182,13 @@ def test_addresses_that_cannot_be_fetched_are_refused_up_front(acme_bot, url, me
     assert not KnowledgeSource.objects.exists()
 
 
+def test_one_word_intranet_hosts_are_valid_only_with_private_networks_allowed(settings):
+    with pytest.raises(ValidationError, match="not a valid web address"):
+        web.url_clean("http://wiki/help")
+    settings.KNOWLEDGE_FETCH_PRIVATE_NETWORKS = True
+    assert web.url_clean("http://wiki/help") == "http://wiki/help"
+
+
 def test_the_same_address_twice_is_refused(acme_bot, site, add):
     add(acme_bot, site.url("/a"))
     with pytest.raises(ValidationError, match="already a source"):
