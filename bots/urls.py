@@ -26,6 +26,11 @@ urlpatterns = [
         name="knowledge_upload",
     ),
     path(
+        "o/<slug:org>/bots/<slug:bot>/knowledge/add-url/",
+        knowledge_views.source_add_url,
+        name="knowledge_add_url",
+    ),
+    path(
         "o/<slug:org>/bots/<slug:bot>/knowledge/<int:source_id>/replace/",
         knowledge_views.source_replace,
         name="knowledge_replace",

@@ -208,6 +208,13 @@ EMBEDDING_API_BASE = env_str("EMBEDDING_API_BASE") or env_str("OPENAI_BASE_URL")
 EMBEDDING_API_KEY = env_str("EMBEDDING_API_KEY") or env_str("OPENAI_API_KEY")
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 0, minimum=0, maximum=64)  # 0: torch's default
 
+# --- Knowledge: web page and sitemap sources (knowledge/web.py) -------------------------------
+KNOWLEDGE_SITEMAP_MAX_PAGES = env_int("KNOWLEDGE_SITEMAP_MAX_PAGES", 500, minimum=1, maximum=50_000)
+# Off by default: any organization's owner can add a URL, and the worker fetching internal
+# addresses (cloud metadata, the database, admin panels) would leak them into a bot's answers.
+# Turn on for intranet help centres when every organization on this instance is trusted.
+KNOWLEDGE_FETCH_PRIVATE_NETWORKS = env_bool("KNOWLEDGE_FETCH_PRIVATE_NETWORKS", False)
+
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

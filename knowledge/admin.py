@@ -12,16 +12,27 @@ from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError, detect_format, parse
 
 
 class KnowledgeSourceForm(forms.ModelForm):
-    # Web page and sitemap sources (fetched by the worker) are not built yet: files only.
     upload = forms.FileField(
         required=False,
-        help_text="Intent JSON/YAML, FAQ CSV, Markdown, HTML, text, PDF or JSONL articles. "
-        "A new file replaces this source's documents once it has synced.",
+        help_text="For an uploaded file: intent JSON/YAML, FAQ CSV, Markdown, HTML, text, PDF or "
+        "JSONL articles. A new file replaces this source's documents once it has synced.",
+    )
+    # Checked by the service's rules in clean(), not by URLField's (which guesses a scheme).
+    url = forms.CharField(
+        required=False,
+        max_length=1000,
+        help_text="For a web page or sitemap: fetched by the worker now, then again every sync "
+        "interval. A site that is down is retried with a growing wait.",
     )
 
     class Meta:
         model = KnowledgeSource
-        fields = ["bot", "name"]
+        fields = ["bot", "name", "kind", "url", "sync_interval"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:  # named after the file or the address when left blank
+            self.fields["name"].required = False
 
     def clean_upload(self):
         upload = self.cleaned_data.get("upload")
@@ -41,8 +52,23 @@ class KnowledgeSourceForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.instance.pk and not cleaned.get("upload"):
-            raise forms.ValidationError("Upload a file.")
+        kind = cleaned.get("kind") or self.instance.kind
+        if kind == KnowledgeSource.Kind.UPLOAD:
+            if cleaned.get("url"):
+                message = "Uploaded files have no address: choose a web page or a sitemap."
+                self.add_error("url", message)
+            if not self.instance.pk and not cleaned.get("upload"):
+                raise forms.ValidationError("Upload a file.")
+            return cleaned
+        if cleaned.get("upload"):
+            self.add_error("upload", "A web page or sitemap is fetched from its address.")
+        if cleaned.get("bot"):
+            try:
+                cleaned["url"] = services.source_url_validate(
+                    bot=cleaned["bot"], url=cleaned.get("url", ""), source=self.instance
+                )
+            except forms.ValidationError as exc:
+                self.add_error("url", exc)
         return cleaned
 
 
@@ -53,14 +79,16 @@ class KnowledgeSourceAdmin(TenantAdmin):
     list_display = [
         "name",
         "bot",
+        "kind",
         "format",
         "status",
         "document_count",
         "chunk_count",
         "last_synced_at",
+        "next_sync_at",
     ]
-    list_filter = ["status", "format"]
-    search_fields = ["name", "filename"]
+    list_filter = ["status", "kind", "format"]
+    search_fields = ["name", "filename", "url"]
     readonly_fields = [
         "format",
         "filename",
@@ -71,11 +99,26 @@ class KnowledgeSourceAdmin(TenantAdmin):
         "document_count",
         "chunk_count",
         "last_synced_at",
+        "next_sync_at",
+        "failure_count",
     ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A source stays what it was created as: an upload has no address to fetch.
+        return [*self.readonly_fields, "kind"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
         upload = form.cleaned_data.get("upload")
-        if upload:
+        if obj.kind != KnowledgeSource.Kind.UPLOAD and (not change or "url" in form.changed_data):
+            services.source_add_url(
+                bot=obj.bot,
+                url=obj.url,
+                kind=obj.kind,
+                name=obj.name,
+                sync_interval=obj.sync_interval,
+                source=obj,
+            )
+        elif upload:
             filename, data = upload
             if not change:
                 obj.save()

@@ -50,6 +50,8 @@ class KnowledgeSource(models.Model):
     )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     next_sync_at = models.DateTimeField(null=True, blank=True)
+    # Fetches failed in a row: each one doubles the wait before the next try (knowledge/web.py).
+    failure_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

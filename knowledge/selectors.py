@@ -34,6 +34,8 @@ def sync_status(*, bot: Bot) -> dict:
                 "documents": s.document_count,
                 "chunks": s.chunk_count,
                 "last_synced_at": s.last_synced_at.isoformat() if s.last_synced_at else None,
+                "url": s.url,
+                "next_sync_at": s.next_sync_at.isoformat() if s.next_sync_at else None,
             }
             for s in sources
         ],

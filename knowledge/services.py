@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import timedelta
+from functools import partial
 
 import numpy as np
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from bots.models import Bot
-from knowledge import intents
+from knowledge import intents, web
 from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import get_embedder
 from knowledge.models import Chunk, Document, KnowledgeSource
@@ -103,22 +107,48 @@ def source_resync(*, source: KnowledgeSource) -> None:
 
 
 def source_sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | None = None) -> None:
-    """Bring the source's documents and chunks in line with its content. Safe to repeat."""
+    """Bring the source's documents and chunks in line with its content. Safe to repeat.
+
+    A URL or sitemap source is fetched first (knowledge/web.py). A site that fails marks the
+    source failed with the reason and schedules a retry, without raising: it is not a bug.
+    """
     bot = source.bot
+    note = ""
     try:
-        if documents is None:
+        if documents is None and source.kind != KnowledgeSource.Kind.UPLOAD:
+            _mark(source, status=KnowledgeSource.Status.SYNCING, error="")
+            documents, note = web.source_fetch(
+                source=source,
+                progress=lambda done, total: _mark(
+                    source, progress_done=done, progress_total=total
+                ),
+            )
+        elif documents is None:
             documents = parse_upload(
                 filename=source.filename, data=bytes(source.content), format=source.format
             )
         _mark(source, status=KnowledgeSource.Status.SYNCING, error="")
         _apply(source, bot, documents)
+    except web.FetchError as exc:
+        log.info("knowledge source %s: %s", source.pk, exc)
+        _mark(
+            source, status=KnowledgeSource.Status.FAILED, error=str(exc), **web.retry_later(source)
+        )
+        return
     except ParseError as exc:
         _mark(source, status=KnowledgeSource.Status.FAILED, error=str(exc))
         raise
     except Exception as exc:
         log.exception("sync of knowledge source %s failed", source.pk)
-        _mark(source, status=KnowledgeSource.Status.FAILED, error=f"Sync failed: {exc}")
+        _mark(
+            source,
+            status=KnowledgeSource.Status.FAILED,
+            error=f"Sync failed: {exc}",
+            **web.retry_later(source),
+        )
         raise
+    if source.kind != KnowledgeSource.Kind.UPLOAD:
+        _mark(source, error=note, failure_count=0)
 
 
 def _mark(source: KnowledgeSource, **fields) -> None:
@@ -272,3 +302,85 @@ def source_delete(*, source: KnowledgeSource) -> None:
         source.delete()
     if had_intents:
         intents.intent_model_train(bot=bot, model=bot.embedding_model_active)
+
+
+# --- Web page and sitemap sources -------------------------------------------------------------
+def source_url_validate(*, bot: Bot, url: str, source: KnowledgeSource | None = None) -> str:
+    """The address cleaned (knowledge/web.py), or a ValidationError: malformed, not http(s), or
+    already a source of this bot (its pages would be retrieved twice)."""
+    url = web.url_clean(url)
+    others = bot.knowledge_sources.filter(url=url)
+    if source is not None and source.pk:
+        others = others.exclude(pk=source.pk)
+    if others.exists():
+        raise ValidationError(f"{url} is already a source of this bot.")
+    return url
+
+
+def source_add_url(
+    *,
+    bot: Bot,
+    url: str,
+    kind: str,
+    name: str = "",
+    sync_interval: timedelta | None = None,
+    source: KnowledgeSource | None = None,
+) -> KnowledgeSource:
+    """Add a web page or sitemap source (or point `source` at this address) and queue its
+    first sync on commit.
+
+    Only the address is checked here; whether it answers is the worker's business: a site
+    that is down marks the source failed with the reason, and it is retried later.
+    """
+    if kind not in (KnowledgeSource.Kind.URL, KnowledgeSource.Kind.SITEMAP):
+        raise ValidationError(f'Kind must be "url" or "sitemap", not "{kind}".')
+    url = source_url_validate(bot=bot, url=url, source=source)
+    with transaction.atomic():
+        source = source or KnowledgeSource(bot=bot)
+        source.bot, source.kind, source.url = bot, kind, url
+        source.name = (name or source.name or url.split("://", 1)[1])[:200]
+        if sync_interval is not None:
+            source.sync_interval = sync_interval
+        source.status = KnowledgeSource.Status.PENDING
+        source.error = ""
+        source.failure_count = 0
+        source.progress_done, source.progress_total = 0, 0
+        # Due now: should the enqueue below be lost, the schedule picks the source up.
+        source.next_sync_at = timezone.now()
+        source.save()
+        from knowledge.tasks import enqueue_source_sync
+
+        transaction.on_commit(lambda: enqueue_source_sync(source.pk))
+    return source
+
+
+# A sync queued or running this long ago was lost (a worker killed past its retries).
+STALE_SYNC = timedelta(hours=1)
+
+
+def sources_enqueue_due() -> int:
+    """Queue a sync of every web source that is due; run by the schedule every 5 minutes.
+
+    Each is marked pending in the same transaction, so the next run does not queue it again
+    while it waits for a worker; one pending or syncing for over an hour counts as lost.
+    """
+    from knowledge.tasks import enqueue_source_sync
+
+    now = timezone.now()
+    busy = [KnowledgeSource.Status.PENDING, KnowledgeSource.Status.SYNCING]
+    with transaction.atomic():
+        due = list(
+            KnowledgeSource.objects.select_for_update(skip_locked=True)
+            .filter(
+                kind__in=[KnowledgeSource.Kind.URL, KnowledgeSource.Kind.SITEMAP],
+                next_sync_at__lte=now,
+            )
+            .filter(~Q(status__in=busy) | Q(updated_at__lt=now - STALE_SYNC))
+            .values_list("pk", flat=True)
+        )
+        KnowledgeSource.objects.filter(pk__in=due).update(
+            status=KnowledgeSource.Status.PENDING, updated_at=now
+        )
+        for pk in due:
+            transaction.on_commit(partial(enqueue_source_sync, pk))
+    return len(due)

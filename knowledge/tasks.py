@@ -17,3 +17,10 @@ def source_sync(source_id: int) -> None:
     if source is None:
         return
     sync(source=source)
+
+
+def sources_sync_due() -> None:
+    """Every 5 minutes (the schedule is created by knowledge/migrations/0005_web_sources.py)."""
+    from knowledge.services import sources_enqueue_due
+
+    sources_enqueue_due()

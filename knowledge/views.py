@@ -1,10 +1,11 @@
-"""A bot's knowledge page: upload, replace, re-sync, delete; live sync progress."""
+"""A bot's knowledge page: upload, add a web page or sitemap, replace, re-sync, delete; live
+sync progress."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from bots import selectors as bot_selectors
 from bots.models import MANAGER_ROLES, Bot
 from knowledge import selectors, services
+from knowledge.forms import WebSourceForm
 from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError
 
 
@@ -22,7 +24,7 @@ def _bot_for(request, org, bot, *, manage=False):
     return membership, bot_selectors.bot_get(membership=membership, bot_slug=bot)
 
 
-def _page(request, membership, bot, *, error="", status=200):
+def _page(request, membership, bot, *, error="", status=200, web_form=None):
     sources = list(selectors.source_list(bot=bot))
     context = {
         "membership": membership,
@@ -32,6 +34,7 @@ def _page(request, membership, bot, *, error="", status=200):
         "syncing": any(s.status in ("pending", "syncing") for s in sources),
         "error": error,
         "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
+        "web_form": web_form or WebSourceForm(),
     }
     template = "knowledge/bot_knowledge.html"
     if request.htmx and not error:
@@ -68,6 +71,22 @@ def source_upload(request, org, bot):
     except ParseError as exc:
         return _page(request, membership, bot, error=str(exc), status=400)
     messages.success(request, f"{source.name} uploaded; syncing now.")
+    return redirect("bot_knowledge", org, bot.slug)
+
+
+@login_required
+@require_POST
+def source_add_url(request, org, bot):
+    membership, bot = _bot_for(request, org, bot, manage=True)
+    form = WebSourceForm(request.POST)
+    if form.is_valid():
+        try:
+            source = services.source_add_url(bot=bot, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error("url", exc)
+    if form.errors:
+        return _page(request, membership, bot, error=form.error_text(), web_form=form, status=400)
+    messages.success(request, f"{source.name} added; fetching it now.")
     return redirect("bot_knowledge", org, bot.slug)
 
 

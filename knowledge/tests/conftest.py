@@ -88,3 +88,79 @@ def q_sync(monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
+
+
+class Site:
+    """A local web site for URL and sitemap sources: `put` a page, `remove` it (then it 404s),
+    `stop` the server (then its port refuses connections)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        site = self
+        self.pages: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.requests: list[tuple[str, str]] = []  # (path, User-Agent)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                site.requests.append((self.path, self.headers.get("User-Agent", "")))
+                status, headers, body = site.pages.get(self.path, (404, {}, b"Not here"))
+                self.send_response(status)
+                headers = {"Content-Length": str(len(body)), **headers}
+                for name, value in headers.items():
+                    if value is not None:  # None: leave the header out
+                        self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+                if headers["Content-Length"] is None:
+                    self.close_connection = True  # the body ends where the connection does
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def put(self, path, body, content_type="text/html; charset=utf-8", status=200, **headers):
+        data = body.encode() if isinstance(body, str) else body
+        self.pages[path] = (status, {"Content-Type": content_type, **headers}, data)
+
+    def remove(self, path: str) -> None:
+        self.pages.pop(path, None)
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def site(settings):
+    """A web site on 127.0.0.1, which the fetcher may reach only with private networks allowed."""
+    settings.KNOWLEDGE_FETCH_PRIVATE_NETWORKS = True
+    web_site = Site()
+    yield web_site
+    web_site.stop()
+
+
+def html_page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html lang='en'><head><title>{title} | Acme Help</title></head>"
+        f"<body><nav>Home · Help</nav><main><h1>{title}</h1><p>{body}</p></main></body></html>"
+    )
+
+
+def sitemap(*urls: str, index: bool = False) -> str:
+    entry, root = ("sitemap", "sitemapindex") if index else ("url", "urlset")
+    entries = "".join(f"<{entry}><loc>{url}</loc></{entry}>" for url in urls)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<{root} xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</{root}>'
+    )
