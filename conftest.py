@@ -26,6 +26,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
+@pytest.fixture(autouse=True)
+def _no_adapter_training(settings, tmp_path_factory):
+    # Fine-tuning a bot's adapter costs a minute of CPU per knowledge change; the tests that
+    # are about it switch it on (knowledge/tests/test_adaptation.py). Adapters never land in
+    # the developer's own data folder.
+    settings.KNOWLEDGE_ADAPTER = False
+    settings.DATA_DIR = tmp_path_factory.getbasetemp() / "data"
+
+
 # --- Personas ---------------------------------------------------------------------------------
 @pytest.fixture
 def acme(db):

@@ -8,6 +8,7 @@ Superusers (the engineer who self-hosts) see everything.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
@@ -121,18 +122,63 @@ class InvitationAdmin(TenantAdmin):
     readonly_fields = ["token", "accepted_at", "accepted_by", "created_at"]
 
 
+class BotAdminForm(forms.ModelForm):
+    class Meta:
+        model = Bot
+        fields = "__all__"
+
+    def clean_embedding_model(self):
+        from knowledge.switch import embedding_model_validate
+
+        return embedding_model_validate(self.cleaned_data["embedding_model"])
+
+
 @admin.register(Bot)
 class BotAdmin(TenantAdmin):
+    form = BotAdminForm
     list_display = ["name", "organization", "public_key", "updated_at"]
     search_fields = ["name", "slug", "public_key"]
-    readonly_fields = ["public_key", "secret_key", "created_at", "updated_at"]
+    readonly_fields = [
+        "public_key",
+        "secret_key",
+        "embedding_model_active",
+        "embedding_adapter",
+        "embedding_error",
+        "created_at",
+        "updated_at",
+    ]
     fieldsets = [
         (None, {"fields": ["organization", "name", "slug"]}),
         ("Widget", {"fields": ["greeting", "persona", "colour", "allowed_origins"]}),
+        (
+            "Knowledge",
+            {
+                "fields": [
+                    "embedding_model",
+                    "embedding_model_active",
+                    "embedding_adapter",
+                    "embedding_error",
+                ]
+            },
+        ),
         ("Keys", {"fields": ["public_key", "secret_key"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
     prepopulated_fields = {"slug": ["name"]}
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.embedding_model_active = obj.embedding_model  # nothing to re-embed yet
+            return super().save_model(request, obj, form, change)
+        model = obj.embedding_model
+        obj.embedding_model = Bot.objects.get(pk=obj.pk).embedding_model
+        super().save_model(request, obj, form, change)
+        if "embedding_model" in form.changed_data:
+            from knowledge.switch import bot_embedding_model_set
+
+            # The worker re-embeds and then switches; the bot answers with its current model
+            # until then.
+            bot_embedding_model_set(bot=obj, model=model)
 
 
 @admin.register(User)

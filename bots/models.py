@@ -186,15 +186,23 @@ class Bot(models.Model):
         help_text="Sites that may embed the widget, comma-separated, e.g. "
         "https://shop.example.com. Empty: only this server's own pages.",
     )
-    # Chunks record their model and retrieval reads only the active one, so a later switch can
-    # re-embed in the background and flip `embedding_model_active` in one step. Until that
-    # re-embed exists, a bot keeps the model it was created with (EMBEDDING_MODEL).
+    # Chunks record their model and retrieval reads only the active one: changing
+    # `embedding_model` re-embeds the knowledge in the worker, which then flips
+    # `embedding_model_active` in one step (knowledge/switch.py).
     embedding_model = models.CharField(
-        max_length=100, default=_default_embedding_model, editable=False
+        max_length=100,
+        default=_default_embedding_model,
+        help_text="local:all-MiniLM-L6-v2 (offline, default) or openai:<model> for an "
+        "OpenAI-compatible endpoint. Changing it re-embeds this bot's knowledge in the "
+        "background; the bot keeps answering with the current model until that is done.",
     )
     embedding_model_active = models.CharField(
         max_length=100, default=_default_embedding_model, editable=False
     )
+    embedding_error = models.TextField(blank=True, editable=False)
+    # The bot's domain adapter (knowledge/adaptation.py), trained by the worker from its
+    # articles; empty until there is one. Retrieval uses it next to the active model.
+    embedding_adapter = models.CharField(max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

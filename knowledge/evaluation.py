@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bots.models import Bot, Organization
+from knowledge.adaptation import adapter_train
 from knowledge.intents import intent_match
 from knowledge.models import Document, IntentModel
 from knowledge.retrieval import KEYWORD_WEIGHT, embed_query, search_documents
@@ -53,12 +54,18 @@ def _ingest(bot: Bot, path: Path) -> dict:
     started = time.perf_counter()
     source = source_upload(bot=bot, filename=path.name, data=path.read_bytes(), sync_now=True)
     seconds = time.perf_counter() - started
-    return {
+    report = {
         "documents": source.document_count,
         "chunks": source.chunk_count,
         "ingest_s": round(seconds, 1),
         "chunks_per_s": round(source.chunk_count / seconds, 1) if seconds else None,
     }
+    # What the worker does next in production: fine-tune the bot's adapter on its articles.
+    started = time.perf_counter()
+    report["adapter"] = bool(adapter_train(bot=bot))
+    if report["adapter"]:
+        report["adapter_s"] = round(time.perf_counter() - started, 1)
+    return report
 
 
 def evaluate_intents(intents_path: Path, queries_path: Path, *, limit: int | None = None) -> dict:

@@ -113,6 +113,10 @@ class Chunk(models.Model):
     # No fixed size: models differ (MiniLM 384, others 768-3072). The HNSW index is an
     # expression index per size (see migration), used when the query casts to that size.
     embedding = VectorField()
+    # The same text embedded by the bot's domain adapter, and which adapter that was: retrieval
+    # reads it only when it matches the bot's current adapter (knowledge/adaptation.py).
+    adapter = models.CharField(max_length=100, blank=True, default="")
+    adapter_embedding = VectorField(null=True, blank=True)
     search_vector = models.GeneratedField(
         expression=SearchVector("embed_text", config="english"),
         output_field=SearchVectorField(),

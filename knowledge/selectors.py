@@ -16,12 +16,27 @@ def source_get(*, bot: Bot, source_id: int) -> KnowledgeSource:
     return get_object_or_404(KnowledgeSource.objects.defer("content"), bot=bot, pk=source_id)
 
 
+def busy(*, bot: Bot, sources: list[KnowledgeSource]) -> bool:
+    """Whether the worker still has work for this bot's knowledge: a sync or a model switch."""
+    return (
+        bot.embedding_model != bot.embedding_model_active
+        and not bot.embedding_error
+        or any(
+            s.status in (KnowledgeSource.Status.PENDING, KnowledgeSource.Status.SYNCING)
+            for s in sources
+        )
+    )
+
+
 def sync_status(*, bot: Bot) -> dict:
     sources = list(source_list(bot=bot))
     return {
         "bot": bot.public_key,
         "embedding_model": bot.embedding_model_active,
-        "syncing": any(s.status in ("pending", "syncing") for s in sources),
+        "embedding_model_requested": bot.embedding_model,
+        "embedding_adapter": bool(bot.embedding_adapter),
+        "embedding_error": bot.embedding_error,
+        "syncing": busy(bot=bot, sources=sources),
         "sources": [
             {
                 "id": s.pk,

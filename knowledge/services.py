@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import partial
 
 import numpy as np
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
@@ -23,7 +24,7 @@ from django.utils import timezone
 from bots.models import Bot
 from knowledge import intents, web
 from knowledge.chunking import ChunkDraft, chunk_document
-from knowledge.embeddings import get_embedder
+from knowledge.embeddings import EmbeddingError, get_embedder
 from knowledge.models import Chunk, Document, KnowledgeSource
 from knowledge.parsers import ParsedDocument, ParseError, detect_format, parse_upload
 
@@ -128,7 +129,11 @@ def source_sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | No
                 filename=source.filename, data=bytes(source.content), format=source.format
             )
         _mark(source, status=KnowledgeSource.Status.SYNCING, error="")
-        _apply(source, bot, documents)
+        try:
+            _apply(source, bot, documents)
+        except _ModelSwitched:
+            bot.refresh_from_db()
+            _apply(source, bot, documents)
     except web.FetchError as exc:
         log.info("knowledge source %s: %s", source.pk, exc)
         _mark(
@@ -149,6 +154,10 @@ def source_sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | No
         raise
     if source.kind != KnowledgeSource.Kind.UPLOAD:
         _mark(source, error=note, failure_count=0)
+
+
+class _ModelSwitched(Exception):
+    """The bot's active model changed while a sync was embedding."""
 
 
 def _mark(source: KnowledgeSource, **fields) -> None:
@@ -186,10 +195,22 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
     texts = [draft.embed_text for key in to_embed for draft in drafts[key]]
     _mark(source, progress_done=0, progress_total=len(texts))
     vectors = _embed_with_progress(source, model, texts)
+    # New chunks join the bot's current adapter space too; a retrain follows if articles changed.
+    adapter = bot.embedding_adapter
+    adapted = _embed_adapter(adapter, texts)
+    if adapted is None:
+        adapter = ""
 
     with transaction.atomic():
         # One sync per source at a time; a second one waits here and then finds little to do.
         KnowledgeSource.objects.select_for_update().get(pk=source.pk)
+        # A model switch (knowledge/switch.py) may have committed while this sync embedded:
+        # chunks of the old model would be invisible, so the sync starts over with the new one.
+        # (An adapter swapped meanwhile needs no restart: chunks of an old adapter are scored
+        # by the base model alone, and the retrain this sync queues covers them.)
+        locked = Bot.objects.select_for_update().get(pk=bot.pk)
+        if locked.embedding_model_active != model:
+            raise _ModelSwitched
         Document.objects.filter(id__in=[existing[key].id for key in removed]).delete()
         new_chunks, offset = [], 0
         for key in to_embed:
@@ -211,6 +232,8 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
                         embed_text=draft.embed_text,
                         embedding_model=model,
                         embedding=vectors[offset],
+                        adapter=adapter,
+                        adapter_embedding=adapted[offset] if adapter else None,
                     )
                 )
                 offset += 1
@@ -235,7 +258,37 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
     if intents_touched:
         # The classifier learns from the chunks just written, so it is trained right after.
         intents.intent_model_train(bot=bot, model=model)
+    articles_touched = any(wanted[k][0].kind != Document.Kind.INTENT for k in to_embed) or any(
+        existing[k].kind != Document.Kind.INTENT for k in removed
+    )
+    if articles_touched:
+        adapter_retrain(bot=bot)  # articles changed: the adapter learns them in the worker
     source.refresh_from_db()
+
+
+def adapter_retrain(*, bot: Bot) -> None:
+    """Queue the bot's adapter training (knowledge/adaptation.py). The task itself skips the
+    work when the adapter already matches the bot's articles, so repeats are cheap."""
+    if not settings.KNOWLEDGE_ADAPTER and not bot.embedding_adapter:
+        return
+    from knowledge.tasks import enqueue_adapter_train
+
+    transaction.on_commit(lambda: enqueue_adapter_train(bot.pk))
+
+
+def _embed_adapter(adapter: str, texts: list[str]):
+    if not adapter or not texts:
+        return None
+    try:
+        embedder = get_embedder(adapter)
+        return np.concatenate(
+            [embedder.embed(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
+        )
+    except EmbeddingError as exc:
+        # The adapter is an improvement, never a dependency: chunks without its vector are
+        # scored by the base model alone until the next retrain covers them.
+        log.warning("adapter %s unavailable during sync: %s", adapter, exc)
+        return None
 
 
 def chunks_analyze() -> None:
@@ -302,6 +355,7 @@ def source_delete(*, source: KnowledgeSource) -> None:
         source.delete()
     if had_intents:
         intents.intent_model_train(bot=bot, model=bot.embedding_model_active)
+    adapter_retrain(bot=bot)
 
 
 # --- Web page and sitemap sources -------------------------------------------------------------

