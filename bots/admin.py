@@ -125,7 +125,7 @@ class InvitationAdmin(TenantAdmin):
 class BotAdminForm(forms.ModelForm):
     class Meta:
         model = Bot
-        fields = "__all__"
+        fields = ["embedding_model"]  # the admin adds its fieldsets' fields
 
     def clean_embedding_model(self):
         from knowledge.switch import embedding_model_validate
