@@ -182,13 +182,13 @@ def _keyword(cursor, bot, query, filters_sql, params, limit) -> tuple[dict[int, 
 
 
 def _ranked(
-    bot: Bot, query: str, k: int, filters, vector, keyword_weight
+    bot: Bot, query: str, k: int, filters, vector, keyword_weight, adapter: bool
 ) -> tuple[list[tuple[int, int, float]], dict[int, float], dict[int, float]]:
     """Every candidate passage as (chunk id, document id, score), best first, plus the dense
     and keyword scores by chunk id. Nothing is loaded beyond ids and numbers."""
     if vector is None:
         vector = embed_query(bot, query)
-    adapted = _adapter_vector(bot, query)
+    adapted = _adapter_vector(bot, query) if adapter else None
     filters_sql, params = _filters_sql(filters)
     with transaction.atomic(), connection.cursor() as cursor:
         # Filtered HNSW scans keep going until enough rows pass the bot filter (pgvector 0.8).
@@ -228,13 +228,15 @@ def search(
     vector: np.ndarray | None = None,
     keyword_weight: float = KEYWORD_WEIGHT,
     one_per_document: bool = False,
+    adapter: bool = True,
 ) -> list[Hit]:
     """The k best passages of the bot's knowledge for `query`, best first; with
-    one_per_document, the best passage of each of the k best documents."""
+    one_per_document, the best passage of each of the k best documents. keyword_weight=0 and
+    adapter=False switch those parts off, for measuring what each adds."""
     query = query.strip()
     if not query:
         return []
-    ranked, dense, keyword = _ranked(bot, query, k, filters, vector, keyword_weight)
+    ranked, dense, keyword = _ranked(bot, query, k, filters, vector, keyword_weight, adapter)
     if one_per_document:
         best: dict[int, tuple[int, int, float]] = {}
         for item in ranked:

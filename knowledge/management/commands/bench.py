@@ -8,7 +8,6 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from knowledge.evaluation import evaluate_articles, evaluate_intents
-from knowledge.retrieval import KEYWORD_WEIGHT
 
 COLUMNS = [
     "set",
@@ -25,6 +24,7 @@ COLUMNS = [
     "p95_ms",
     "chunks",
     "chunks_per_s",
+    "adapter_s",
 ]
 
 
@@ -53,10 +53,9 @@ class Command(BaseCommand):
                     folder / "articles.jsonl",
                     folder / "questions.jsonl",
                     limit=limit,
-                    keyword_weights=(0.0, KEYWORD_WEIGHT),
+                    modes=("base", "dense", "hybrid"),
                 )
-                for weight, run in report.pop("by_keyword_weight").items():
-                    mode = "dense" if float(weight) == 0 else f"hybrid({weight})"
+                for mode, run in report.pop("by_mode").items():
                     rows.append({"set": folder.name, "mode": mode, **report, **run})
             else:
                 continue

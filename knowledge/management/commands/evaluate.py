@@ -10,7 +10,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from knowledge.evaluation import evaluate_articles, evaluate_intents
 from knowledge.parsers import ParseError
-from knowledge.retrieval import KEYWORD_WEIGHT
 
 
 class Command(BaseCommand):
@@ -25,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--compare-dense",
             action="store_true",
-            help="articles: also measure dense retrieval alone (keyword weight 0)",
+            help="articles: also measure the base model alone and dense without keywords",
         )
         parser.add_argument("--json", action="store_true", help="end with one JSON line")
 
@@ -37,9 +36,9 @@ class Command(BaseCommand):
             if o["intents"] and o["queries"]:
                 report = evaluate_intents(o["intents"], o["queries"], limit=o["limit"])
             elif o["articles"] and o["questions"]:
-                weights = (0.0, KEYWORD_WEIGHT) if o["compare_dense"] else (KEYWORD_WEIGHT,)
+                modes = ("base", "dense", "hybrid") if o["compare_dense"] else ("hybrid",)
                 report = evaluate_articles(
-                    o["articles"], o["questions"], limit=o["limit"], keyword_weights=weights
+                    o["articles"], o["questions"], limit=o["limit"], modes=modes
                 )
             else:
                 raise CommandError("Give --intents with --queries, or --articles with --questions.")
@@ -48,7 +47,7 @@ class Command(BaseCommand):
         for key, value in report.items():
             if not isinstance(value, dict):
                 self.stdout.write(f"{key:>18}: {value}")
-        for key in ("calibration", "by_keyword_weight"):
+        for key in ("calibration", "by_mode"):
             if key in report:
                 self.stdout.write(f"{key:>18}: {json.dumps(report[key])}")
         if o["json"]:
