@@ -67,6 +67,7 @@ def test_an_admin_member_edits_a_bot_in_admin(client, admin_member, acme_bot):
             "persona": "Brief.",
             "colour": "#123456",
             "allowed_origins": "https://shop.acme.example,https://acme.example",
+            "embedding_model": acme_bot.embedding_model,
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
