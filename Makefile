@@ -40,6 +40,8 @@ BENCH_DIR ?= ../shared/benchmarks
 bench: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bench --dir $(BENCH_DIR) $(BENCH_ARGS)
+	@# Retrieval latency over 50,000 chunks, query embedding included, with and without an adapter.
+	$(PY) manage.py bench_latency $(BENCH_LATENCY_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
