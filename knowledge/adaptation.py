@@ -51,6 +51,9 @@ SENTENCES_PER_ARTICLE = 3
 MIN_SENTENCE_CHARS = 15
 EMBED_BATCH = 256
 SEED = 0
+# A large help centre would train for longer than a worker task may run (Q_CLUSTER timeout);
+# a sample of this many pairs (125 steps) still covers thousands of articles.
+MAX_PAIRS = 2_000
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -113,7 +116,7 @@ def knowledge_checksum(bot: Bot) -> str:
     return digest.hexdigest()
 
 
-def training_pairs(articles, *, seed: int = 0) -> list[Pair]:
+def training_pairs(articles, *, seed: int = 0, limit: int = MAX_PAIRS) -> list[Pair]:
     rng = random.Random(seed)
     pairs = []
     for document_id, title, body, passages in articles:
@@ -123,7 +126,7 @@ def training_pairs(articles, *, seed: int = 0) -> list[Pair]:
         sentences = [s for s in sentences if len(s) >= MIN_SENTENCE_CHARS and s != title]
         for sentence in rng.sample(sentences, min(SENTENCES_PER_ARTICLE, len(sentences))):
             pairs.append(Pair(sentence, title, document_id))
-    return pairs
+    return rng.sample(pairs, limit) if len(pairs) > limit else pairs
 
 
 def batches(pairs: list[Pair], *, seed: int = 0) -> list[list[Pair]]:

@@ -184,3 +184,10 @@ def test_no_adapter_when_switched_off(acme_bot, adapting, settings):
 def _clean_models(settings):
     yield
     shutil.rmtree(settings.DATA_DIR / "models", ignore_errors=True)
+
+
+def test_a_large_help_centre_trains_on_a_bounded_sample():
+    articles = [(n, f"Title {n}", "A sentence long enough. " * 5, [f"p{n}"]) for n in range(900)]
+    pairs = training_pairs(articles, limit=500)
+    assert len(pairs) == 500
+    assert pairs == training_pairs(articles, limit=500), "the same articles, the same sample"
