@@ -155,3 +155,15 @@ def test_the_status_api_reports_the_switch(stocked_bot, client, django_capture_o
     assert status["embedding_model"] == LOCAL_MINILM
     assert status["embedding_model_requested"] == OPENAI
     assert status["syncing"] is True
+
+
+def test_the_knowledge_page_shows_the_switch_and_polls_until_done(
+    stocked_bot, client, owner, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        switch.bot_embedding_model_set(bot=stocked_bot, model=OPENAI)
+    client.force_login(owner)
+    page = client.get(reverse("bot_knowledge", args=["acme", stocked_bot.slug])).content.decode()
+    assert "Switching to openai:test-embedding" in page
+    assert "answers use local:all-MiniLM-L6-v2 until it is done" in page
+    assert 'hx-trigger="every 2s"' in page
