@@ -203,6 +203,28 @@ class Bot(models.Model):
     # The bot's domain adapter (knowledge/adaptation.py), trained by the worker from its
     # articles; empty until there is one. Retrieval uses it next to the active model.
     embedding_adapter = models.CharField(max_length=100, blank=True, editable=False)
+    widget_position = models.CharField(
+        max_length=5, choices=[("right", "Bottom right"), ("left", "Bottom left")], default="right"
+    )
+    # The answering model. Empty fields fall back to the server's LLM_* settings; with no key
+    # and no base URL anywhere, the bot answers extractively from its knowledge (no LLM).
+    llm_base_url = models.URLField(
+        "LLM base URL",
+        blank=True,
+        help_text="An OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM). "
+        "Empty: the server's LLM_BASE_URL.",
+    )
+    llm_model = models.CharField(
+        "LLM model", max_length=100, blank=True, help_text="Empty: the server's LLM_MODEL."
+    )
+    llm_api_key = models.CharField(
+        "LLM API key", max_length=200, blank=True, help_text="Empty: the server's LLM_API_KEY."
+    )
+    forbidden_phrases = models.TextField(
+        blank=True,
+        help_text="One per line, e.g. 'we guarantee a refund'. An answer containing one is "
+        "never sent: the conversation goes to a person instead.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -227,6 +249,10 @@ class Bot(models.Model):
         if errors:
             raise ValidationError({"allowed_origins": errors})
         self.allowed_origins = [o.rstrip("/") for o in self.allowed_origins]
+
+    @property
+    def forbidden_phrase_list(self) -> list[str]:
+        return [line.strip() for line in self.forbidden_phrases.splitlines() if line.strip()]
 
     def origin_allowed(self, origin: str | None) -> bool:
         if "*" in self.allowed_origins:

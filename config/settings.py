@@ -220,6 +220,18 @@ KNOWLEDGE_SITEMAP_MAX_PAGES = env_int("KNOWLEDGE_SITEMAP_MAX_PAGES", 500, minimu
 # Turn on for intranet help centres when every organization on this instance is trusted.
 KNOWLEDGE_FETCH_PRIVATE_NETWORKS = env_bool("KNOWLEDGE_FETCH_PRIVATE_NETWORKS", False)
 
+# --- Conversations: the answering model and the chat channels ------------------------------------
+# Any OpenAI-compatible endpoint; a bot's own LLM fields override these. With neither a key nor
+# a base URL the bots answer extractively, quoting their knowledge (no LLM needed).
+LLM_BASE_URL = env_str("LLM_BASE_URL") or env_str("OPENAI_BASE_URL")
+LLM_API_KEY = env_str("LLM_API_KEY") or env_str("OPENAI_API_KEY")
+LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
+# Seconds to wait for the LLM's first token (and between tokens) before falling back.
+LLM_TIMEOUT = env_int("LLM_TIMEOUT", 15, minimum=1, maximum=300)
+CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000, minimum=100, maximum=100_000)
+# A bot message still `pending` after this long was cut off (a crash, a restart): it is retried.
+CHAT_PENDING_STALE_SECONDS = env_int("CHAT_PENDING_STALE_SECONDS", 120, minimum=10)
+
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -1,0 +1,182 @@
+"""Customers, their conversations with a bot, and the messages in them.
+
+A conversation moves ai → waiting (handed off, in the queue) → active (an agent took it) →
+resolved / closed; the bot speaks only while it is `ai` (conversations/services.py enforces the
+state machine). Messages are saved before anything acts on them: the customer's on arrival, the
+bot's as `pending` the moment it starts answering, then `complete` (or `failed`), so a crash
+mid-answer leaves a row to finish or retry, never a lost turn.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from bots.models import Bot
+
+
+class Customer(models.Model):
+    """Someone chatting in the widget or through the API. Not a User: customers never sign in.
+
+    `visitor_id` is the anonymous id the widget keeps in the browser; `external_id` is the
+    site's own user id, trusted only when signed with the bot's secret (identity verification),
+    and only then does a customer's history follow them across devices.
+    """
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="customers")
+    visitor_id = models.CharField(max_length=64, blank=True)
+    external_id = models.CharField(max_length=128, blank=True)
+    name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bot", "external_id"],
+                condition=~Q(external_id=""),
+                name="unique_verified_customer",
+            ),
+            models.UniqueConstraint(
+                fields=["bot", "visitor_id"],
+                condition=Q(external_id="") & ~Q(visitor_id=""),
+                name="unique_anonymous_visitor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.external_id or f"Visitor {self.visitor_id[:8]}"
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.external_id)
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        AI = "ai", "With the bot"
+        WAITING = "waiting", "Waiting for an agent"
+        ACTIVE = "active", "With an agent"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
+
+    class Priority(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        URGENT = "urgent", "Urgent"
+
+    class Channel(models.TextChoices):
+        WIDGET = "widget", "Widget"
+        API = "api", "API"
+        PLAYGROUND = "playground", "Playground"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="conversations")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="conversations")
+    channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.WIDGET)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.AI)
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
+    assigned_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_conversations",
+    )
+    # VADER compound score of the customer's recent messages, -1 (angry) … 1 (happy).
+    sentiment = models.FloatField(null=True, blank=True)
+    handoff_reason = models.CharField(max_length=200, blank=True)
+    handoff_at = models.DateTimeField(null=True, blank=True)
+    # A rolling summary of turns older than the window the pipeline reads verbatim.
+    summary = models.TextField(blank=True)
+    # Customer satisfaction, 1–5, asked for when the conversation ends.
+    csat = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [
+            models.Index(fields=["bot", "status", "-updated_at"], name="conversation_queue"),
+            models.Index(fields=["customer", "-created_at"], name="conversation_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer} ({self.status})"
+
+    @property
+    def bot_may_answer(self) -> bool:
+        """The bot stops the moment a human is involved: only `ai` conversations get answers."""
+        return self.status == self.Status.AI
+
+
+class Message(models.Model):
+    class Sender(models.TextChoices):
+        USER = "user", "Customer"
+        AI = "ai", "Bot"
+        AGENT = "agent", "Agent"
+        SYSTEM = "system", "System"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Being written"
+        COMPLETE = "complete", "Complete"
+        FAILED = "failed", "Failed"
+
+    class Outcome(models.TextChoices):
+        ANSWERED = "answered", "Answered"
+        CLARIFIED = "clarified", "Asked to clarify"
+        DEFLECTED = "deflected", "Deflected"
+        LOW_CONFIDENCE = "low_confidence", "Answered with low confidence"
+        HANDOFF_PROPOSED = "handoff_proposed", "Offered a person"
+        HANDOFF = "handoff", "Handed off"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    sender = models.CharField(max_length=8, choices=Sender.choices)
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.COMPLETE)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    # [{"n": 1, "chunk_id", "document_id", "title", "url"}], each one a retrieved chunk.
+    citations = models.JSONField(default=list, blank=True)
+    # What the widget renders next to the text: {"suggestions": [...], "disclaimer": "...",
+    # "offer_human": true}.
+    extras = models.JSONField(default=dict, blank=True)
+    requires_followup = models.BooleanField(default=False)
+    # The sender's own id for the message: a resend after a dropped socket is recognised, not
+    # stored twice.
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)
+    # Every pipeline step: category, rewritten query, retrieved chunks and scores, gates,
+    # model, tokens and timings (STYLE.md 5).
+    trace = models.JSONField(default=dict, blank=True)
+    # The customer's message this one answers (bot replies only).
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    feedback = models.SmallIntegerField(null=True, blank=True, help_text="1 helpful, -1 not.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_message_id"],
+                condition=Q(client_message_id__isnull=False),
+                name="unique_client_message",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "created_at"], name="message_state")]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.text[:60]}"
