@@ -14,7 +14,7 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from conversations.pipeline.classify import OFFER_QUESTION
+from conversations.pipeline.classify import OFFER_QUESTION, is_greeting
 from conversations.pipeline.context import Context
 from conversations.pipeline.guardrails import Guard
 from conversations.pipeline.rewrite import content_words
@@ -177,8 +177,6 @@ def greeting(ctx: Context, subtype: str) -> Reply:
         )
         return Reply(text, "answered", "template")
     if evidence.intent is not None and evidence.intent.accepted and evidence.intent_responses:
-        from conversations.pipeline.classify import is_greeting
-
         if is_greeting(evidence.intent_title):  # the bot's own words for it
             return intent(ctx)
     text = {

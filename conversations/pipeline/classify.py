@@ -18,6 +18,7 @@ Offline the decision is made in two passes:
 With an LLM, a forced tool call (`classify_message`) replaces both passes; any failure falls
 back to them. Requests for a person and high-stakes subjects found by the rules stand even
 when the LLM calls the message answerable: a customer who writes "I want a human" gets one.
+The LLM's "irrelevant" is soft like the rules': it cannot know what the bot's knowledge holds.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import unicodedata
 
 from conversations.pipeline import gibberish, llm
 from conversations.pipeline.context import Classification, Context, timed
+from conversations.pipeline.prototypes import prototypes
 
 CATEGORIES = ("answerable", "greeting", "nonsense", "irrelevant", "high_stakes", "human")
 SUBTYPES = ("cancellation", "billing_dispute", "security", "legal", "complaint")
@@ -239,7 +241,9 @@ def by_llm(ctx: Context) -> Classification:
         raise llm.LLMError("malformed", f"unknown category {category!r}")
     subtype = arguments.get("subtype")
     subtype = subtype if subtype in SUBTYPES and category in ("high_stakes", "human") else ""
-    return Classification(category, subtype, method="llm", scores={"llm": arguments})
+    # "Off-topic" is the model's guess about the bot's domain; the knowledge knows better.
+    soft = category == "irrelevant"
+    return Classification(category, subtype, method="llm", soft=soft, scores={"llm": arguments})
 
 
 def step(ctx: Context, vocabulary: frozenset[str]) -> Classification:
@@ -284,8 +288,6 @@ def refine(ctx: Context, *, gate: str, knowledge_similarity: float) -> None:
     if result is None or not result.soft or ctx.evidence.vector is None:
         return
     with timed(ctx.trace, "classify"):
-        from conversations.pipeline.prototypes import prototypes
-
         sets = prototypes(ctx.bot.embedding_model_active)
         similarity = sets.similarity(ctx.evidence.vector)
         result.scores.update(
@@ -296,8 +298,9 @@ def refine(ctx: Context, *, gate: str, knowledge_similarity: float) -> None:
         if gate in ("strong", "intent"):
             if result.category != "answerable":
                 result.scores["overridden_by_knowledge"] = result.category
-            result.category, result.method = "answerable", "embeddings"
-        elif gate in ("none", "skipped"):
+            result.category = "answerable"
+            result.method = "llm" if result.method == "llm" else "embeddings"
+        elif gate in ("none", "skipped") and result.method != "llm":
             name, best = max(similarity.items(), key=lambda item: item[1])
             if best >= sets.bars[name] and best > knowledge_similarity:
                 result.category, result.method = name, "embeddings"

@@ -90,6 +90,8 @@ def _respond(
     elif checked.decision == "strong":
         reply = answer.extractive(ctx, checked.best, round(checked.score, 4))
     elif checked.decision == "weak":
+        # Extractive even with an LLM: a fluent paraphrase of weak evidence would sound surer
+        # than the evidence is.
         reply = answer.weak(ctx, checked.best, round(checked.score, 4))
     else:
         ctx.classification.category = "out_of_scope"

@@ -198,3 +198,17 @@ def test_a_greeting_is_neither_rewritten_nor_looked_up(llm_bot, llm_server, ask)
     assert final["text"] == "You're welcome! Anything else I can help with?"  # the bot's intent
     assert [kind for kind in ("complete", "stream") if llm_server.requests_of(kind)] == []
     assert final["trace"]["retrieved"] == []
+
+
+@pytest.mark.django_db
+def test_knowledge_that_answers_overrules_an_llm_calling_it_off_topic(llm_bot, llm_server, ask):
+    llm_server.script(
+        "tool", Reply(tool={"name": "classify_message", "arguments": {"category": "irrelevant"}})
+    )
+    llm_server.script("stream", Reply(text="We accept Visa, Mastercard and PayPal [1]."))
+
+    _, final = ask(llm_bot, "Which payment methods do you accept?")
+
+    assert final["trace"]["category"] == "answerable"
+    assert final["trace"]["classify_scores"]["overridden_by_knowledge"] == "irrelevant"
+    assert final["outcome"] == "answered"
