@@ -14,7 +14,7 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from conversations.pipeline.classify import OFFER_QUESTION, is_greeting
+from conversations.pipeline.classify import OFFER_QUESTION, greeting_kind
 from conversations.pipeline.context import Context
 from conversations.pipeline.guardrails import Guard
 from conversations.pipeline.rewrite import content_words
@@ -177,7 +177,8 @@ def greeting(ctx: Context, subtype: str) -> Reply:
         )
         return Reply(text, "answered", "template")
     if evidence.intent is not None and evidence.intent.accepted and evidence.intent_responses:
-        if is_greeting(evidence.intent_title):  # the bot's own words for it
+        # The bot's own words, if its intent is this kind of greeting ("Thanks" for thanks).
+        if greeting_kind(evidence.intent_title) == subtype:
             return intent(ctx)
     text = {
         "thanks": "You're welcome! Is there anything else I can help with?",

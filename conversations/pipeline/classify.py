@@ -29,6 +29,7 @@ import unicodedata
 from conversations.pipeline import gibberish, llm
 from conversations.pipeline.context import Classification, Context, timed
 from conversations.pipeline.prototypes import prototypes
+from knowledge.embeddings import EmbeddingError
 
 CATEGORIES = ("answerable", "greeting", "nonsense", "irrelevant", "high_stakes", "human")
 SUBTYPES = ("cancellation", "billing_dispute", "security", "legal", "complaint")
@@ -155,8 +156,12 @@ def _greeting_kind(norm: str) -> str | None:
     return found[0]
 
 
+def greeting_kind(text: str) -> str | None:
+    return _greeting_kind(normalise(text))
+
+
 def is_greeting(text: str) -> bool:
-    return _greeting_kind(normalise(text)) is not None
+    return greeting_kind(text) is not None
 
 
 def _high_stakes(norm: str) -> str:
@@ -288,7 +293,11 @@ def refine(ctx: Context, *, gate: str, knowledge_similarity: float) -> None:
     if result is None or not result.soft or ctx.evidence.vector is None:
         return
     with timed(ctx.trace, "classify"):
-        sets = prototypes(ctx.bot.embedding_model_active)
+        try:
+            sets = prototypes(ctx.bot.embedding_model_active)
+        except EmbeddingError as exc:  # an embedding endpoint that just failed: keep the rules'
+            result.scores["prototypes_error"] = str(exc)[:200]
+            return
         similarity = sets.similarity(ctx.evidence.vector)
         result.scores.update(
             prototypes={k: round(v, 3) for k, v in similarity.items()},

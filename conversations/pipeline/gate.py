@@ -46,6 +46,7 @@ import numpy as np
 from bots.models import Bot
 from conversations.pipeline.context import Context, timed
 from conversations.pipeline.prototypes import IRRELEVANT, prototypes
+from knowledge.embeddings import EmbeddingError
 from knowledge.retrieval import Hit, search
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,12 @@ def step(ctx: Context, version: tuple) -> Gate:
             gate = Gate("unavailable")
             ctx.trace["gate"] = {"decision": gate.decision}
             return gate
-        bars, cached = calibration(ctx.bot, version)
+        try:
+            bars, cached = calibration(ctx.bot, version)
+        except EmbeddingError as exc:  # the off-topic probes could not be embedded
+            ctx.evidence.error = str(exc)[:300]
+            ctx.trace["gate"] = {"decision": "unavailable", "error": ctx.evidence.error}
+            return Gate("unavailable")
         best = evidence.passages[0] if evidence.passages else None
         score = best.score if best is not None else None
         if score is None or score < bars.weak:

@@ -222,3 +222,24 @@ def test_a_forbidden_phrase_in_an_extractive_answer_hands_off(shop_bot, ask):
     assert "Guardrail" in final["handoff_reason"]
     assert "free" not in "".join(tokens).lower()
     assert final["trace"]["guardrails"]["forbidden_phrase"] == "returns are free"
+
+
+def test_it_offers_a_person_when_the_knowledge_cannot_be_searched(shop_bot, ask, monkeypatch):
+    from conversations.pipeline import retrieve
+    from knowledge.embeddings import EmbeddingError
+
+    def down(bot, query):
+        raise EmbeddingError("openai:text-embedding-3-small: Connection error.")
+
+    monkeypatch.setattr(retrieve, "embed_query", down)
+
+    _, final = ask(shop_bot, "How long does shipping take?")
+
+    assert final["trace"]["gate"]["decision"] == "unavailable"
+    assert "Connection error" in final["trace"]["retrieve_error"]
+    assert final["outcome"] == "handoff_proposed"
+    assert final["extras"]["offer_human"] is True
+    assert (
+        final["text"]
+        == "I can't look that up right now. Would you like me to connect you with a person?"
+    )
