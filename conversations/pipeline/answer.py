@@ -225,6 +225,19 @@ def human(subtype: str) -> Reply:
     )
 
 
+def offer_person() -> Reply:
+    """The message reads like a request for a person, but only by its resemblance to one: ask
+    before handing over ("yes" then connects, see classify.AFFIRMATIVE)."""
+    return Reply(
+        f"It sounds like you'd like to talk to someone from our team. {OFFER_QUESTION}",
+        "handoff_proposed",
+        "template",
+        offer_human=True,
+        handoff_reason="Customer seems to ask for a person",
+        priority="medium",
+    )
+
+
 def high_stakes(ctx: Context, subtype: str, gate) -> Reply:
     """Empathy, the relevant passage (or intent response) if one is strong, and an offer of a
     person."""

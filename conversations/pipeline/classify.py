@@ -125,7 +125,7 @@ _THANKS = (
 _BYE = (
     r"bye+|goodbye|good bye|bye bye|see (?:you|ya)|later|take care|"
     r"have a (?:nice|good|great) (?:day|one|evening|weekend)|that'?s all|nothing else|"
-    r"no(?:pe)?,? thanks?(?: you)?|all good|i'?m (?:done|good)"
+    r"no(?:pe)?,? thanks?(?: you)?|all good|i'?m (?:done|good)|nope|nah|no"
 )
 _FILLER = set(
     "so very much a lot again you there all for the your and oh ah well just really guys team "
@@ -284,10 +284,11 @@ def _merge(rules: Classification | None, decided: Classification) -> Classificat
 def refine(ctx: Context, *, gate: str, knowledge_similarity: float) -> None:
     """Complete a soft or undecided offline result with the query vector, after retrieval.
 
-    Knowledge that answers (gate strong or intent) wins. Knowledge that is related (weak) keeps
-    the rules' result. Where the knowledge has nothing, a prototype set wins if the message is
-    at least as close to it as its own members are to each other, and closer to it than to
-    anything the bot knows.
+    Knowledge that answers (a strong passage, or an intent closer than any prototype set) wins.
+    Otherwise a prototype set wins if the
+    message is at least as close to it as its own members are to each other, and closer to it
+    than to anything the bot knows; off-topic only where the knowledge has nothing (gate none),
+    since related knowledge (a weak match) says the message is about the bot's subject.
     """
     result = ctx.classification
     if result is None or not result.soft or ctx.evidence.vector is None:
@@ -304,14 +305,20 @@ def refine(ctx: Context, *, gate: str, knowledge_similarity: float) -> None:
             bars={k: round(v, 3) for k, v in sets.bars.items()},
             knowledge=round(knowledge_similarity, 3),
         )
-        if gate in ("strong", "intent"):
+        closest = max(similarity.values())
+        # A passage that answers wins; an intent wins when it is closer than any prototype (an
+        # intent's acceptance is calibrated on its own patterns, not against chit-chat).
+        if gate == "strong" or (gate == "intent" and knowledge_similarity >= closest):
             if result.category != "answerable":
                 result.scores["overridden_by_knowledge"] = result.category
             result.category = "answerable"
             result.method = "llm" if result.method == "llm" else "embeddings"
-        elif gate in ("none", "skipped") and result.method != "llm":
+        elif result.method != "llm":
             name, best = max(similarity.items(), key=lambda item: item[1])
-            if best >= sets.bars[name] and best > knowledge_similarity:
+            # Related knowledge (a weak match) means the message is not chit-chat, but it may
+            # still be a greeting or a request for a person.
+            off_topic_possible = gate in ("none", "skipped") or name != "irrelevant"
+            if off_topic_possible and best >= sets.bars[name] and best > knowledge_similarity:
                 result.category, result.method = name, "embeddings"
         result.soft = False
         _record(ctx)

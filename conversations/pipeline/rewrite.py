@@ -29,7 +29,7 @@ GENERIC = set(
     may might must i you we my your our me us it that this they them those these there one ones
     to of for in on at by with from as if not no yes please thanks thank long much many take takes
     get gets got make makes need want know tell say said ok okay same too more less than any
-    some very just really way does there's what's it's how's long""".split()
+    some very just really way does there's what's it's how's long hi hello hey""".split()
 )
 _WORDS = re.compile(r"[\w'-]+")
 

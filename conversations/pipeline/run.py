@@ -69,7 +69,9 @@ def _respond(
     ctx: Context, checked: gate.Gate, suggestions: list[str], guard: Guard
 ) -> Generator[dict, None, Reply]:
     category, subtype = ctx.classification.category, ctx.classification.subtype
-    if category == "human":
+    if category == "human" and ctx.classification.method == "embeddings":
+        reply = answer.offer_person()
+    elif category == "human":
         reply = answer.human(subtype)
     elif category == "high_stakes":
         # Fixed, reviewed words rather than a model's: these are the conversations where a

@@ -243,3 +243,13 @@ def test_it_offers_a_person_when_the_knowledge_cannot_be_searched(shop_bot, ask,
         final["text"]
         == "I can't look that up right now. Would you like me to connect you with a person?"
     )
+
+
+def test_a_message_that_only_resembles_a_request_for_a_person_gets_an_offer(shop_bot, ask):
+    _, final = ask(shop_bot, "is there anyone I could phone")
+
+    assert final["trace"]["category"] == "human"
+    assert final["trace"]["classify_method"] == "embeddings"
+    assert final["outcome"] == "handoff_proposed"
+    assert final["handoff"] is False and final["extras"]["offer_human"] is True
+    assert final["text"].endswith("Would you like me to connect you with a person?")

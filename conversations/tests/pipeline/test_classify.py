@@ -81,6 +81,7 @@ def test_a_person_asked_for_in_a_high_stakes_message_keeps_the_subtype():
         ("👍", "thanks"),
         ("bye", "bye"),
         ("no thanks, that's all", "bye"),
+        ("nope", "bye"),
     ],
 )
 def test_it_recognises_a_bare_greeting(text, kind):
@@ -89,6 +90,7 @@ def test_it_recognises_a_bare_greeting(text, kind):
 
 def test_a_greeting_with_a_question_is_the_question():
     assert rules("hi, how long does shipping take?") is None
+    assert rules("no, I want a refund") is None
 
 
 @pytest.mark.parametrize(
