@@ -42,6 +42,8 @@ bench: install
 	$(PY) manage.py bench --dir $(BENCH_DIR) $(BENCH_ARGS)
 	@# Retrieval latency over 50,000 chunks, query embedding included, with and without an adapter.
 	$(PY) manage.py bench_latency $(BENCH_LATENCY_ARGS)
+	@# The chat pipeline over 10,000 chunks, and 500 widget sockets on one server process.
+	$(PY) manage.py bench_chat $(BENCH_CHAT_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
