@@ -172,7 +172,7 @@ def _turn_build(*, conversation: Conversation, message: Message):
     if len(earlier) == WINDOW_TURNS:
         # Older messages fell out of the window: their questions go into the summary.
         conversation_summary_update(conversation=conversation, before_id=earlier[0].pk)
-    history = [(m.sender, m.text) for m in earlier if m.sender != Message.Sender.SYSTEM]
+    history = [(m.sender, m.text) for m in earlier]
     summary = "\n".join(
         line for line in [conversation.summary, _customer_history_summary(conversation)] if line
     )

@@ -77,7 +77,11 @@ def test_the_pipeline_reads_the_window_and_the_message(carlas_chat, scripted):
     [turn] = scripted.turns
     assert turn.bot == carlas_chat.bot
     assert turn.text == "How long does shipping take?"
-    assert turn.history == [("user", "Hi there"), ("ai", "Hello! How can I help?")]
+    assert turn.history == [
+        ("user", "Hi there"),
+        ("ai", "Hello! How can I help?"),
+        ("system", "A note"),
+    ]
     assert turn.summary == ""
 
 
