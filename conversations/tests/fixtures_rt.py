@@ -7,9 +7,11 @@ module), so conversations/tests/conftest.py stays with the data model's tests.
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
-from django.core.cache import cache
+
+from conversations import ratelimit
 
 SHIPPING = "Standard shipping takes 3 to 5 business days."
 
@@ -66,11 +68,10 @@ def scripted(monkeypatch):
 
 
 @pytest.fixture
-def fresh_rate_limits():
-    """Rate-limit counters live in the cache, which outlives a test."""
-    cache.clear()
-    yield
-    cache.clear()
+def fresh_rate_limits(monkeypatch):
+    """Rate-limit counters of this test only. They live in the cache, which outlives a test,
+    and with REDIS_URL set it is a shared Redis: a prefix per test, never cache.clear()."""
+    monkeypatch.setattr(ratelimit, "KEY_PREFIX", f"chat-rate-test-{uuid.uuid4().hex}")
 
 
 @pytest.fixture
