@@ -26,6 +26,7 @@ class ScriptedPipeline:
         self.final: dict = {}
         self.turns: list = []
         self.gate: threading.Event | None = None
+        self.midway = None
         self.error: Exception | None = None
 
     def hold(self) -> threading.Event:
@@ -39,6 +40,8 @@ class ScriptedPipeline:
         words = self.answer.split(" ")
         for i, word in enumerate(words):
             yield {"type": "token", "text": word if i == 0 else " " + word}
+            if i == 0 and self.midway is not None and not self.midway.wait(timeout=20):
+                raise TimeoutError("the test never let the answer go on")
             if self.error is not None:
                 raise self.error
         yield {
