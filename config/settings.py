@@ -228,6 +228,8 @@ LLM_API_KEY = env_str("LLM_API_KEY") or env_str("OPENAI_API_KEY")
 LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
 # Seconds to wait for the LLM's first token (and between tokens) before falling back.
 LLM_TIMEOUT = env_int("LLM_TIMEOUT", 15, minimum=1, maximum=300)
+# Answers computed at once per web process; more wait their turn (each holds a thread).
+CHAT_TURN_THREADS = env_int("CHAT_TURN_THREADS", 8, minimum=1, maximum=256)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000, minimum=100, maximum=100_000)
 # A bot message still `pending` after this long was cut off (a crash, a restart): it is retried.
 CHAT_PENDING_STALE_SECONDS = env_int("CHAT_PENDING_STALE_SECONDS", 120, minimum=10)

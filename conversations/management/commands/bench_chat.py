@@ -166,6 +166,8 @@ def _start_server(port: int) -> subprocess.Popen:
             sys.executable,
             "-m",
             "daphne",
+            "-v",
+            "0",
             "-b",
             "127.0.0.1",
             "-p",
@@ -272,7 +274,7 @@ class Command(BaseCommand):
         parser.add_argument("--turns", type=int, default=200)
         parser.add_argument("--sockets", type=int, default=500)
         parser.add_argument(
-            "--spread", type=float, default=20.0, help="seconds over which sockets send"
+            "--spread", type=float, default=60.0, help="seconds over which sockets send"
         )
 
     def handle(self, *args, chunks: int, turns: int, sockets: int, spread: float, **options):
