@@ -1,0 +1,89 @@
+"""A message's trace (STYLE.md 5: what each pipeline step saw and decided) laid out for people.
+
+The pipeline owns the trace's shape and may add steps; this module only arranges whatever it
+finds: the known keys first, in pipeline order, scalars as facts, lists of records (retrieved
+chunks, gates) as tables, mappings (tokens, timings) as key/value rows. Nothing is dropped, so
+a new step shows up without a change here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# Pipeline order; anything else follows, alphabetically.
+ORDER = [
+    "category",
+    "intent",
+    "language",
+    "rewritten_query",
+    "query",
+    "retrieved",
+    "chunks",
+    "retrieval",
+    "gates",
+    "gate",
+    "outcome",
+    "confidence",
+    "model",
+    "llm",
+    "tokens",
+    "usage",
+    "timings_ms",
+    "timings",
+    "attempt",
+    "error",
+]
+CELL_CHARS = 400
+
+
+@dataclass
+class Section:
+    key: str
+    label: str
+    value: str = ""  # a fact
+    columns: list[str] = field(default_factory=list)  # a table
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def _label(key: str) -> str:
+    text = key.replace("_ms", " (ms)").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value % 1 else str(int(value))
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
+
+
+def _section(key: str, value: Any) -> Section:
+    section = Section(key=key, label=_label(key))
+    if isinstance(value, dict) and value:
+        section.columns = ["", ""]
+        section.rows = [[_label(str(k)), _cell(v)] for k, v in value.items()]
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for record in value:
+            section.columns += [str(k) for k in record if str(k) not in section.columns]
+        section.rows = [[_cell(record.get(c)) for c in section.columns] for record in value]
+        section.columns = [_label(c) for c in section.columns]
+    else:
+        section.value = _cell(value) if value not in ([], {}, "") else "—"
+    return section
+
+
+def sections(trace: dict | None) -> list[Section]:
+    if not isinstance(trace, dict):
+        return []
+    rank = {key: i for i, key in enumerate(ORDER)}
+    keys = sorted(trace, key=lambda k: (rank.get(k, len(ORDER)), k))
+    return [_section(key, trace[key]) for key in keys]
