@@ -21,6 +21,11 @@ def organization_group(organization_id: int) -> str:
     return f"org.{organization_id}"
 
 
+def conversation_group(conversation_id: int) -> str:
+    """Everyone following one conversation: the customer's widget and agents who have it open."""
+    return f"conv.{conversation_id}"
+
+
 def broadcast(group: str, event: str, **payload) -> None:
     """Send `event` to every socket in `group`; consumers handle it in `on_event`.
 

@@ -154,8 +154,8 @@ class Message(models.Model):
     extras = models.JSONField(default=dict, blank=True)
     requires_followup = models.BooleanField(default=False)
     # The sender's own id for the message: a resend after a dropped socket is recognised, not
-    # stored twice.
-    client_message_id = models.CharField(max_length=64, null=True, blank=True)
+    # stored twice. NULL rather than "" when absent, so unique_client_message ignores it.
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # Every pipeline step: category, rewritten query, retrieved chunks and scores, gates,
     # model, tokens and timings (STYLE.md 5).
     trace = models.JSONField(default=dict, blank=True)

@@ -1,0 +1,66 @@
+"""What goes over the wire about messages and conversations: JSON-safe dicts.
+
+The conversation group (`conv.<id>`) reaches the customer's browser, so nothing here may carry
+what only members should see: a message's trace (retrieved chunks, scores, prompts), or the
+sentiment and handoff reason of a conversation. Members read those through selectors.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from conversations.models import Conversation, Message
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def message_payload(message: Message) -> dict:
+    agent_name = ""
+    if message.sender == Message.Sender.AGENT and message.agent_id:
+        agent_name = message.agent.display_name
+    return {
+        "id": message.pk,
+        "conversation_id": message.conversation_id,
+        "sender": message.sender,
+        "text": message.text,
+        "state": message.state,
+        "outcome": message.outcome,
+        "confidence": message.confidence,
+        "citations": message.citations,
+        "extras": message.extras,
+        "requires_followup": message.requires_followup,
+        "client_message_id": message.client_message_id,
+        "reply_to_id": message.reply_to_id,
+        "agent_name": agent_name,
+        "feedback": message.feedback,
+        "created_at": _iso(message.created_at),
+    }
+
+
+def conversation_payload(conversation: Conversation, *, for_customer: bool = False) -> dict:
+    """The conversation as the console sees it, or (`for_customer`) as the widget may see it:
+    status and who is helping, without the reason it was handed off or how it is ranked."""
+    agent = conversation.assigned_agent
+    payload = {
+        "id": conversation.pk,
+        "status": conversation.status,
+        "status_label": conversation.get_status_display(),
+        "assigned_agent": agent.display_name if agent else "",
+        "csat": conversation.csat,
+        "created_at": _iso(conversation.created_at),
+        "last_message_at": _iso(conversation.last_message_at),
+    }
+    if for_customer:
+        return payload
+    return {
+        **payload,
+        "bot_id": conversation.bot_id,
+        "customer": str(conversation.customer),
+        "priority": conversation.priority,
+        "handoff_reason": conversation.handoff_reason,
+        "handoff_at": _iso(conversation.handoff_at),
+        "sentiment": conversation.sentiment,
+        "resolved_at": _iso(conversation.resolved_at),
+    }

@@ -1,0 +1,85 @@
+"""Reads of conversations, scoped to who asks: a customer sees only their own, a member only
+their organization's. Anything else is a 404, never a 403, so outsiders cannot probe ids."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from bots.models import Membership, Organization
+from conversations.models import Conversation, Customer, Message
+
+MAX_MESSAGES = 500
+
+
+def conversation_get_for_customer(*, customer: Customer, conversation_id: int) -> Conversation:
+    return get_object_or_404(
+        Conversation.objects.select_related("bot"), pk=conversation_id, customer=customer
+    )
+
+
+def conversation_list_for_member(
+    *, user, organization: Organization, status: str | None = None
+) -> QuerySet[Conversation]:
+    """The organization's conversations, most recently active first (`status` to filter)."""
+    if (
+        not user.is_authenticated
+        or not Membership.objects.filter(user=user, organization=organization).exists()
+    ):
+        raise Http404
+    conversations = Conversation.objects.filter(bot__organization=organization).select_related(
+        "bot", "customer", "assigned_agent"
+    )
+    if status:
+        conversations = conversations.filter(status=status)
+    return conversations.order_by("-updated_at")
+
+
+def conversation_get_for_member(*, user, conversation_id: int) -> Conversation:
+    if not user.is_authenticated:
+        raise Http404
+    return get_object_or_404(
+        Conversation.objects.select_related("bot", "customer", "assigned_agent"),
+        pk=conversation_id,
+        bot__organization__memberships__user=user,
+    )
+
+
+def messages_after(
+    *, conversation: Conversation, after_id: int = 0, limit: int = 200
+) -> list[Message]:
+    """Messages newer than `after_id`, oldest first: what a reconnecting client missed.
+    Pending answers are included with the text written so far."""
+    limit = max(1, min(limit, MAX_MESSAGES))
+    return list(
+        conversation.messages.filter(pk__gt=after_id).select_related("agent").order_by("id")[:limit]
+    )
+
+
+def customer_history(
+    *, customer: Customer, exclude_conversation_id: int | None = None, limit: int = 3
+) -> list[Conversation]:
+    """A verified customer's previous conversations with the bot, newest first, for the
+    pipeline's summary. `conversation.messages.all()` on each holds its complete messages only.
+
+    Anonymous customers have none: a visitor id lives in one browser, which may be shared, and
+    only a signed user id proves it is the same person.
+    """
+    if not customer.verified:
+        return []
+    conversations = Conversation.objects.filter(customer=customer, bot_id=customer.bot_id)
+    if exclude_conversation_id is not None:
+        conversations = conversations.exclude(pk=exclude_conversation_id)
+    complete = Message.objects.filter(state=Message.State.COMPLETE).order_by("id")
+    return list(
+        conversations.order_by("-created_at", "-pk").prefetch_related(
+            Prefetch("messages", complete)
+        )[:limit]
+    )
+
+
+def conversation_window(*, conversation: Conversation, turns: int = 10) -> list[Message]:
+    """The last `turns` complete messages, oldest first: what the pipeline reads verbatim."""
+    latest = conversation.messages.filter(state=Message.State.COMPLETE).order_by("-id")[:turns]
+    return list(reversed(latest))
