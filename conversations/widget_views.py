@@ -26,7 +26,8 @@ from django.views.decorators.http import condition, require_GET, require_POST
 
 from bots import selectors as bot_selectors
 from bots.models import Bot, validate_origin
-from conversations import trace_display
+from conversations import selectors, trace_display
+from conversations.models import Message
 
 WIDGET_JS = settings.BASE_DIR / "static" / "widget" / "widget.js"
 # The snippet's URL carries no version, so an updated widget reaches sites within the hour.
@@ -204,9 +205,14 @@ def playground(request, org, bot):
 def playground_trace(request, org, bot, message_id):
     """How the bot arrived at one answer, for members of the bot's organization only."""
     membership, bot = _bot_for(request, org, bot)
-    from conversations import selectors
-
-    message = selectors.message_get_for_member(user=request.user, bot=bot, message_id=message_id)
+    message = selectors.message_get_for_bot(bot=bot, message_id=message_id)
+    # The bot is already the member's; the conversation check is the one every member read of
+    # a conversation goes through, so a change to who may read one applies here too.
+    selectors.conversation_get_for_member(
+        user=request.user, conversation_id=message.conversation_id
+    )
+    if message.sender != Message.Sender.AI:
+        raise Http404("Only the bot's answers have a trace.")
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"message_id": message.pk, "trace": message.trace})
     return render(

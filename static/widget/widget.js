@@ -89,7 +89,9 @@ header .close{border:0;font-size:20px;line-height:1;padding:2px 6px}
 .chips{display:flex;flex-wrap:wrap;gap:6px}
 .chips button,.human{background:#fff;border:1px solid var(--c);color:#111827;border-radius:999px;padding:4px 10px;font-size:13px}
 .fb{display:flex;gap:4px}
-.fb button{background:transparent;border:1px solid transparent;border-radius:6px;padding:0 4px;font-size:14px;opacity:.6}
+.fb button{background:transparent;border:1px solid transparent;border-radius:6px;padding:2px 4px;opacity:.6;display:grid}
+.fb svg{width:16px;height:16px;fill:#4b5563}
+.fb .down svg{transform:rotate(180deg)}
 .fb button[aria-pressed=true]{opacity:1;border-color:#9ca3af}
 .typing{display:inline-flex;gap:3px}
 .typing i{width:6px;height:6px;border-radius:50%;background:#9ca3af;animation:b 1s infinite}
@@ -110,6 +112,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 `;
 
+  const THUMB = '<path d="M1 21h4V9H1zm22-11a2 2 0 0 0-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.5-1.1L14.2 1 7.6 7.6C7.2 8 7 8.4 7 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7c.1-.3.2-.5.2-.8z"/>';
   const SKELETON = `
 <button class="launcher" type="button" aria-expanded="false" aria-controls="panel"><svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg></button>
 <div class="panel" id="panel" role="dialog" aria-modal="true" aria-labelledby="title" hidden>
@@ -189,7 +192,8 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.theme(config);
       this.hidden = false;
       this.setAttribute("data-state", "ready");
-      if (this.page || this.hasAttribute("open")) this.toggle(true, false);
+      // Open again after a reload if it was open: the customer is mid-conversation.
+      if (this.page || this.hasAttribute("open") || this.state.open) this.toggle(true, false);
       this.connect();
     }
 
@@ -212,6 +216,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (this.page) open = true;
       this.$panel.hidden = !open;
       this.$launcher.setAttribute("aria-expanded", String(open));
+      if (!this.page && this.state.open !== open) { this.state.open = open; this.save(); }
       if (open && focus) this.$text.focus();
       else if (!open && focus) this.$launcher.focus();
       if (open) this.scrollDown();
@@ -452,16 +457,20 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
 
     thumbs(msg) {
       const box = h("div", { class: "fb", role: "group", "aria-label": "Was this helpful?" });
-      for (const [value, label, icon] of [[1, "Helpful", "\ud83d\udc4d"], [-1, "Not helpful", "\ud83d\udc4e"]]) {
+      for (const [value, label] of [[1, "Helpful"], [-1, "Not helpful"]]) {
+        const icon = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+        icon.setAttribute("viewBox", "0 0 24 24");
+        icon.setAttribute("aria-hidden", "true");
+        icon.innerHTML = THUMB; // a constant
         box.append(h("button", {
-          type: "button", "aria-label": label, "aria-pressed": String(msg.feedback === value), text: icon,
+          type: "button", class: value > 0 ? "up" : "down", "aria-label": label, "aria-pressed": String(msg.feedback === value),
           onclick: (e) => {
             if (!this.send({ type: "feedback", message_id: msg.id, value })) return;
             const known = this.messages.get(msg.id);
             if (known) known.msg.feedback = value;
             for (const b of box.children) b.setAttribute("aria-pressed", String(b === e.currentTarget));
           },
-        }));
+        }, icon));
       }
       return box;
     }
