@@ -54,7 +54,8 @@
   }
 
   const STYLES = `
-:host{all:initial;position:fixed;bottom:20px;right:20px;z-index:2147483000;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;--c:#2563eb;--on:#fff}
+:host{all:initial;position:fixed;bottom:20px;right:20px;z-index:2147483000;--c:#2563eb;--on:#fff}
+.panel{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;text-align:left}
 :host([data-position=left]){right:auto;left:20px}
 :host([mode=page]){position:relative;inset:auto;display:block;height:100%;width:100%}
 :host([hidden]){display:none}
@@ -129,7 +130,11 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
 
   class HandoffChat extends HTMLElement {
     connectedCallback() {
-      if (this.root) return;
+      if (this.root) {
+        // Moved within the page: pick the conversation up again.
+        if (this.paused && this.dataset.state === "ready") { this.paused = false; this.connect(); }
+        return;
+      }
       this.key = this.getAttribute("bot") || "";
       this.host = (this.getAttribute("host") || SCRIPT_ORIGIN || location.origin).replace(/\/$/, "");
       this.channel = this.getAttribute("channel") || "widget";
@@ -169,10 +174,12 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
     }
 
     disconnectedCallback() {
-      this.stopped = true;
+      this.paused = true;
       clearTimeout(this.retry);
       clearInterval(this.pinger);
-      if (this.ws) this.ws.close();
+      const ws = this.ws;
+      this.ws = null;
+      if (ws) ws.close();
     }
 
     save() { store.set(this.storeKey, this.state); }
@@ -236,7 +243,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
 
     /* --- The socket ---------------------------------------------------------------------- */
     connect() {
-      if (this.stopped) return;
+      if (this.stopped || this.paused) return;
       const url = `${this.host.replace(/^http/, "ws")}/ws/widget/${encodeURIComponent(this.key)}/`;
       const ws = (this.ws = new WebSocket(url));
       ws.onopen = () => { this.attempt = 0; this.hello(); };
