@@ -12,28 +12,31 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Pipeline order; anything else follows, alphabetically.
+# Pipeline order (conversations/pipeline/run.py); anything else follows, alphabetically.
 ORDER = [
     "category",
-    "intent",
-    "language",
-    "rewritten_query",
+    "subtype",
+    "classify_method",
+    "classify_scores",
+    "classify_fallback",
     "query",
+    "rewritten_query",
+    "rewrite",
+    "rewrite_fallback",
+    "intent",
     "retrieved",
-    "chunks",
-    "retrieval",
-    "gates",
+    "retrieve_error",
     "gate",
+    "sources",
+    "answer_method",
     "outcome",
-    "confidence",
+    "fallback",
+    "guardrails",
     "model",
-    "llm",
+    "llm_calls",
     "tokens",
-    "usage",
     "timings_ms",
-    "timings",
     "attempt",
-    "error",
 ]
 CELL_CHARS = 400
 
@@ -81,9 +84,40 @@ def _section(key: str, value: Any) -> Section:
     return section
 
 
-def sections(trace: dict | None) -> list[Section]:
+def _with_chunks(retrieved: Any, chunks: dict[int, dict]) -> Any:
+    """Retrieved chunks are traced by id and score; a person wants to read which passage."""
+    if not isinstance(retrieved, list):
+        return retrieved
+    rows = []
+    for hit in retrieved:
+        if isinstance(hit, dict):
+            chunk = chunks.get(hit.get("chunk_id")) or {}
+            hit = {
+                "document": chunk.get("title", "(no longer in the knowledge)"),
+                **hit,
+                "passage": chunk.get("text", ""),
+            }
+        rows.append(hit)
+    return rows
+
+
+def retrieved_chunk_ids(trace: dict | None) -> list:
+    if not isinstance(trace, dict) or not isinstance(trace.get("retrieved"), list):
+        return []
+    return [hit.get("chunk_id") for hit in trace["retrieved"] if isinstance(hit, dict)]
+
+
+def sections(trace: dict | None, *, chunks: dict[int, dict] | None = None) -> list[Section]:
+    """The trace as sections in pipeline order; `chunks` (id → title, text) names the
+    retrieved passages."""
     if not isinstance(trace, dict):
         return []
     rank = {key: i for i, key in enumerate(ORDER)}
     keys = sorted(trace, key=lambda k: (rank.get(k, len(ORDER)), k))
-    return [_section(key, trace[key]) for key in keys]
+    out = []
+    for key in keys:
+        value = trace[key]
+        if key == "retrieved" and chunks is not None:
+            value = _with_chunks(value, chunks)
+        out.append(_section(key, value))
+    return out

@@ -28,6 +28,7 @@ from bots import selectors as bot_selectors
 from bots.models import Bot, validate_origin
 from conversations import selectors, trace_display
 from conversations.models import Message
+from knowledge import selectors as knowledge_selectors
 
 WIDGET_JS = settings.BASE_DIR / "static" / "widget" / "widget.js"
 # The snippet's URL carries no version, so an updated widget reaches sites within the hour.
@@ -215,6 +216,9 @@ def playground_trace(request, org, bot, message_id):
         raise Http404("Only the bot's answers have a trace.")
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"message_id": message.pk, "trace": message.trace})
+    chunks = knowledge_selectors.chunk_summaries(
+        bot=bot, chunk_ids=trace_display.retrieved_chunk_ids(message.trace)
+    )
     return render(
         request,
         "conversations/playground.html#trace",
@@ -223,6 +227,6 @@ def playground_trace(request, org, bot, message_id):
             "organization": membership.organization,
             "bot": bot,
             "message": message,
-            "trace": trace_display.sections(message.trace),
+            "trace": trace_display.sections(message.trace, chunks=chunks),
         },
     )

@@ -246,16 +246,20 @@ def test_the_bot_page_links_to_integrations_and_playground(client, agent, acme, 
 
 # --- The trace of an answer ----------------------------------------------------------------------
 TRACE = {
-    "category": "shipping",
+    "category": "question",
+    "classify_method": "embeddings",
+    "query": "and how long does it take?",
     "rewritten_query": "how long does standard shipping take",
     "retrieved": [
-        {"chunk_id": 7, "title": "How long does shipping take?", "score": 0.8123},
-        {"chunk_id": 9, "title": "How much does shipping cost?", "score": 0.51},
+        {"chunk_id": 7, "document_id": 3, "kind": "faq", "score": 0.8123, "dense": 0.7},
+        {"chunk_id": 9, "document_id": 4, "kind": "faq", "score": 0.51, "dense": 0.4},
     ],
-    "gates": {"relevance": True, "grounded": True},
-    "model": "extractive",
+    "gate": {"decision": "strong", "score": 0.8123, "weak": 0.3, "strong": 0.6},
+    "answer_method": "extractive",
+    "outcome": "answered",
+    "model": None,
     "tokens": {"prompt": 310, "completion": 42},
-    "timings_ms": {"retrieve": 12.5, "answer": 80},
+    "timings_ms": {"retrieve": 12.5, "answer": 80, "total": 120.25},
 }
 
 
@@ -273,12 +277,12 @@ def test_the_trace_shows_each_step_as_a_table(client, agent, acme, acme_bot):
     assert "<html" not in body  # the partial only
     for text in [
         "Category",
-        "shipping",
+        "question",
         "Rewritten query",
         "how long does standard shipping take",
-        "How long does shipping take?",
-        "0.812",
-        "Relevance",
+        "0.8123",
+        "Decision",
+        "strong",
         "extractive",
         "310",
         "Timings (ms)",
@@ -287,6 +291,31 @@ def test_the_trace_shows_each_step_as_a_table(client, agent, acme, acme_bot):
         assert text in body, text
     # Pipeline order: what it understood before what it found, before what it cost.
     assert body.index("Category") < body.index("Retrieved") < body.index("Timings (ms)")
+    # Chunks no longer in the knowledge (re-synced since) are said to be gone.
+    assert "(no longer in the knowledge)" in body
+
+
+def test_the_trace_names_the_retrieved_passages(client, agent, acme, acme_bot):
+    from knowledge.models import Chunk, Document, KnowledgeSource
+
+    source = KnowledgeSource.objects.create(bot=acme_bot, name="faq.csv")
+    document = Document.objects.create(
+        bot=acme_bot, source=source, external_id="1", title="How long does shipping take?"
+    )
+    chunk = Chunk.objects.create(
+        document=document,
+        bot=acme_bot,
+        position=0,
+        text="Parcels leave the Leeds warehouse every weekday.",
+        embed_text="shipping",
+        embedding_model="local:test",
+        embedding=[0.0] * 384,
+    )
+    message = _answer(acme_bot, trace={"retrieved": [{"chunk_id": chunk.pk, "score": 0.9}]})
+    client.force_login(agent)
+    body = client.get(_trace(acme, acme_bot, message)).content.decode()
+    assert "How long does shipping take?" in body
+    assert "Parcels leave the Leeds warehouse every weekday." in body
 
 
 def test_the_trace_is_json_when_asked(client, owner, acme, acme_bot):
