@@ -3,6 +3,8 @@ we do not confirm to outsiders that it exists."""
 
 from __future__ import annotations
 
+import hmac
+
 from django.db.models import QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -71,3 +73,20 @@ def invitation_get_open(*, token: str) -> Invitation:
     if invitation is None or not invitation.is_open:
         raise Http404("This invitation does not exist, has expired or was already used.")
     return invitation
+
+
+def bot_for_public_key(*, public_key: str) -> Bot | None:
+    """The bot a widget names: the public key identifies it and grants nothing by itself."""
+    return Bot.objects.filter(public_key=public_key).first()
+
+
+def bot_for_secret_key(*, secret_key: str) -> Bot | None:
+    """The bot whose secret key authenticates an API call, or None."""
+    if not secret_key:
+        return None
+    bot = Bot.objects.filter(secret_key=secret_key).first()
+    # The row is found by an index lookup; compare_digest makes the final yes/no constant-time
+    # and byte-exact whatever the database's comparison does.
+    if bot is None or not hmac.compare_digest(bot.secret_key.encode(), secret_key.encode()):
+        return None
+    return bot

@@ -8,12 +8,10 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from config.checks import require_services  # noqa: E402
-from config.routing import websocket_urlpatterns  # noqa: E402
+from config.routing import websocket_application  # noqa: E402
 
 # Fail at start-up, loudly, rather than serve with a broken database or channel layer.
 require_services()
@@ -21,10 +19,8 @@ require_services()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Members' sockets come from our own pages only. (The widget's socket, which other
-        # sites open, is checked per bot against its allowed origins instead.)
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Members' sockets come from our own pages only; the widget's socket, which other
+        # sites open, is checked per bot against its allowed origins (config/routing.py).
+        "websocket": websocket_application(),
     }
 )

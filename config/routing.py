@@ -1,7 +1,25 @@
-from django.urls import path
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.urls import path, re_path
 
 from bots.consumers import OrganizationConsumer
+from conversations.consumers import WidgetConsumer
 
+# Members' sockets: signed in through the session cookie, from our own pages only.
 websocket_urlpatterns = [
     path("ws/o/<slug:org>/", OrganizationConsumer.as_asgi()),
 ]
+
+# The widget's socket, opened by the sites that embed a bot: the consumer checks the origin
+# against that bot's allowed origins, and never reads a cookie.
+widget_urlpatterns = [
+    path("ws/widget/<str:public_key>/", WidgetConsumer.as_asgi()),
+]
+
+
+def websocket_application():
+    """Every socket: the widget's first, then the members' behind the host-origin check."""
+    members = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+    # `^` matches every path and leaves it whole for the members' router.
+    return URLRouter([*widget_urlpatterns, re_path(r"^", members)])

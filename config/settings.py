@@ -231,6 +231,10 @@ LLM_TIMEOUT = env_int("LLM_TIMEOUT", 15, minimum=1, maximum=300)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000, minimum=100, maximum=100_000)
 # A bot message still `pending` after this long was cut off (a crash, a restart): it is retried.
 CHAT_PENDING_STALE_SECONDS = env_int("CHAT_PENDING_STALE_SECONDS", 120, minimum=10)
+# Messages a minute, per visitor (per customer on the API) and per client IP on the widget.
+# Fixed one-minute windows in the cache: shared by all processes only when REDIS_URL is set.
+CHAT_RATE_PER_VISITOR = env_int("CHAT_RATE_PER_VISITOR", 20, minimum=1)
+CHAT_RATE_PER_IP = env_int("CHAT_RATE_PER_IP", 60, minimum=1)
 
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "/static/"

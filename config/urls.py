@@ -12,4 +12,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("conversations.widget_urls")),
     path("", include("bots.urls")),
+    path("", include("conversations.urls")),
 ]

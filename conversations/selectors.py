@@ -3,11 +3,13 @@ their organization's. Anything else is a 404, never a 403, so outsiders cannot p
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from datetime import datetime
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from bots.models import Membership, Organization
+from bots.models import Bot, Membership, Organization
 from conversations.models import Conversation, Customer, Message
 
 MAX_MESSAGES = 500
@@ -83,3 +85,60 @@ def conversation_window(*, conversation: Conversation, turns: int = 10) -> list[
     """The last `turns` complete messages, oldest first: what the pipeline reads verbatim."""
     latest = conversation.messages.filter(state=Message.State.COMPLETE).order_by("-id")[:turns]
     return list(reversed(latest))
+
+
+# --- For the chat channels (conversations/api.py, consumers.py, chat.py) ----------------------
+def conversation_get_for_bot(*, bot: Bot, conversation_id: int) -> Conversation:
+    """For the API, authenticated by the bot's secret key: any of that bot's conversations."""
+    return get_object_or_404(
+        Conversation.objects.select_related("bot", "customer"), pk=conversation_id, bot=bot
+    )
+
+
+def message_get_for_bot(*, bot: Bot, message_id: int) -> Message:
+    return get_object_or_404(
+        Message.objects.select_related("conversation"), pk=message_id, conversation__bot=bot
+    )
+
+
+def message_get_for_conversation(*, conversation: Conversation, message_id: int) -> Message:
+    return get_object_or_404(Message, pk=message_id, conversation=conversation)
+
+
+def message_answer(*, message: Message) -> Message | None:
+    """The bot's latest answer to the customer's `message`, if it has one."""
+    return message.replies.filter(sender=Message.Sender.AI).order_by("-id").first()
+
+
+def customer_questions_before(
+    *, conversation: Conversation, before_id: int, limit: int
+) -> list[Message]:
+    """The customer's last `limit` messages before `before_id`, oldest first (the rolling
+    summary of what fell out of the pipeline's window)."""
+    older = conversation.messages.filter(sender=Message.Sender.USER, pk__lt=before_id)
+    return list(reversed(older.order_by("-id")[:limit]))
+
+
+def messages_unanswered(*, since: datetime, stale_before: datetime, limit: int) -> list[Message]:
+    """Customer messages the bot still owes an answer, for the runner's recovery: the latest of
+    a conversation that is with the bot, sent after `since`, followed by nothing but failed
+    answers, and either with a failed answer or sent before `stale_before` (a turn that never
+    started). Annotated with `bot_attempts`: the answers tried so far."""
+    later = Message.objects.filter(conversation=OuterRef("conversation"), pk__gt=OuterRef("pk"))
+    failed = Message.objects.filter(
+        reply_to=OuterRef("pk"), sender=Message.Sender.AI, state=Message.State.FAILED
+    )
+    return list(
+        Message.objects.filter(
+            sender=Message.Sender.USER,
+            conversation__status=Conversation.Status.AI,
+            created_at__gte=since,
+        )
+        # Anything after it but a failed answer (a newer message, an answer, a person's note)
+        # means the conversation moved on.
+        .exclude(Exists(later.exclude(sender=Message.Sender.AI, state=Message.State.FAILED)))
+        .filter(Q(Exists(failed)) | Q(created_at__lt=stale_before))
+        .annotate(bot_attempts=Count("replies", filter=Q(replies__sender=Message.Sender.AI)))
+        .select_related("conversation__bot", "conversation__customer")
+        .order_by("created_at")[:limit]
+    )

@@ -1,0 +1,256 @@
+"""The chat runner: one customer message in, the bot's answer out, for every channel.
+
+The widget's socket and the HTTP API both call `turn_run` on a saved customer message, in a
+worker thread. The answer is saved as `pending` before the first token, its tokens are relayed
+live to the conversation's group (and yielded to the API's event stream), the text so far is
+saved every half second, and the finished answer is completed, or failed and handed to people.
+So a dropped socket or HTTP connection loses nothing, and a crash leaves a pending row that
+`turn_recover` (every minute, in the worker) fails and answers again.
+
+Rolling summary: the pipeline reads the last WINDOW_TURNS complete messages verbatim. Once a
+conversation is longer, the customer's questions that fell out of the window are kept in
+`conversation.summary` as one line, "Earlier the customer asked: …; …" (the latest
+SUMMARY_QUESTIONS of them, each cut to SUMMARY_QUESTION_CHARS). It is rebuilt from the messages
+on every turn, so it is deterministic, needs no model, and never drifts from what was said.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config import realtime
+from conversations import pipeline, selectors, services
+from conversations.models import Conversation, Message
+
+log = logging.getLogger(__name__)
+
+WINDOW_TURNS = 10
+SUMMARY_QUESTIONS = 10
+SUMMARY_QUESTION_CHARS = 150
+# Previous conversations of a verified customer the bot is told about, and how much of each.
+HISTORY_CONVERSATIONS = 3
+HISTORY_QUESTIONS = 3
+# The partial answer is saved this often while tokens stream, so a crash keeps most of it.
+STREAM_SAVE_SECONDS = 0.5
+# A turn is tried at most this many times (the first run and the recovery's retries); then the
+# conversation goes to people instead.
+MAX_ATTEMPTS = 3
+# Older customer messages are not answered by the recovery: the customer has gone.
+RECOVER_WITHIN = timedelta(hours=1)
+RECOVER_BATCH = 10  # a run stays well within the worker timeout (600 s)
+
+FAILURE_NOTE = "Sorry, something went wrong on our side while answering."
+
+
+def turn_run(*, message: Message, attempt: int = 1) -> Iterator[dict]:
+    """Answer the customer's `message`, yielding the API's stream events as it goes.
+
+    Events: `token` {text}, then `cited_sources` {citations} when the answer cites anything,
+    `escalation_proposed` {reason} when it offers a person, `escalation_confirmed` {reason} when
+    the conversation was handed off, and last `done` {conversation_id, message_id, outcome,
+    text}. Yields nothing when the bot may not answer (a person is involved, or the message
+    already has an answer). Never raises: a failure fails the answer and hands the
+    conversation to people, with a note to the customer.
+    """
+    conversation = message.conversation
+    conversation.refresh_from_db()
+    if not conversation.bot_may_answer:
+        return
+    reply = None
+    try:
+        turn = _turn_build(conversation=conversation, message=message)
+        try:
+            reply = services.message_start_bot(conversation=conversation, reply_to=message)
+        except services.ConversationStateError:
+            # A person took over, or another run answers this message: the bot stays silent.
+            return
+        yield from _answer(conversation=conversation, reply=reply, turn=turn, attempt=attempt)
+    except Exception as exc:
+        log.exception("turn for message %s failed (attempt %s)", message.pk, attempt)
+        yield from _turn_fail(
+            conversation=conversation, reply=reply, error=f"{type(exc).__name__}: {exc}"
+        )
+
+
+def _answer(*, conversation: Conversation, reply: Message, turn, attempt: int) -> Iterator[dict]:
+    group = realtime.conversation_group(conversation.pk)
+    parts: list[str] = []
+    saved_at = time.monotonic()
+    final = None
+    for event in pipeline.run(turn):
+        if event["type"] == "token":
+            parts.append(event["text"])
+            # Ephemeral: tokens are not data, so they go out now, not on commit; the completed
+            # message replaces them all.
+            realtime.broadcast(group, "message.token", message_id=reply.pk, text=event["text"])
+            yield {"type": "token", "text": event["text"]}
+            if time.monotonic() - saved_at >= STREAM_SAVE_SECONDS:
+                services.message_stream(message=reply, text="".join(parts))
+                saved_at = time.monotonic()
+        elif event["type"] == "final":
+            final = event
+    if final is None:
+        raise RuntimeError("the pipeline ended without a final answer")
+
+    reply = services.message_complete(
+        message=reply,
+        text=final["text"],
+        outcome=final["outcome"],
+        confidence=final.get("confidence"),
+        citations=final.get("citations") or [],
+        extras=final.get("extras") or {},
+        trace={**(final.get("trace") or {}), "attempt": attempt},
+        requires_followup=bool(final.get("requires_followup")),
+    )
+    sent = reply.state == Message.State.COMPLETE
+    if sent and reply.citations:
+        yield {"type": "cited_sources", "citations": reply.citations}
+    if sent and reply.extras.get("offer_human"):
+        yield {
+            "type": "escalation_proposed",
+            "reason": final.get("handoff_reason") or "The bot offered to bring in a person.",
+        }
+    if sent and final.get("handoff"):
+        reason = final.get("handoff_reason") or "The bot handed the conversation to people."
+        try:
+            services.conversation_handoff(
+                conversation=conversation, reason=reason, priority=final.get("priority") or None
+            )
+        except services.ConversationStateError:
+            pass  # closed meanwhile: nobody is left to hand it to
+        else:
+            yield {"type": "escalation_confirmed", "reason": reason}
+    yield _done(conversation, reply)
+
+
+def _turn_fail(*, conversation: Conversation, reply: Message | None, error: str) -> Iterator[dict]:
+    """Never a lost turn: the customer is told, and the conversation joins the people's queue."""
+    reason = "The bot could not answer (an error on our side)."
+    try:
+        if reply is not None:
+            services.message_fail(message=reply, error=error)
+        with transaction.atomic():
+            services.message_add_system(conversation=conversation, text=FAILURE_NOTE)
+            services.conversation_handoff(conversation=conversation, reason=reason)
+    except Exception:
+        # The database itself is failing: the customer's message is saved, and turn_recover
+        # answers or hands it off once it is back.
+        log.exception("could not hand off conversation %s after a failed turn", conversation.pk)
+        return
+    yield {"type": "escalation_confirmed", "reason": reason}
+    if reply is not None:
+        reply.refresh_from_db()
+    yield _done(conversation, reply)
+
+
+def _done(conversation: Conversation, reply: Message | None) -> dict:
+    complete = reply is not None and reply.state == Message.State.COMPLETE
+    return {
+        "type": "done",
+        "conversation_id": conversation.pk,
+        "message_id": reply.pk if reply is not None else None,
+        "outcome": reply.outcome if complete else "",
+        "text": reply.text if complete else "",
+    }
+
+
+# --- What the pipeline reads ---------------------------------------------------------------
+def _turn_build(*, conversation: Conversation, message: Message):
+    """The pipeline's input: the customer's text, the window of earlier messages, and the
+    summary (this conversation's older questions, then a verified customer's earlier
+    conversations)."""
+    # One more than the window: the message being answered is in it, and is not history.
+    window = selectors.conversation_window(conversation=conversation, turns=WINDOW_TURNS + 1)
+    earlier = [m for m in window if m.pk < message.pk][-WINDOW_TURNS:]
+    if len(earlier) == WINDOW_TURNS:
+        # Older messages fell out of the window: their questions go into the summary.
+        conversation_summary_update(conversation=conversation, before_id=earlier[0].pk)
+    history = [(m.sender, m.text) for m in earlier]
+    summary = "\n".join(
+        line for line in [conversation.summary, _customer_history_summary(conversation)] if line
+    )
+    return pipeline.Turn(bot=conversation.bot, text=message.text, history=history, summary=summary)
+
+
+def _customer_history_summary(conversation: Conversation) -> str:
+    previous = selectors.customer_history(
+        customer=conversation.customer,
+        exclude_conversation_id=conversation.pk,
+        limit=HISTORY_CONVERSATIONS,
+    )
+    lines = []
+    for earlier in previous:
+        questions = [
+            _clip(m.text) for m in earlier.messages.all() if m.sender == Message.Sender.USER
+        ][:HISTORY_QUESTIONS]
+        if questions:
+            day = earlier.created_at.date().isoformat()
+            lines.append(f"In a conversation on {day} the customer asked: {'; '.join(questions)}")
+    return "\n".join(lines)
+
+
+def conversation_summary_update(*, conversation: Conversation, before_id: int) -> str:
+    """Rebuild the rolling summary from the customer's questions before message `before_id`
+    (the oldest one the pipeline reads verbatim); saved only when it changed."""
+    older = selectors.customer_questions_before(
+        conversation=conversation, before_id=before_id, limit=SUMMARY_QUESTIONS
+    )
+    summary = ""
+    if older:
+        summary = "Earlier the customer asked: " + "; ".join(_clip(m.text) for m in older)
+    if summary != conversation.summary:
+        conversation.summary = summary
+        conversation.save(update_fields=["summary"])
+    return summary
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) <= SUMMARY_QUESTION_CHARS:
+        return text
+    return text[: SUMMARY_QUESTION_CHARS - 1].rstrip() + "…"
+
+
+# --- Recovery (django-q2 schedule, every minute) ---------------------------------------------
+def turn_recover() -> dict:
+    """Finish turns a crash or restart cut off.
+
+    Fails bot answers stuck in `pending` (services.messages_fail_stale), then answers again each
+    conversation's latest customer message that still has no answer: its answer failed, or it
+    never got one. A message tried MAX_ATTEMPTS times goes to people instead, with a note to
+    the customer. Each retry's trace records its attempt number.
+    """
+    failed = services.messages_fail_stale()
+    stale_before = timezone.now() - timedelta(seconds=settings.CHAT_PENDING_STALE_SECONDS)
+    retried = handed_off = 0
+    unanswered = selectors.messages_unanswered(
+        since=timezone.now() - RECOVER_WITHIN, stale_before=stale_before, limit=RECOVER_BATCH
+    )
+    for message in unanswered:
+        if message.bot_attempts >= MAX_ATTEMPTS:
+            _recover_give_up(message)
+            handed_off += 1
+            continue
+        for _event in turn_run(message=message, attempt=message.bot_attempts + 1):
+            pass
+        retried += 1
+    if failed or retried or handed_off:
+        log.info("turn recovery: %s stale, %s retried, %s handed off", failed, retried, handed_off)
+    return {"stale": failed, "retried": retried, "handed_off": handed_off}
+
+
+def _recover_give_up(message: Message) -> None:
+    conversation = message.conversation
+    with transaction.atomic():
+        services.message_add_system(conversation=conversation, text=FAILURE_NOTE)
+        services.conversation_handoff(
+            conversation=conversation,
+            reason=f"The bot failed to answer {MAX_ATTEMPTS} times.",
+        )

@@ -1,0 +1,305 @@
+"""The widget's socket, `ws/widget/<public_key>/`: docs/chat-protocol.md is its contract.
+
+Like Baserow's consumers it authenticates (the bot's key, the page's origin, the customer's
+identity on `hello`), joins the conversation's group and relays that group's events; what is
+sent is decided by services. Customer messages are stored by a service and answered by the
+chat runner in a worker thread, so this socket keeps receiving while the bot writes, and a
+socket that drops mid-answer loses nothing: the answer completes in the database and a
+reconnecting `hello` with `after_id` returns it.
+
+Other sites open this socket, so it is not behind the members' AllowedHostsOriginValidator
+(config/routing.py): each bot's allowed origins are checked here, and no cookie is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from urllib.parse import urlsplit
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.db import connection
+from django.http import Http404
+from django.http.request import validate_host
+
+from bots import selectors as bot_selectors
+from bots.models import Bot
+from config.realtime import conversation_group
+from conversations import chat, ratelimit, selectors, services
+from conversations.models import Message
+from conversations.payloads import conversation_payload, message_payload
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024
+# Answers being written in worker threads: referenced here so they are not garbage-collected
+# when the socket that started them closes.
+_turns: set[asyncio.Future] = set()
+
+
+class BadFrame(ValueError):
+    """A frame the protocol does not allow: answered with `error bad_frame`."""
+
+
+def origin_allowed(bot: Bot, origin: str | None) -> bool:
+    """The bot's allowed origins, plus this server's own pages (the Playground, the full-page
+    chat): SITE_URL's origin and ALLOWED_HOSTS. A `*` in ALLOWED_HOSTS does not count: it
+    would let every site embed every bot."""
+    if bot.origin_allowed(origin):
+        return True
+    if not origin:
+        return False
+    parts, site = urlsplit(origin), urlsplit(settings.SITE_URL)
+    if (parts.scheme, parts.netloc.lower()) == (site.scheme, site.netloc.lower()):
+        return True
+    hosts = [host for host in settings.ALLOWED_HOSTS if host != "*"]
+    return bool(parts.hostname) and validate_host(parts.hostname, hosts)
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _turn_drain(message: Message) -> None:
+    """Run the bot's turn to the end in this worker thread (the events reach the socket
+    through the group), then give back the thread's database connection."""
+    try:
+        for _event in chat.turn_run(message=message):
+            pass
+    finally:
+        connection.close()
+
+
+class WidgetConsumer(AsyncJsonWebsocketConsumer):
+    bot: Bot | None = None
+    customer = None
+    conversation = None
+    group: str | None = None
+    ip: str | None = None
+
+    async def connect(self):
+        public_key = self.scope["url_route"]["kwargs"]["public_key"]
+        self.bot = await database_sync_to_async(bot_selectors.bot_for_public_key)(
+            public_key=public_key
+        )
+        # Accepted, then closed: a handshake refused outright reaches the browser as 1006 with
+        # no code, and the widget must know to stop reconnecting.
+        await self.accept()
+        if self.bot is None:
+            await self.close(code=4404)
+            return
+        if not origin_allowed(self.bot, _header(self.scope, b"origin")):
+            await self.close(code=4403)
+            return
+        client = self.scope.get("client") or [None]
+        self.ip = ratelimit.client_ip(
+            remote_addr=client[0], forwarded_for=_header(self.scope, b"x-forwarded-for")
+        )
+
+    async def disconnect(self, code):
+        # The turn running for this socket, if any, is not cancelled: it completes in the
+        # database and the customer gets it on reconnect.
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # --- Frames in ---------------------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None):
+        # Decoded here rather than by AsyncJsonWebsocketConsumer, whose decoding error would
+        # end the socket: every bad frame is answered and the socket stays open.
+        try:
+            content = self._decode(text_data, bytes_data)
+            kind = content["type"]
+            if kind == "ping":
+                await self.send_json({"type": "pong"})
+                return
+            handler = getattr(self, f"on_{kind}", None) if kind in FRAME_TYPES else None
+            if handler is None:
+                raise BadFrame(f"Unknown frame type {kind!r}.")
+            if kind != "hello" and self.conversation is None:
+                await self._error("not_ready", "Send hello first.")
+                return
+            await handler(content)
+        except BadFrame as exc:
+            await self._error("bad_frame", str(exc))
+
+    def _decode(self, text_data, bytes_data) -> dict:
+        if text_data is None:
+            raise BadFrame("Send frames as JSON text, not binary.")
+        if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
+            raise BadFrame(f"A frame is at most {MAX_FRAME_BYTES // 1024} KB.")
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            raise BadFrame("A frame is one JSON object.") from None
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            raise BadFrame('A frame is a JSON object with a "type".')
+        return content
+
+    async def on_hello(self, content):
+        identity = {
+            field: _text(content, field) for field in ("visitor_id", "user_id", "user_hash")
+        }
+        if not identity["visitor_id"] and not identity["user_id"]:
+            raise BadFrame('hello needs "visitor_id" (or a signed "user_id").')
+        details = {field: _text(content, field) for field in ("name", "email")}
+        conversation_id = _integer(content, "conversation_id")
+        after_id = _integer(content, "after_id") or 0
+        try:
+            ready = await self._hello(identity, details, conversation_id, after_id)
+        except services.CustomerIdentityError as exc:
+            await self._error("identity", str(exc))
+            return
+        await self.send_json(ready)
+
+    async def _hello(self, identity, details, conversation_id, after_id) -> dict:
+        customer, conversation = await database_sync_to_async(self._resume)(
+            identity, details, conversation_id
+        )
+        group = conversation_group(conversation.pk)
+        if group != self.group:
+            if self.group:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            # Joined before reading the messages: an event in between is delivered after
+            # `ready` (consumers handle one message at a time) rather than lost; clients keep
+            # messages by id, so a repeat only replaces.
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.customer, self.conversation, self.group = customer, conversation, group
+        return await database_sync_to_async(self._ready)(after_id)
+
+    def _resume(self, identity, details, conversation_id):
+        customer = services.customer_identify(bot=self.bot, **identity, **details)
+        # Someone else's conversation id is treated as none: a fresh or the customer's own.
+        conversation = services.conversation_resume(
+            bot=self.bot, customer=customer, conversation_id=conversation_id
+        )
+        return customer, conversation
+
+    def _ready(self, after_id: int) -> dict:
+        self.conversation.refresh_from_db()
+        messages = selectors.messages_after(
+            conversation=self.conversation, after_id=after_id, limit=selectors.MAX_MESSAGES
+        )
+        return {
+            "type": "ready",
+            "conversation": conversation_payload(self.conversation, for_customer=True),
+            "messages": [message_payload(m) for m in messages],
+            "bot": {
+                "name": self.bot.name,
+                "greeting": self.bot.greeting,
+                "colour": self.bot.colour,
+                "position": self.bot.widget_position,
+            },
+        }
+
+    async def on_message(self, content):
+        text = content.get("text")
+        if not isinstance(text, str):
+            raise BadFrame('A message frame needs "text".')
+        client_message_id = content.get("client_message_id")
+        if client_message_id is not None and not isinstance(client_message_id, str):
+            raise BadFrame('"client_message_id" must be text.')
+        try:
+            message, created = await database_sync_to_async(self._message_add)(
+                text, client_message_id
+            )
+        except ratelimit.RateLimited as exc:
+            await self._error("rate_limited", exc.message)
+            return
+        except services.MessageRejected as exc:
+            await self._error(_rejection_code(text), str(exc))
+            return
+        if not created:
+            # A resend after a reconnect: stored once and answered once, but this client still
+            # waits for its echo.
+            await self.send_json({"type": "message.created", "message": message_payload(message)})
+            return
+        if self.conversation.bot_may_answer:
+            turn = asyncio.ensure_future(
+                sync_to_async(_turn_drain, thread_sensitive=False)(message)
+            )
+            _turns.add(turn)
+            turn.add_done_callback(_turns.discard)
+
+    def _message_add(self, text: str, client_message_id: str | None):
+        ratelimit.chat_message_check(bot_id=self.bot.pk, visitor=f"c{self.customer.pk}", ip=self.ip)
+        return services.message_add_user(
+            conversation=self.conversation, text=text, client_message_id=client_message_id
+        )
+
+    async def on_escalate(self, content):
+        try:
+            await database_sync_to_async(services.conversation_handoff)(
+                conversation=self.conversation, reason="The customer asked for a person."
+            )
+        except services.ConversationStateError as exc:
+            await self._error("closed", str(exc))
+
+    async def on_feedback(self, content):
+        message_id = _integer(content, "message_id", required=True)
+        value = content.get("value")
+        try:
+            await database_sync_to_async(self._feedback)(message_id, value)
+        except Http404:
+            raise BadFrame(f"There is no message {message_id} in this conversation.") from None
+        except ValueError as exc:
+            raise BadFrame(str(exc)) from None
+
+    def _feedback(self, message_id: int, value) -> None:
+        message = selectors.message_get_for_conversation(
+            conversation=self.conversation, message_id=message_id
+        )
+        services.message_feedback(message=message, value=value)
+
+    async def on_rate(self, content):
+        try:
+            await database_sync_to_async(services.conversation_rate)(
+                conversation=self.conversation, score=content.get("score")
+            )
+        except ValueError as exc:
+            raise BadFrame(str(exc)) from None
+
+    # --- Events out --------------------------------------------------------------------------
+    async def on_event(self, message):
+        # Group events as protocol frames. `html` fragments are for the members' console.
+        frame = {k: v for k, v in message.items() if k not in {"type", "event", "html"}}
+        await self.send_json({"type": message["event"], **frame})
+
+    async def _error(self, code: str, text: str) -> None:
+        await self.send_json({"type": "error", "code": code, "message": text})
+
+
+FRAME_TYPES = {"hello", "message", "escalate", "feedback", "rate"}
+
+
+def _text(content: dict, field: str) -> str:
+    value = content.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadFrame(f'"{field}" must be text.')
+    return value
+
+
+def _integer(content: dict, field: str, *, required: bool = False) -> int | None:
+    value = content.get(field)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadFrame(f'"{field}" must be a whole number.')
+    return value
+
+
+def _rejection_code(text: str) -> str:
+    """The protocol's code for a message the service refused (its sentence says why)."""
+    if len(text.replace("\x00", "").strip()) > settings.CHAT_MAX_MESSAGE_CHARS:
+        return "too_long"
+    if not text.replace("\x00", "").strip():
+        return "empty"
+    return "closed"

@@ -1,0 +1,89 @@
+"""What one turn carries through the pipeline: the caller's Turn, the steps' findings, and the
+trace every step writes into (STYLE.md 5)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bots.models import Bot
+    from conversations.pipeline.llm import LLMConfig
+    from knowledge.intents import IntentMatch
+    from knowledge.retrieval import Hit
+
+
+@dataclass
+class Turn:
+    bot: Bot
+    text: str  # the customer's new message (already saved by the caller)
+    # (sender, text) of the last ~10 messages before it, oldest first; sender is one of
+    # user / ai / agent / system.
+    history: list[tuple[str, str]]
+    summary: str = ""  # rolling summary of older turns / the customer's earlier conversations
+
+    def customer_texts(self) -> list[str]:
+        """Everything the customer wrote in the window: their own data may be repeated back."""
+        return [self.text] + [text for sender, text in self.history if sender == "user"]
+
+
+@dataclass
+class Classification:
+    category: str  # answerable, greeting, nonsense, irrelevant, high_stakes, human
+    subtype: str = ""  # high_stakes: cancellation, billing_dispute, security, legal, complaint
+    method: str = "rules"  # rules, embeddings, llm, default
+    # A soft decision (an off-topic pattern, a prototype) yields to knowledge that answers.
+    soft: bool = False
+    scores: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Evidence:
+    """What the bot's knowledge says about the question."""
+
+    vector: np.ndarray | None = None
+    passages: list[Hit] = field(default_factory=list)  # FAQ answers and article passages
+    intent: IntentMatch | None = None
+    intent_responses: list[str] = field(default_factory=list)
+    intent_title: str = ""
+    top_pattern: Hit | None = None  # the best intent-pattern hit of the search
+    error: str = ""  # the embedding backend failed: there is no evidence either way
+
+
+@dataclass
+class Context:
+    turn: Turn
+    llm: LLMConfig | None
+    trace: dict[str, Any] = field(default_factory=lambda: {"timings_ms": {}})
+    started: float = field(default_factory=time.perf_counter)
+    # After a timeout or connection failure the LLM is not asked again within this turn: the
+    # customer would wait one more timeout for each step.
+    llm_down: bool = False
+    classification: Classification | None = None
+    query: str = ""
+    evidence: Evidence = field(default_factory=Evidence)
+
+    @property
+    def bot(self) -> Bot:
+        return self.turn.bot
+
+    def llm_usable(self) -> bool:
+        return self.llm is not None and not self.llm_down
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 1)
+
+
+@contextmanager
+def timed(trace: dict, step: str):
+    """Adds the block's wall time in ms to trace["timings_ms"][step]."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings = trace.setdefault("timings_ms", {})
+        timings[step] = round(timings.get(step, 0.0) + (time.perf_counter() - started) * 1000, 1)

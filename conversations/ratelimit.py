@@ -1,0 +1,82 @@
+"""How fast customers may send messages: per visitor and per client IP, in the cache.
+
+Fixed one-minute windows: a counter per key and window, created with `cache.add` and counted
+with `cache.incr`, both atomic on Redis, so every process shares the count when REDIS_URL is set
+(with the in-memory cache each process counts on its own). A fixed window lets a burst of twice
+the limit through across a window boundary; for flood protection that is good enough, and it
+costs one round trip per message instead of a sorted set per key.
+
+django-ratelimit would do the counting, but it is not among the dependencies and this is all of
+it we need.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+WINDOW_SECONDS = 60
+
+
+class RateLimited(Exception):
+    """A refused message: when the sender may try again, and a sentence saying so."""
+
+    def __init__(self, *, retry_after: int, message: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.message = message
+
+
+def hit(key: str, *, limit: int, window: int = WINDOW_SECONDS) -> int | None:
+    """Count one event for `key`; None if it is within `limit` per `window` seconds, else the
+    seconds until the window ends and the sender may try again."""
+    now = time.time()
+    start = int(now // window) * window
+    cache_key = f"chat-rate:{key}:{start}"
+    # A little past the window, so a counter never expires between add and incr.
+    cache.add(cache_key, 0, timeout=window + 5)
+    try:
+        count = cache.incr(cache_key)
+    except ValueError:  # evicted in between (locmem's cull): start the window again
+        cache.set(cache_key, 1, timeout=window + 5)
+        count = 1
+    if count <= limit:
+        return None
+    return max(1, int(start + window - now + 0.999))
+
+
+def chat_message_check(*, bot_id: int, visitor: str, ip: str | None = None) -> None:
+    """Count a customer's message against CHAT_RATE_PER_IP (when `ip` is given) and
+    CHAT_RATE_PER_VISITOR; raises RateLimited at the first limit hit.
+
+    The IP limit is across bots: one client flooding many widgets is still one client.
+    """
+    if ip:
+        retry = hit(f"ip:{ip}", limit=settings.CHAT_RATE_PER_IP)
+        if retry:
+            raise _limited(retry, settings.CHAT_RATE_PER_IP, "from your network")
+    retry = hit(f"visitor:{bot_id}:{visitor}", limit=settings.CHAT_RATE_PER_VISITOR)
+    if retry:
+        raise _limited(retry, settings.CHAT_RATE_PER_VISITOR, "")
+
+
+def _limited(retry_after: int, limit: int, where: str) -> RateLimited:
+    source = f" {where}" if where else ""
+    return RateLimited(
+        retry_after=retry_after,
+        message=f"That is more than {limit} messages a minute{source}. "
+        f"Please wait {retry_after} seconds and send it again.",
+    )
+
+
+def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str | None:
+    """The client's address: the socket's peer, or behind our proxy (BEHIND_PROXY) the address
+    that proxy saw, which it appends as the last X-Forwarded-For hop. Earlier hops are whatever
+    the client claimed and are never trusted."""
+    if settings.SECURE_PROXY_SSL_HEADER and forwarded_for:
+        last = forwarded_for.split(",")[-1].strip()
+        if last:
+            return last
+    return remote_addr or None

@@ -1,0 +1,477 @@
+"""The widget's socket, against docs/chat-protocol.md: hello, messages and their answers,
+reconnects, resends, origins, bad frames, limits, handoff and tenant isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from config.routing import websocket_application, widget_urlpatterns
+from conversations import services
+from conversations.models import Conversation, Message
+from conversations.tests import fixtures_rt
+from conversations.tests.factories import ConversationFactory, MessageFactory
+from conversations.tests.fixtures_rt import SHIPPING
+
+# Fixtures shared with the other chat-channel tests (fixtures_rt.py says why they live there).
+faq_bot = fixtures_rt.faq_bot
+fresh_rate_limits = fixtures_rt.fresh_rate_limits
+scripted = fixtures_rt.scripted
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_rate_limits"),
+]
+
+SHOP = "https://shop.acme.example"
+
+
+@pytest.fixture
+def shop_bot(acme_bot):
+    acme_bot.allowed_origins = [SHOP]
+    acme_bot.save(update_fields=["allowed_origins"])
+    return acme_bot
+
+
+def _socket(key: str, origin: str | None = SHOP, app=None) -> WebsocketCommunicator:
+    headers = [(b"origin", origin.encode())] if origin else []
+    return WebsocketCommunicator(
+        app or URLRouter(widget_urlpatterns), f"/ws/widget/{key}/", headers=headers
+    )
+
+
+async def _connect(bot, **hello) -> tuple[WebsocketCommunicator, dict]:
+    ws = _socket(bot.public_key)
+    connected, _ = await ws.connect()
+    assert connected
+    await ws.send_json_to({"type": "hello", "visitor_id": "carla-browser-1", **hello})
+    ready = await ws.receive_json_from(timeout=5)
+    assert ready["type"] == "ready", ready
+    return ws, ready
+
+
+async def _until(ws, done, timeout=20) -> list[dict]:
+    """Frames received until `done(frame)` is true for one (included)."""
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await ws.receive_json_from(timeout=timeout)
+            frames.append(frame)
+            if done(frame):
+                return frames
+
+
+def _completed(frame) -> bool:
+    return (
+        frame["type"] == "message.updated"
+        and frame["message"]["sender"] == "ai"
+        and frame["message"]["state"] in ("complete", "failed")
+    )
+
+
+async def _closed_with(ws) -> int:
+    output = await ws.receive_output(timeout=5)
+    assert output["type"] == "websocket.close"
+    return output["code"]
+
+
+@database_sync_to_async
+def _messages(conversation_id) -> list[tuple[str, str, str]]:
+    return list(
+        Message.objects.filter(conversation_id=conversation_id)
+        .order_by("id")
+        .values_list("sender", "state", "text")
+    )
+
+
+# --- hello ------------------------------------------------------------------------------------
+async def test_hello_gets_ready_with_the_conversation_its_messages_and_the_bot(shop_bot, carla):
+    conversation = await database_sync_to_async(ConversationFactory)(customer=carla)
+    first = await database_sync_to_async(MessageFactory)(
+        conversation=conversation, text="Do you ship to Norway?"
+    )
+    ws, ready = await _connect(shop_bot, conversation_id=conversation.pk)
+    assert ready["conversation"]["id"] == conversation.pk
+    assert ready["conversation"]["status"] == "ai"
+    assert [m["id"] for m in ready["messages"]] == [first.pk]
+    assert ready["messages"][0]["text"] == "Do you ship to Norway?"
+    assert ready["bot"] == {
+        "name": "Acme Support",
+        "greeting": shop_bot.greeting,
+        "colour": shop_bot.colour,
+        "position": "right",
+    }
+    await ws.disconnect()
+
+
+async def test_a_first_hello_starts_a_conversation(shop_bot):
+    ws, ready = await _connect(shop_bot, visitor_id="new-visitor-77", name="Nina")
+    assert ready["messages"] == []
+    conversation = await database_sync_to_async(Conversation.objects.get)(
+        pk=ready["conversation"]["id"]
+    )
+    assert conversation.bot_id == shop_bot.pk
+    await ws.disconnect()
+
+
+async def test_it_sends_nothing_before_hello(shop_bot):
+    ws = _socket(shop_bot.public_key)
+    assert (await ws.connect())[0]
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_a_wrongly_signed_user_id_is_an_identity_error(shop_bot):
+    ws = _socket(shop_bot.public_key)
+    await ws.connect()
+    await ws.send_json_to(
+        {"type": "hello", "visitor_id": "vera-laptop-1", "user_id": "user-42", "user_hash": "00"}
+    )
+    error = await ws.receive_json_from()
+    assert error["type"] == "error" and error["code"] == "identity"
+    assert "signature" in error["message"]
+    await ws.send_json_to({"type": "message", "text": "hello?"})
+    assert (await ws.receive_json_from())["code"] == "not_ready"
+    await ws.disconnect()
+
+
+async def test_a_signed_user_id_is_the_verified_customer(shop_bot, vera):
+    signature = await database_sync_to_async(services.identity_signature)(
+        bot=shop_bot, user_id="user-42"
+    )
+    ws, ready = await _connect(
+        shop_bot, visitor_id="vera-phone-2", user_id="user-42", user_hash=signature
+    )
+    conversation = await database_sync_to_async(Conversation.objects.get)(
+        pk=ready["conversation"]["id"]
+    )
+    assert conversation.customer_id == vera.pk
+    await ws.disconnect()
+
+
+# --- origins and keys -------------------------------------------------------------------------
+async def test_an_unknown_key_is_closed_with_4404():
+    ws = _socket("pk_nobody")
+    assert (await ws.connect())[0]
+    assert await _closed_with(ws) == 4404
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", None])
+async def test_an_origin_the_bot_does_not_allow_is_closed_with_4403(shop_bot, origin):
+    ws = _socket(shop_bot.public_key, origin=origin)
+    assert (await ws.connect())[0]
+    assert await _closed_with(ws) == 4403
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:8000", "http://localhost:8000"])
+async def test_this_servers_own_pages_are_always_allowed(acme_bot, origin):
+    ws = _socket(acme_bot.public_key, origin=origin)
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_the_server_routes_an_embedding_site_to_the_widget_but_not_to_members(shop_bot):
+    app = websocket_application()
+    widget = _socket(shop_bot.public_key, app=app)
+    assert (await widget.connect())[0]
+    await widget.send_json_to({"type": "ping"})
+    assert await widget.receive_json_from() == {"type": "pong"}
+    await widget.disconnect()
+
+    members = WebsocketCommunicator(app, "/ws/o/acme/", headers=[(b"origin", SHOP.encode())])
+    connected, _ = await members.connect()
+    assert not connected
+
+
+# --- messages and answers ---------------------------------------------------------------------
+async def test_a_message_is_echoed_then_answered_token_by_token_from_the_faq(faq_bot):
+    faq_bot.allowed_origins = [SHOP]
+    await database_sync_to_async(faq_bot.save)(update_fields=["allowed_origins"])
+    ws, ready = await _connect(faq_bot)
+    await ws.send_json_to(
+        {"type": "message", "client_message_id": "c-1", "text": "How long does shipping take?"}
+    )
+    frames = await _until(ws, _completed, timeout=120)
+    kinds = [f["type"] for f in frames]
+
+    echo = frames[0]
+    assert echo["type"] == "message.created"
+    assert echo["message"]["sender"] == "user"
+    assert echo["message"]["client_message_id"] == "c-1"
+    pending = next(f for f in frames if f["type"] == "message.created" and f is not echo)
+    assert pending["message"]["sender"] == "ai" and pending["message"]["state"] == "pending"
+    assert pending["message"]["text"] == ""
+    tokens = [f for f in frames if f["type"] == "message.token"]
+    assert tokens and {t["message_id"] for t in tokens} == {pending["message"]["id"]}
+    assert kinds.index("message.token") > kinds.index("message.created")
+
+    answer = frames[-1]["message"]
+    assert answer["state"] == "complete"
+    assert answer["id"] == pending["message"]["id"]
+    assert "3 to 5 business days" in answer["text"]
+    assert "".join(t["text"] for t in tokens) == answer["text"]
+    assert answer["citations"] and answer["citations"][0]["n"] == 1
+    assert "trace" not in answer  # what the bot retrieved is for members, not customers
+    await ws.disconnect()
+
+
+async def test_a_dropped_socket_loses_nothing_and_a_reconnect_gets_only_what_was_missed(
+    shop_bot, scripted
+):
+    gate = scripted.hold()
+    ws, ready = await _connect(shop_bot)
+    await ws.send_json_to({"type": "message", "client_message_id": "c-1", "text": "Shipping?"})
+    echo = await ws.receive_json_from(timeout=5)
+    pending = await ws.receive_json_from(timeout=5)
+    assert pending["message"]["state"] == "pending"
+    await ws.disconnect()
+
+    gate.set()  # the answer is written while nobody is listening
+    conversation_id = ready["conversation"]["id"]
+    for _ in range(100):
+        if (await _messages(conversation_id))[-1][1] == "complete":
+            break
+        await asyncio.sleep(0.1)
+    assert await _messages(conversation_id) == [
+        ("user", "complete", "Shipping?"),
+        ("ai", "complete", SHIPPING),
+    ]
+
+    again, ready = await _connect(
+        shop_bot, conversation_id=conversation_id, after_id=echo["message"]["id"]
+    )
+    assert [(m["sender"], m["state"], m["text"]) for m in ready["messages"]] == [
+        ("ai", "complete", SHIPPING)
+    ]
+    assert await again.receive_nothing(timeout=0.3)
+    await again.disconnect()
+
+
+async def test_a_resent_message_is_stored_once_and_answered_once(shop_bot, scripted):
+    ws, ready = await _connect(shop_bot)
+    frame = {"type": "message", "client_message_id": "c-1", "text": "Shipping?"}
+    await ws.send_json_to(frame)
+    first = await _until(ws, _completed)
+    echo = first[0]["message"]
+
+    await ws.send_json_to(frame)  # the client never saw its echo, say, and sends again
+    again = await ws.receive_json_from(timeout=5)
+    assert again == {"type": "message.created", "message": echo}
+    assert await ws.receive_nothing(timeout=0.5)
+    assert len(scripted.turns) == 1
+    assert [m[0] for m in await _messages(ready["conversation"]["id"])] == ["user", "ai"]
+    await ws.disconnect()
+
+
+async def test_html_is_stored_and_sent_as_the_text_it_is(shop_bot, scripted):
+    ws, _ready = await _connect(shop_bot)
+    text = "<script>alert('hi')</script> <b>bold</b>"
+    await ws.send_json_to({"type": "message", "text": text})
+    echo = await ws.receive_json_from(timeout=5)
+    assert echo["message"]["text"] == text
+    await _until(ws, _completed)
+    stored = await database_sync_to_async(Message.objects.get)(pk=echo["message"]["id"])
+    assert stored.text == text
+    await ws.disconnect()
+
+
+async def test_after_a_handoff_the_bot_stays_silent(shop_bot, scripted):
+    ws, ready = await _connect(shop_bot)
+    conversation = await database_sync_to_async(Conversation.objects.get)(
+        pk=ready["conversation"]["id"]
+    )
+    await database_sync_to_async(services.conversation_handoff)(
+        conversation=conversation, reason="Wants a refund"
+    )
+    note = await ws.receive_json_from(timeout=5)
+    assert note["type"] == "message.created" and note["message"]["sender"] == "system"
+    updated = await ws.receive_json_from(timeout=5)
+    assert updated["type"] == "conversation.updated"
+    assert updated["conversation"]["status"] == "waiting"
+    assert "handoff_reason" not in updated["conversation"]
+
+    await ws.send_json_to({"type": "message", "text": "Hello? Anyone?"})
+    echo = await ws.receive_json_from(timeout=5)
+    assert echo["message"]["sender"] == "user"
+    assert await ws.receive_nothing(timeout=1)
+    assert scripted.turns == []
+    assert [m[0] for m in await _messages(conversation.pk)] == ["system", "user"]
+    await ws.disconnect()
+
+
+async def test_escalate_hands_the_conversation_to_people(shop_bot):
+    ws, ready = await _connect(shop_bot)
+    await ws.send_json_to({"type": "escalate"})
+    frames = await _until(ws, lambda f: f["type"] == "conversation.updated", timeout=5)
+    assert frames[-1]["conversation"]["status"] == "waiting"
+    conversation = await database_sync_to_async(Conversation.objects.get)(
+        pk=ready["conversation"]["id"]
+    )
+    assert conversation.handoff_reason == "The customer asked for a person."
+    await ws.disconnect()
+
+
+async def test_feedback_and_rating(shop_bot, scripted):
+    ws, ready = await _connect(shop_bot)
+    await ws.send_json_to({"type": "message", "text": "Shipping?"})
+    answer = (await _until(ws, _completed))[-1]["message"]
+
+    await ws.send_json_to({"type": "feedback", "message_id": answer["id"], "value": -1})
+    updated = await ws.receive_json_from(timeout=5)
+    assert updated["type"] == "message.updated" and updated["message"]["feedback"] == -1
+
+    await ws.send_json_to({"type": "rate", "score": 5})
+    await ws.send_json_to({"type": "rate", "score": 9})
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "bad_frame" and "1 to 5" in error["message"]
+    conversation = await database_sync_to_async(Conversation.objects.get)(
+        pk=ready["conversation"]["id"]
+    )
+    assert conversation.csat == 5
+    await ws.disconnect()
+
+
+async def test_feedback_on_another_conversations_message_is_refused(shop_bot, dan, scripted):
+    theirs = await database_sync_to_async(ConversationFactory)(customer=dan)
+    their_message = await database_sync_to_async(MessageFactory)(
+        conversation=theirs, sender="ai", text="Yes."
+    )
+    ws, _ready = await _connect(shop_bot)
+    await ws.send_json_to({"type": "feedback", "message_id": their_message.pk, "value": 1})
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "bad_frame"
+    await database_sync_to_async(their_message.refresh_from_db)()
+    assert their_message.feedback is None
+    await ws.disconnect()
+
+
+# --- frames the protocol refuses --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1, 2]",
+        '{"no": "type"}',
+        '{"type": "dance"}',
+        '{"type": "message"}',
+        '{"type": "message", "text": 42}',
+        '{"type": "feedback", "value": 1}',
+        '{"type": "hello", "visitor_id": "carla-browser-1", "after_id": "x"}',
+        '{"type": "hello"}',
+        '{"type": "message", "text": "' + "x" * (64 * 1024) + '"}',
+    ],
+    ids=[
+        "not-json",
+        "not-an-object",
+        "no-type",
+        "unknown-type",
+        "no-text",
+        "text-not-a-string",
+        "feedback-without-id",
+        "after-id-not-a-number",
+        "hello-without-visitor",
+        "over-64-kb",
+    ],
+)
+async def test_a_bad_frame_is_answered_and_the_socket_stays_open(shop_bot, frame):
+    ws, _ready = await _connect(shop_bot)
+    await ws.send_to(text_data=frame)
+    error = await ws.receive_json_from(timeout=5)
+    assert error["type"] == "error" and error["code"] == "bad_frame", error
+    assert error["message"]
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_a_binary_frame_is_a_bad_frame(shop_bot):
+    ws, _ready = await _connect(shop_bot)
+    await ws.send_to(bytes_data=b"\x00\x01")
+    assert (await ws.receive_json_from())["code"] == "bad_frame"
+    await ws.disconnect()
+
+
+async def test_a_message_before_hello_is_not_ready(shop_bot):
+    ws = _socket(shop_bot.public_key)
+    await ws.connect()
+    await ws.send_json_to({"type": "message", "text": "Hi"})
+    error = await ws.receive_json_from()
+    assert error == {"type": "error", "code": "not_ready", "message": "Send hello first."}
+    await ws.disconnect()
+
+
+async def test_a_20000_character_message_is_too_long_and_not_stored(shop_bot, scripted):
+    ws, ready = await _connect(shop_bot)
+    await ws.send_json_to({"type": "message", "text": "a" * 20_000})
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "too_long"
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    assert f"20000 characters; the limit is {limit}" in error["message"]
+    assert await _messages(ready["conversation"]["id"]) == []
+    await ws.send_json_to({"type": "message", "text": "   "})
+    assert (await ws.receive_json_from(timeout=5))["code"] == "empty"
+    await ws.disconnect()
+
+
+async def test_messages_past_the_rate_limit_are_refused(shop_bot, scripted, settings):
+    settings.CHAT_RATE_PER_VISITOR = 2
+    scripted.answer = "Sure."
+    ws, ready = await _connect(shop_bot)
+    for n in range(2):
+        await ws.send_json_to({"type": "message", "text": f"Question {n}"})
+        await _until(ws, _completed)
+    await ws.send_json_to({"type": "message", "text": "One too many"})
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "rate_limited"
+    assert "Please wait" in error["message"] and "seconds" in error["message"]
+    texts = [m[2] for m in await _messages(ready["conversation"]["id"])]
+    assert "One too many" not in texts
+    await ws.disconnect()
+
+
+# --- tenant isolation -------------------------------------------------------------------------
+async def test_a_hello_naming_someone_elses_conversation_gets_a_fresh_one(
+    shop_bot, carla, dan, gus
+):
+    dans = await database_sync_to_async(ConversationFactory)(customer=dan)
+    await database_sync_to_async(MessageFactory)(conversation=dans, text="My address is …")
+    globex_chat = await database_sync_to_async(ConversationFactory)(customer=gus)
+
+    for other in (dans, globex_chat):
+        ws, ready = await _connect(shop_bot, conversation_id=other.pk)
+        assert ready["conversation"]["id"] not in (dans.pk, globex_chat.pk)
+        assert ready["messages"] == []
+        await ws.disconnect()
+
+
+async def test_another_conversations_events_never_reach_this_socket(shop_bot, dan, scripted):
+    ws, _ready = await _connect(shop_bot)
+    dans = await database_sync_to_async(ConversationFactory)(customer=dan)
+    await database_sync_to_async(services.message_add_user)(conversation=dans, text="Secret")
+    assert await ws.receive_nothing(timeout=0.5)
+    await ws.disconnect()
+
+
+# --- across processes -------------------------------------------------------------------------
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+async def test_an_answer_streams_through_the_redis_channel_layer(shop_bot, scripted):
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    ws, ready = await _connect(shop_bot)
+    await ws.send_json_to({"type": "message", "client_message_id": "r-1", "text": "Shipping?"})
+    frames = await _until(ws, _completed)
+    tokens = [f["text"] for f in frames if f["type"] == "message.token"]
+    assert "".join(tokens) == SHIPPING == frames[-1]["message"]["text"]
+    # Rate limits count in Redis too: the cache follows REDIS_URL.
+    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    await ws.disconnect()
