@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
-from django.http.request import validate_host
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -27,6 +25,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 from bots import selectors as bot_selectors
 from bots.models import Bot, validate_origin
 from conversations import selectors, trace_display
+from conversations.consumers import origin_allowed
 from conversations.models import Message
 from knowledge import selectors as knowledge_selectors
 
@@ -59,28 +58,15 @@ def widget_js(request):
     return response
 
 
-def origin_allowed(bot: Bot, origin: str | None) -> bool:
-    """The socket's rule: the bot's allowed origins, plus this server's own pages (SITE_URL's
-    origin and ALLOWED_HOSTS, never a `*` there)."""
-    if bot.origin_allowed(origin):
-        return True
-    if not origin:
-        return False
-    parts, site = urlsplit(origin), urlsplit(settings.SITE_URL)
-    if (parts.scheme, parts.netloc.lower()) == (site.scheme, site.netloc.lower()):
-        return True
-    hosts = [host for host in settings.ALLOWED_HOSTS if host != "*"]
-    return bool(parts.hostname) and validate_host(parts.hostname, hosts)
-
-
 @require_GET
 def widget_config(request, public_key):
     try:
         bot = bot_selectors.bot_get_public(public_key=public_key)
     except Http404:
         return JsonResponse({"error": "There is no bot with this key."}, status=404)
-    # Browsers send Origin on cross-site fetches; a same-origin page or a script sends none,
-    # and the config is public anyway. The socket refuses a disallowed origin regardless.
+    # The socket's own rule (origin_allowed). Browsers send Origin on cross-site fetches; a
+    # same-origin page or a script sends none, and the config is public anyway. The socket
+    # refuses a disallowed origin regardless.
     origin = request.headers.get("Origin")
     if origin and not origin_allowed(bot, origin):
         response = JsonResponse(
