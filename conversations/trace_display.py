@@ -39,6 +39,7 @@ ORDER = [
     "attempt",
 ]
 CELL_CHARS = 400
+PASSAGE_CHARS = 160
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if value % 1 else str(int(value))
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value % 1 else str(int(value))
     if isinstance(value, str):
         text = value
     else:
@@ -84,6 +85,11 @@ def _section(key: str, value: Any) -> Section:
     return section
 
 
+def _excerpt(text: str, limit: int = PASSAGE_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _with_chunks(retrieved: Any, chunks: dict[int, dict]) -> Any:
     """Retrieved chunks are traced by id and score; a person wants to read which passage."""
     if not isinstance(retrieved, list):
@@ -93,9 +99,9 @@ def _with_chunks(retrieved: Any, chunks: dict[int, dict]) -> Any:
         if isinstance(hit, dict):
             chunk = chunks.get(hit.get("chunk_id")) or {}
             hit = {
-                "document": chunk.get("title", "(no longer in the knowledge)"),
                 **hit,
-                "passage": chunk.get("text", ""),
+                "document": chunk.get("title", "(no longer in the knowledge)"),
+                "passage": _excerpt(chunk.get("text", "")),
             }
         rows.append(hit)
     return rows
