@@ -116,8 +116,8 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
   const THUMB = '<path d="M1 21h4V9H1zm22-11a2 2 0 0 0-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.5-1.1L14.2 1 7.6 7.6C7.2 8 7 8.4 7 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7c.1-.3.2-.5.2-.8z"/>';
   const SKELETON = `
 <button class="launcher" type="button" aria-expanded="false" aria-controls="panel"><svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg></button>
-<div class="panel" id="panel" role="dialog" aria-modal="true" aria-labelledby="title" hidden>
-  <header><h2 id="title"><span class="name"></span><span class="status" aria-live="polite"></span></h2>
+<div class="panel" id="panel" role="dialog" aria-modal="true" aria-labelledby="name" hidden>
+  <header><h2><span class="name" id="name"></span><span class="status" aria-live="polite"></span></h2>
     <button type="button" class="escalate">Talk to a person</button>
     <button type="button" class="close" aria-label="Close chat">\u00d7</button></header>
   <div class="log" role="log" aria-live="polite" aria-relevant="additions text" tabindex="0" aria-label="Messages"></div>
@@ -488,7 +488,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
     }
 
     local(cid) { return this.$log.querySelector(`[data-cid="${CSS.escape(cid)}"]`); }
-    status(text) { this.$status.textContent = text ? ` \u00b7 ${text}` : ""; }
+    status(text) { this.$status.textContent = text || ""; }
     alert(text) { this.$alert.textContent = text || ""; }
     scrollDown() { this.$log.scrollTop = this.$log.scrollHeight; }
   }
