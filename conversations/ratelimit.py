@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 WINDOW_SECONDS = 60
+KEY_PREFIX = "chat-rate"
 
 
 class RateLimited(Exception):
@@ -34,7 +35,7 @@ def hit(key: str, *, limit: int, window: int = WINDOW_SECONDS) -> int | None:
     seconds until the window ends and the sender may try again."""
     now = time.time()
     start = int(now // window) * window
-    cache_key = f"chat-rate:{key}:{start}"
+    cache_key = f"{KEY_PREFIX}:{key}:{start}"
     # A little past the window, so a counter never expires between add and incr.
     cache.add(cache_key, 0, timeout=window + 5)
     try:

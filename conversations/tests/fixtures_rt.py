@@ -7,9 +7,11 @@ module), so conversations/tests/conftest.py stays with the data model's tests.
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
-from django.core.cache import cache
+
+from conversations import ratelimit
 
 SHIPPING = "Standard shipping takes 3 to 5 business days."
 
@@ -24,6 +26,7 @@ class ScriptedPipeline:
         self.final: dict = {}
         self.turns: list = []
         self.gate: threading.Event | None = None
+        self.midway = None
         self.error: Exception | None = None
 
     def hold(self) -> threading.Event:
@@ -37,6 +40,8 @@ class ScriptedPipeline:
         words = self.answer.split(" ")
         for i, word in enumerate(words):
             yield {"type": "token", "text": word if i == 0 else " " + word}
+            if i == 0 and self.midway is not None and not self.midway.wait(timeout=20):
+                raise TimeoutError("the test never let the answer go on")
             if self.error is not None:
                 raise self.error
         yield {
@@ -66,11 +71,10 @@ def scripted(monkeypatch):
 
 
 @pytest.fixture
-def fresh_rate_limits():
-    """Rate-limit counters live in the cache, which outlives a test."""
-    cache.clear()
-    yield
-    cache.clear()
+def fresh_rate_limits(monkeypatch):
+    """Rate-limit counters of this test only. They live in the cache, which outlives a test,
+    and with REDIS_URL set it is a shared Redis: a prefix per test, never cache.clear()."""
+    monkeypatch.setattr(ratelimit, "KEY_PREFIX", f"chat-rate-test-{uuid.uuid4().hex}")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ conversation, escalation and feedback endpoints, each scoped to the key's bot.""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -328,3 +329,60 @@ def test_feedback_on_another_bots_message_is_not_found(api, gus):
     assert response.status_code == 404
     theirs.refresh_from_db()
     assert theirs.feedback is None
+
+
+# --- Under daphne -------------------------------------------------------------------------------
+class FileGate:
+    """A gate that works across the fork of the live server: open once the file exists."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.path.exists():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+
+@pytest.fixture
+def held_after_first_token(scripted, tmp_path):
+    """The answer waits after its first token until the returned file exists. A fixture, so
+    that it is set before live_asgi_server forks the server with the pipeline in it."""
+    opened = tmp_path / "first-token-read"
+    scripted.midway = FileGate(opened)
+    return opened
+
+
+def test_daphne_streams_each_token_as_it_is_written(
+    held_after_first_token, live_asgi_server, acme_bot
+):
+    """The real server sends each event as it happens, not the whole answer at the end: the
+    answer is held after its first token until the client has read that token."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    host = urlsplit(live_asgi_server)
+    connection = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+    connection.request(
+        "POST",
+        "/api/v1/chat",
+        body=json.dumps({"message": "How long does shipping take?"}),
+        headers={
+            "Authorization": f"Bearer {acme_bot.secret_key}",
+            "Content-Type": "application/json",
+        },
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "text/event-stream"
+    first = b"".join(response.readline() for _ in range(3))
+    assert _events(first) == [("token", {"text": "Standard"})]
+    held_after_first_token.touch()
+    body = first + response.read()
+    connection.close()
+    events = _events(body)
+    assert "".join(d["text"] for name, d in events if name == "token") == SHIPPING
+    assert events[-1][0] == "done"
