@@ -50,12 +50,6 @@ def bot_get(*, membership: Membership, bot_slug: str) -> Bot:
     return get_object_or_404(Bot, organization=membership.organization, slug=bot_slug)
 
 
-def bot_get_public(*, public_key: str) -> Bot:
-    """The bot behind a widget key, for the public widget endpoints. The key grants nothing by
-    itself: what a page may do is decided by the bot's allowed origins."""
-    return get_object_or_404(Bot, public_key=public_key)
-
-
 def invitation_list_open(*, organization: Organization) -> QuerySet[Invitation]:
     return organization.invitations.filter(
         accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()

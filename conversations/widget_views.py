@@ -60,9 +60,8 @@ def widget_js(request):
 
 @require_GET
 def widget_config(request, public_key):
-    try:
-        bot = bot_selectors.bot_get_public(public_key=public_key)
-    except Http404:
+    bot = bot_selectors.bot_for_public_key(public_key=public_key)
+    if bot is None:
         return JsonResponse({"error": "There is no bot with this key."}, status=404)
     # The socket's own rule (origin_allowed). Browsers send Origin on cross-site fetches; a
     # same-origin page or a script sends none, and the config is public anyway. The socket
@@ -93,10 +92,17 @@ def widget_config(request, public_key):
     return response
 
 
+def _public_bot(public_key: str) -> Bot:
+    bot = bot_selectors.bot_for_public_key(public_key=public_key)
+    if bot is None:
+        raise Http404("There is no bot with this key.")
+    return bot
+
+
 @require_GET
 def chat_page(request, public_key):
     """The shareable full-page chat: the widget, opened, filling the page."""
-    bot = bot_selectors.bot_get_public(public_key=public_key)
+    bot = _public_bot(public_key)
     return render(request, "conversations/widget_page.html", {"bot": bot, "framed": False})
 
 
@@ -120,7 +126,7 @@ def frame_ancestors(bot: Bot) -> str:
 @require_GET
 def widget_frame(request, public_key):
     """The chat for an <iframe>: framing is allowed here only, by the bot's allowed origins."""
-    bot = bot_selectors.bot_get_public(public_key=public_key)
+    bot = _public_bot(public_key)
     response = render(request, "conversations/widget_page.html", {"bot": bot, "framed": True})
     response["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors(bot)}"
     return response
