@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("", include("conversations.widget_urls")),
     path("", include("bots.urls")),
     path("", include("conversations.urls")),
 ]

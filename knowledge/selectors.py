@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from bots.models import Bot
-from knowledge.models import KnowledgeSource
+from knowledge.models import Chunk, KnowledgeSource
 
 
 def source_list(*, bot: Bot) -> QuerySet[KnowledgeSource]:
@@ -54,4 +54,17 @@ def sync_status(*, bot: Bot) -> dict:
             }
             for s in sources
         ],
+    }
+
+
+def chunk_summaries(*, bot: Bot, chunk_ids: list) -> dict[int, dict]:
+    """Titles and text of this bot's chunks by id, for a trace a person reads. Ids of chunks
+    since deleted (a re-sync) or of another bot are simply missing."""
+    ids = [i for i in chunk_ids if isinstance(i, int) and not isinstance(i, bool)]
+    if not ids:
+        return {}
+    chunks = Chunk.objects.filter(bot=bot, pk__in=ids).select_related("document")
+    return {
+        c.pk: {"title": c.document.title, "url": c.document.url, "text": c.text}
+        for c in chunks.only("text", "document__title", "document__url")
     }
