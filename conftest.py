@@ -32,6 +32,9 @@ def _no_adapter_training(settings, tmp_path_factory):
     # are about it switch it on (knowledge/tests/test_adaptation.py). Adapters never land in
     # the developer's own data folder.
     settings.KNOWLEDGE_ADAPTER = False
+    # No background model load in the test process: a live server forked while a thread is
+    # importing torch would inherit its locks and hang.
+    settings.EMBEDDING_PRELOAD = False
     settings.DATA_DIR = tmp_path_factory.getbasetemp() / "data"
 
 
@@ -103,6 +106,22 @@ def globex_bot(globex):
 
 
 # --- A live ASGI server (daphne: HTTP + WebSocket) on the test database -----------------------
+def _forked_server_setup() -> None:
+    """Thread pools do not survive fork: the child inherits their bookkeeping, not their
+    threads. asgiref's one thread for thread-sensitive calls (channels' database_sync_to_async),
+    used by earlier async tests in this process, would take work and never run it; the
+    child's sockets then hang. torch's OpenMP pool likewise: one thread is plenty here."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 @pytest.fixture
 def live_asgi_server(transactional_db, settings):
     """Daphne in a forked process serving the real ASGI app, static files included.
@@ -120,7 +139,9 @@ def live_asgi_server(transactional_db, settings):
     # as pytest-django left them, already naming the test database.
     connections.close_all()
     process = DaphneProcess(
-        "127.0.0.1", partial(make_application, static_wrapper=ASGIStaticFilesHandler)
+        "127.0.0.1",
+        partial(make_application, static_wrapper=ASGIStaticFilesHandler),
+        setup=_forked_server_setup,
     )
     process.start()
     if not process.ready.wait(timeout=30):

@@ -1,7 +1,6 @@
 """One daphne process serves HTTP (Django, static files) and WebSockets (Channels)."""
 
 import os
-import threading
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -17,20 +16,6 @@ from config.routing import websocket_application  # noqa: E402
 # Fail at start-up, loudly, rather than serve with a broken database or channel layer.
 require_services()
 
-
-def _warm_embedder() -> None:
-    # Importing torch and loading MiniLM takes seconds; without this the first customer after
-    # every start waits for it (and, under load, everyone queued behind them: measured by
-    # `manage.py bench_chat`). In a thread, so the server is up meanwhile.
-    from django.conf import settings
-
-    from knowledge.embeddings import LOCAL_MINILM, get_embedder
-
-    if settings.EMBEDDING_MODEL == LOCAL_MINILM:
-        get_embedder(LOCAL_MINILM).embed(["warm up"])
-
-
-threading.Thread(target=_warm_embedder, name="warm-embedder", daemon=True).start()
 
 application = ProtocolTypeRouter(
     {

@@ -206,6 +206,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Handoff <handoff@localhost>"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "local:all-MiniLM-L6-v2")
 EMBEDDING_API_BASE = env_str("EMBEDDING_API_BASE") or env_str("OPENAI_BASE_URL")
 EMBEDDING_API_KEY = env_str("EMBEDDING_API_KEY") or env_str("OPENAI_API_KEY")
+# Load the local model in the background on a web process's first widget connection.
+EMBEDDING_PRELOAD = env_bool("EMBEDDING_PRELOAD", True)
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 0, minimum=0, maximum=64)  # 0: torch's default
 # Per-bot domain adapters (knowledge/adaptation.py): the worker fine-tunes a copy of the local
 # model on a bot's articles (a minute or two of CPU per change) and retrieval uses both.

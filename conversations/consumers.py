@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -32,6 +34,7 @@ from config.realtime import conversation_group
 from conversations import chat, ratelimit, selectors, services
 from conversations.models import Message
 from conversations.payloads import conversation_payload, message_payload
+from knowledge.embeddings import LOCAL_MINILM, get_embedder
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +100,44 @@ def _turn_drain(message: Message) -> None:
         close_old_connections()
 
 
+_warmed_pid: int | None = None
+
+
+def _warm_embedder() -> None:
+    """Load the local embedding model in the background, once per serving process.
+
+    Importing torch and loading MiniLM takes seconds; without this the first customer after
+    every start waits for it, and under load everyone queued behind them (`bench_chat`). Done
+    on the first widget connection rather than at import: a thread importing torch while a
+    test server or a pre-forking host forks would leave the child holding its locks.
+    """
+    global _warmed_pid
+    if not settings.EMBEDDING_PRELOAD or settings.EMBEDDING_MODEL != LOCAL_MINILM:
+        return
+    if _warmed_pid == os.getpid():
+        return
+    _warmed_pid = os.getpid()
+    threading.Thread(
+        target=lambda: get_embedder(LOCAL_MINILM).embed(["warm up"]),
+        name="warm-embedder",
+        daemon=True,
+    ).start()
+
+
 # A turn holds its thread for the whole answer (embedding, search, an LLM stream that may take
 # seconds). A pool of their own keeps answers from starving the short calls of other sockets,
 # and bounds how many answers compete for the CPU at once.
-_turn_pool = ThreadPoolExecutor(max_workers=settings.CHAT_TURN_THREADS, thread_name_prefix="turn")
+_turn_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _turn_executor() -> ThreadPoolExecutor:
+    global _turn_pool
+    # One per process: a pool inherited through fork (daphne test servers, pre-forking hosts)
+    # believes its parent's idle threads exist and would never run a task.
+    if _turn_pool is None or _turn_pool[0] != os.getpid():
+        pool = ThreadPoolExecutor(max_workers=settings.CHAT_TURN_THREADS, thread_name_prefix="turn")
+        _turn_pool = (os.getpid(), pool)
+    return _turn_pool[1]
 
 
 class WidgetConsumer(AsyncJsonWebsocketConsumer):
@@ -111,6 +148,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     ip: str | None = None
 
     async def connect(self):
+        _warm_embedder()
         public_key = self.scope["url_route"]["kwargs"]["public_key"]
         self.bot = await _db(bot_selectors.bot_for_public_key)(public_key=public_key)
         # Accepted, then closed: a handshake refused outright reaches the browser as 1006 with
@@ -241,7 +279,10 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "message.created", "message": message_payload(message)})
             return
         if self.conversation.bot_may_answer:
-            turn = asyncio.get_running_loop().run_in_executor(_turn_pool, _turn_drain, message)
+            # Through asgiref, not loop.run_in_executor: the turn's pushes (async_to_sync) must
+            # run on this event loop, where the in-memory channel layer's queues live.
+            run_turn = sync_to_async(_turn_drain, thread_sensitive=False, executor=_turn_executor())
+            turn = asyncio.ensure_future(run_turn(message))
             _turns.add(turn)
             turn.add_done_callback(_turns.discard)
 
