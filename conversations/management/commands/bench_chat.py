@@ -31,10 +31,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from conversations.pipeline import Turn, run
-from knowledge.embeddings import get_embedder
 from knowledge.evaluation import throwaway_bot
-from knowledge.management.commands.bench_latency import SUBJECTS, TEMPLATES
-from knowledge.models import Chunk, Document, KnowledgeSource
+from knowledge.management.commands.bench_latency import synthetic_fill
+from knowledge.models import Chunk
 from knowledge.services import chunks_analyze, source_upload
 
 DEMO = Path(settings.BASE_DIR) / "bots" / "demo"
@@ -72,55 +71,14 @@ def _fill(bot, total: int) -> int:
     """Synthetic articles (five passages and a title each) until the bot holds `total` chunks."""
     have = Chunk.objects.filter(bot=bot).count()
     passages = max(0, total - have) * 5 // 6
-    if not passages:
-        return have
-    rng, pick = np.random.default_rng(0), random.Random(0)
-    sentences = sorted({t.format(s=a, t=b) for t in TEMPLATES for a in SUBJECTS for b in SUBJECTS})
-    sentences = pick.sample(sentences, min(1_500, len(sentences)))
-    base = get_embedder(bot.embedding_model_active).embed(sentences)
-    source = KnowledgeSource.objects.create(bot=bot, name="scale", status="ready")
-    documents = Document.objects.bulk_create(
-        Document(
-            bot=bot,
-            source=source,
-            external_id=f"scale-{i}",
-            kind="article",
-            title=sentences[i % len(sentences)],
-            checksum=str(i),
+    if passages:
+        synthetic_fill(
+            bot,
+            passages=passages,
+            titles=True,
+            suffix=". See the details in your account settings.",
         )
-        for i in range(passages // 5)
-    )
-    which = rng.integers(0, len(sentences), size=len(documents) * 5)
-    vectors = base[which] + rng.normal(scale=0.02, size=(len(which), base.shape[1]))
-    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    chunks = [
-        Chunk(
-            document=documents[j // 5],
-            bot=bot,
-            position=j % 5,
-            kind="passage",
-            text=f"{sentences[which[j]]}. See the details in your account settings.",
-            embed_text=sentences[which[j]],
-            embedding_model=bot.embedding_model_active,
-            embedding=vectors[j],
-        )
-        for j in range(len(which))
-    ]
-    chunks += [
-        Chunk(
-            document=document,
-            bot=bot,
-            position=5,
-            kind="title",
-            text=document.title,
-            embed_text=document.title,
-            embedding_model=bot.embedding_model_active,
-            embedding=base[i % len(sentences)],
-        )
-        for i, document in enumerate(documents)
-    ]
-    Chunk.objects.bulk_create(chunks, batch_size=1_000)
-    chunks_analyze()
+        chunks_analyze()
     return Chunk.objects.filter(bot=bot).count()
 
 

@@ -62,6 +62,63 @@ QUESTIONS = [
 ]
 
 
+def synthetic_fill(bot, *, passages: int, titles: bool = False, suffix: str = "") -> list[str]:
+    """Articles of five passages each, stored straight into the bot's knowledge: real MiniLM
+    vectors of support sentences, spread into nearby variants. With `titles`, articles are
+    titled by a sentence and get a title chunk, as parsed articles do. Returns the sentences."""
+    rng, pick = np.random.default_rng(0), random.Random(0)
+    sentences = sorted({t.format(s=a, t=b) for t in TEMPLATES for a in SUBJECTS for b in SUBJECTS})
+    sentences = pick.sample(sentences, min(1_500, len(sentences)))
+    base = get_embedder(bot.embedding_model_active).embed(sentences)
+    source = KnowledgeSource.objects.create(bot=bot, name="scale", status="ready")
+    per_doc = 5
+    for start in range(0, passages - passages % per_doc, 5_000):
+        count = min(5_000, passages - start) // per_doc * per_doc
+        first = start // per_doc
+        docs = Document.objects.bulk_create(
+            Document(
+                bot=bot,
+                source=source,
+                external_id=f"scale-{i}",
+                title=sentences[i % len(sentences)] if titles else f"Article {i}",
+                checksum=str(i),
+            )
+            for i in range(first, first + count // per_doc)
+        )
+        which = rng.integers(0, len(sentences), size=count)
+        vectors = base[which] + rng.normal(scale=0.02, size=(count, base.shape[1]))
+        vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+        chunks = [
+            Chunk(
+                document=docs[j // per_doc],
+                bot=bot,
+                position=j % per_doc,
+                kind="passage",
+                text=sentences[which[j]] + suffix,
+                embed_text=sentences[which[j]],
+                embedding_model=bot.embedding_model_active,
+                embedding=vectors[j],
+            )
+            for j in range(count)
+        ]
+        if titles:
+            chunks += [
+                Chunk(
+                    document=doc,
+                    bot=bot,
+                    position=per_doc,
+                    kind="title",
+                    text=doc.title,
+                    embed_text=doc.title,
+                    embedding_model=bot.embedding_model_active,
+                    embedding=base[(first + i) % len(sentences)],
+                )
+                for i, doc in enumerate(docs)
+            ]
+        Chunk.objects.bulk_create(chunks, batch_size=1_000)
+    return sentences
+
+
 class Command(BaseCommand):
     help = "Measure retrieval latency (query embedding included) over N chunks."
 
@@ -73,49 +130,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, chunks: int, queries: int, adapter: bool, **options):
-        rng = np.random.default_rng(0)
-        pick = random.Random(0)
         with throwaway_bot() as bot:
-            sentences = sorted(
-                {t.format(s=a, t=b) for t in TEMPLATES for a in SUBJECTS for b in SUBJECTS}
-            )
-            sentences = pick.sample(sentences, min(1_500, len(sentences)))
-            base = get_embedder(bot.embedding_model_active).embed(sentences)
-            source = KnowledgeSource.objects.create(bot=bot, name="scale", status="ready")
-            started = time.perf_counter()
-            per_doc = 5
-            for start in range(0, chunks, 5_000):
-                docs = Document.objects.bulk_create(
-                    Document(
-                        bot=bot,
-                        source=source,
-                        external_id=str(i),
-                        title=f"Article {i}",
-                        checksum=str(i),
-                    )
-                    for i in range(start // per_doc, (start + 5_000) // per_doc)
-                )
-                which = rng.integers(0, len(sentences), size=5_000)
-                vectors = base[which] + rng.normal(scale=0.02, size=(5_000, base.shape[1]))
-                vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(
-                    np.float32
-                )
-                Chunk.objects.bulk_create(
-                    (
-                        Chunk(
-                            document=docs[j // per_doc],
-                            bot=bot,
-                            position=j % per_doc,
-                            kind="passage",
-                            text=sentences[which[j]],
-                            embed_text=sentences[which[j]],
-                            embedding_model=bot.embedding_model_active,
-                            embedding=vectors[j],
-                        )
-                        for j in range(5_000)
-                    ),
-                    batch_size=1_000,
-                )
+            started = time.perf_counter()  # embedding the 1,500 source sentences included
+            sentences = synthetic_fill(bot, passages=chunks)
             chunks_analyze()  # as the sync service does after a large write
             # And as autovacuum does soon after one: until it runs, the first reads of fresh
             # rows set their hint bits (writes), which is ingest cost, not query cost.
