@@ -2,6 +2,7 @@
 
 Personas (STYLE.md): Ada owns Acme, Ian is Acme's admin, Sam is Acme's agent, Olga owns Globex
 (another tenant, who must never see Acme's data), and Root is the superuser who self-hosts.
+Customers: Carla, Dan and Vera (verified) chat with Acme's bot, Gus with Globex's.
 """
 
 from __future__ import annotations
@@ -103,6 +104,73 @@ def globex_bot(globex):
     from bots.tests.factories import BotFactory
 
     return BotFactory(organization=globex, name="Globex Helper", slug="globex-helper")
+
+
+# --- Chat personas: Carla chats with Acme's bot (`carlas_chat`), Dan is another Acme customer,
+# Vera is a verified Acme customer (signed user id), and Gus chats with Globex's bot. ---------
+
+
+@pytest.fixture
+def carla(acme_bot):
+    from conversations.tests.factories import CustomerFactory
+
+    return CustomerFactory(bot=acme_bot, name="Carla", visitor_id="carla-browser-1")
+
+
+@pytest.fixture
+def carlas_chat(carla):
+    from conversations.tests.factories import ConversationFactory
+
+    return ConversationFactory(customer=carla)
+
+
+@pytest.fixture
+def dan(acme_bot):
+    from conversations.tests.factories import CustomerFactory
+
+    return CustomerFactory(bot=acme_bot, name="Dan", visitor_id="dan-browser-1")
+
+
+@pytest.fixture
+def vera(acme_bot):
+    from conversations.tests.factories import CustomerFactory
+
+    return CustomerFactory(
+        bot=acme_bot, name="Vera", visitor_id="vera-laptop-1", external_id="user-42"
+    )
+
+
+@pytest.fixture
+def gus(globex_bot):
+    from conversations.tests.factories import CustomerFactory
+
+    return CustomerFactory(bot=globex_bot, name="Gus", visitor_id="gus-browser-1")
+
+
+@pytest.fixture
+def _broadcast_log(monkeypatch):
+    """Events recorded as (group, event, payload), split by audience: the customer's and the
+    organization's groups, and the console's."""
+    customer_and_org, staff = [], []
+
+    def record(group, event, **payload):
+        (staff if group.startswith("staff.") else customer_and_org).append((group, event, payload))
+
+    monkeypatch.setattr("config.realtime.broadcast", record)
+    return customer_and_org, staff
+
+
+@pytest.fixture
+def broadcasts(_broadcast_log):
+    """Events sent through config.realtime.broadcast to the customer's and the organization's
+    groups, as (group, event, payload)."""
+    return _broadcast_log[0]
+
+
+@pytest.fixture
+def staff_broadcasts(_broadcast_log):
+    """Events sent to the console's groups (`staff.conv.<id>`) only."""
+    return _broadcast_log[1]
 
 
 # --- A live ASGI server (daphne: HTTP + WebSocket) on the test database -----------------------

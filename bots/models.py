@@ -37,6 +37,15 @@ class User(AbstractUser):
 class Organization(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
+    # Slack or Discord incoming webhook: told of high and urgent handoffs
+    # (escalation/notifications.py).
+    webhook_url = models.URLField(
+        "chat webhook",
+        blank=True,
+        max_length=500,
+        help_text="A Slack or Discord incoming-webhook URL. High and urgent conversations "
+        "waiting for a person are posted there.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -56,7 +65,19 @@ class Role(models.TextChoices):
 MANAGER_ROLES = (Role.OWNER, Role.ADMIN)
 
 
+class Availability(models.TextChoices):
+    ONLINE = "online", "Online"
+    AWAY = "away", "Away"
+    OFFLINE = "offline", "Offline"
+
+
+def _all_queues() -> list[str]:
+    return ["tier1", "tier2", "manager"]
+
+
 class Membership(models.Model):
+    Availability = Availability
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -64,6 +85,22 @@ class Membership(models.Model):
         Organization, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    # The agent console: online while a console is open (away when the agent says so), how
+    # many conversations the agent takes at once, and which queues they serve and are
+    # notified for (conversations.models.Queue values).
+    availability = models.CharField(
+        max_length=8, choices=Availability.choices, default=Availability.OFFLINE
+    )
+    capacity = models.PositiveSmallIntegerField(
+        default=5, help_text="Conversations this person handles at once; claiming more is refused."
+    )
+    queues = ArrayField(
+        models.CharField(max_length=8),
+        default=_all_queues,
+        blank=True,
+        help_text="Queues this person works and is notified for: tier1, tier2, manager.",
+    )
+    last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -219,6 +256,12 @@ class Bot(models.Model):
     )
     llm_api_key = models.CharField(
         "LLM API key", max_length=200, blank=True, help_text="Empty: the server's LLM_API_KEY."
+    )
+    response_minutes = models.PositiveSmallIntegerField(
+        "minutes to a person's answer",
+        default=5,
+        help_text="A conversation waiting this long for an agent's first answer is raised one "
+        "priority level and its queue is notified again.",
     )
     forbidden_phrases = models.TextField(
         blank=True,

@@ -26,6 +26,12 @@ def conversation_group(conversation_id: int) -> str:
     return f"conv.{conversation_id}"
 
 
+def staff_conversation_group(conversation_id: int) -> str:
+    """Members following one conversation in the console: everything the customer's group gets,
+    plus what only members may see (internal notes, the customer typing, traces)."""
+    return f"staff.conv.{conversation_id}"
+
+
 def broadcast(group: str, event: str, **payload) -> None:
     """Send `event` to every socket in `group`; consumers handle it in `on_event`.
 

@@ -32,7 +32,7 @@ from bots import selectors as bot_selectors
 from bots.models import Bot
 from config.realtime import conversation_group
 from conversations import chat, ratelimit, selectors, services
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.payloads import conversation_payload, message_payload
 from knowledge.embeddings import LOCAL_MINILM, get_embedder
 
@@ -52,8 +52,11 @@ def origin_allowed(bot: Bot, origin: str | None) -> bool:
     """The bot's allowed origins, plus this server's own pages (the Playground, the full-page
     chat): SITE_URL's origin and ALLOWED_HOSTS. A `*` in ALLOWED_HOSTS does not count: it
     would let every site embed every bot."""
-    if bot.origin_allowed(origin):
-        return True
+    return bot.origin_allowed(origin) or own_origin(origin)
+
+
+def own_origin(origin: str | None) -> bool:
+    """A page this server serves itself (SITE_URL's origin or one of ALLOWED_HOSTS)."""
     if not origin:
         return False
     parts, site = urlsplit(origin), urlsplit(settings.SITE_URL)
@@ -213,15 +216,26 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         details = {field: _text(content, field) for field in ("name", "email")}
         conversation_id = _integer(content, "conversation_id")
         after_id = _integer(content, "after_id") or 0
+        channel = _text(content, "channel") or Conversation.Channel.WIDGET
+        if channel not in (Conversation.Channel.WIDGET, Conversation.Channel.PLAYGROUND):
+            raise BadFrame('"channel" is "widget" or "playground".')
+        if channel == Conversation.Channel.PLAYGROUND and not own_origin(
+            _header(self.scope, b"origin")
+        ):
+            # Test conversations are marked as such in the console; a customer's site must not
+            # be able to pass its chats off as tests.
+            raise BadFrame("The playground channel is only for this server's own pages.")
         try:
-            ready = await self._hello(identity, details, conversation_id, after_id)
+            ready = await self._hello(identity, details, conversation_id, after_id, channel)
         except services.CustomerIdentityError as exc:
             await self._error("identity", str(exc))
             return
         await self.send_json(ready)
 
-    async def _hello(self, identity, details, conversation_id, after_id) -> dict:
-        customer, conversation = await _db(self._resume)(identity, details, conversation_id)
+    async def _hello(self, identity, details, conversation_id, after_id, channel) -> dict:
+        customer, conversation = await _db(self._resume)(
+            identity, details, conversation_id, channel
+        )
         group = conversation_group(conversation.pk)
         if group != self.group:
             if self.group:
@@ -233,11 +247,11 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         self.customer, self.conversation, self.group = customer, conversation, group
         return await _db(self._ready)(after_id)
 
-    def _resume(self, identity, details, conversation_id):
+    def _resume(self, identity, details, conversation_id, channel):
         customer = services.customer_identify(bot=self.bot, **identity, **details)
         # Someone else's conversation id is treated as none: a fresh or the customer's own.
         conversation = services.conversation_resume(
-            bot=self.bot, customer=customer, conversation_id=conversation_id
+            bot=self.bot, customer=customer, conversation_id=conversation_id, channel=channel
         )
         return customer, conversation
 

@@ -56,7 +56,17 @@ class Customer(models.Model):
         return bool(self.external_id)
 
 
+class Queue(models.TextChoices):
+    """Which people a handed-off conversation waits for (escalation rules pick one)."""
+
+    TIER1 = "tier1", "Tier 1"
+    TIER2 = "tier2", "Tier 2"
+    MANAGER = "manager", "Manager"
+
+
 class Conversation(models.Model):
+    Queue = Queue
+
     class Status(models.TextChoices):
         AI = "ai", "With the bot"
         WAITING = "waiting", "Waiting for an agent"
@@ -87,8 +97,19 @@ class Conversation(models.Model):
         on_delete=models.SET_NULL,
         related_name="assigned_conversations",
     )
+    queue = models.CharField(max_length=8, choices=Queue.choices, default=Queue.TIER1)
     # VADER compound score of the customer's recent messages, -1 (angry) … 1 (happy).
     sentiment = models.FloatField(null=True, blank=True)
+    # escalation/signals.py: the level of the latest customer message and the frustration
+    # accumulated over this conversation and the customer's recent contacts, 0–1.
+    sentiment_level = models.CharField(max_length=10, blank=True)
+    frustration = models.FloatField(default=0.0)
+    # The newest message an agent has seen in the console: customer messages after it are
+    # unread (the queue's badge).
+    agent_seen_message_id = models.BigIntegerField(default=0)
+    # When the current handoff must have had an agent's answer; past it the priority is bumped
+    # and agents re-notified, and the next deadline is set (escalation/tasks.py).
+    response_due_at = models.DateTimeField(null=True, blank=True)
     handoff_reason = models.CharField(max_length=200, blank=True)
     handoff_at = models.DateTimeField(null=True, blank=True)
     # A rolling summary of turns older than the window the pipeline reads verbatim.
@@ -105,6 +126,7 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["bot", "status", "-updated_at"], name="conversation_queue"),
             models.Index(fields=["customer", "-created_at"], name="conversation_customer"),
+            models.Index(fields=["status", "response_due_at"], name="conversation_response_due"),
         ]
 
     def __str__(self) -> str:
@@ -144,6 +166,8 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     text = models.TextField(blank=True)
+    # An agent's note for colleagues: never sent to the customer (payloads, selectors).
+    internal = models.BooleanField(default=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.COMPLETE)
     outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
     confidence = models.FloatField(null=True, blank=True)
@@ -164,6 +188,10 @@ class Message(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )
     feedback = models.SmallIntegerField(null=True, blank=True, help_text="1 helpful, -1 not.")
+    # Customer messages: VADER compound score and escalation signals (escalation/signals.py),
+    # e.g. ["all_caps", "legal_threat"].
+    sentiment = models.FloatField(null=True, blank=True)
+    signals = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -180,3 +208,25 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.text[:60]}"
+
+
+class Transition(models.Model):
+    """One step of a conversation's state machine, for the audit trail: who moved it, why, when.
+    Written by conversations.services for every status change."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_status = models.CharField(max_length=10, choices=Conversation.Status.choices)
+    to_status = models.CharField(max_length=10, choices=Conversation.Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.conversation_id}: {self.from_status} → {self.to_status}"

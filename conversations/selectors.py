@@ -49,14 +49,16 @@ def conversation_get_for_member(*, user, conversation_id: int) -> Conversation:
 
 
 def messages_after(
-    *, conversation: Conversation, after_id: int = 0, limit: int = 200
+    *, conversation: Conversation, after_id: int = 0, limit: int = 200, internal: bool = False
 ) -> list[Message]:
     """Messages newer than `after_id`, oldest first: what a reconnecting client missed.
-    Pending answers are included with the text written so far."""
+    Pending answers are included with the text written so far. Agents' internal notes only
+    with `internal=True` (the console): the customer's channels never carry them."""
     limit = max(1, min(limit, MAX_MESSAGES))
-    return list(
-        conversation.messages.filter(pk__gt=after_id).select_related("agent").order_by("id")[:limit]
-    )
+    messages = conversation.messages.filter(pk__gt=after_id)
+    if not internal:
+        messages = messages.filter(internal=False)
+    return list(messages.select_related("agent").order_by("id")[:limit])
 
 
 def customer_history(
@@ -73,7 +75,7 @@ def customer_history(
     conversations = Conversation.objects.filter(customer=customer, bot_id=customer.bot_id)
     if exclude_conversation_id is not None:
         conversations = conversations.exclude(pk=exclude_conversation_id)
-    complete = Message.objects.filter(state=Message.State.COMPLETE).order_by("id")
+    complete = Message.objects.filter(state=Message.State.COMPLETE, internal=False).order_by("id")
     return list(
         conversations.order_by("-created_at", "-pk").prefetch_related(
             Prefetch("messages", complete)
@@ -82,8 +84,10 @@ def customer_history(
 
 
 def conversation_window(*, conversation: Conversation, turns: int = 10) -> list[Message]:
-    """The last `turns` complete messages, oldest first: what the pipeline reads verbatim."""
-    latest = conversation.messages.filter(state=Message.State.COMPLETE).order_by("-id")[:turns]
+    """The last `turns` complete messages, oldest first: what the pipeline reads verbatim.
+    Agents' internal notes are for colleagues, not for the bot to repeat to the customer."""
+    latest = conversation.messages.filter(state=Message.State.COMPLETE, internal=False)
+    latest = latest.order_by("-id")[:turns]
     return list(reversed(latest))
 
 

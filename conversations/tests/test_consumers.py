@@ -110,6 +110,34 @@ async def test_hello_gets_ready_with_the_conversation_its_messages_and_the_bot(s
     await ws.disconnect()
 
 
+async def test_the_playground_records_its_conversations_as_tests(shop_bot, settings):
+    settings.SITE_URL = "https://support.acme.example"
+    ws = _socket(shop_bot.public_key, origin="https://support.acme.example")
+    assert (await ws.connect())[0]
+    await ws.send_json_to(
+        {"type": "hello", "visitor_id": "ada-playground-1", "channel": "playground"}
+    )
+    ready = await ws.receive_json_from(timeout=5)
+    conversation = await database_sync_to_async(Conversation.objects.get)(
+        pk=ready["conversation"]["id"]
+    )
+    assert conversation.channel == "playground"
+    await ws.disconnect()
+
+
+async def test_a_customer_site_cannot_pass_its_chats_off_as_playground_tests(shop_bot):
+    ws = _socket(shop_bot.public_key)  # the shop's own origin, allowed for the widget
+    assert (await ws.connect())[0]
+    await ws.send_json_to(
+        {"type": "hello", "visitor_id": "carla-browser-1", "channel": "playground"}
+    )
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "bad_frame" and "own pages" in error["message"]
+    await ws.send_json_to({"type": "hello", "visitor_id": "carla-browser-1", "channel": "sms"})
+    assert (await ws.receive_json_from(timeout=5))["code"] == "bad_frame"
+    await ws.disconnect()
+
+
 async def test_a_first_hello_starts_a_conversation(shop_bot):
     ws, ready = await _connect(shop_bot, visitor_id="new-visitor-77", name="Nina")
     assert ready["messages"] == []

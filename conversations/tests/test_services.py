@@ -261,14 +261,14 @@ def test_a_duplicate_that_wins_the_insert_race_is_returned(carlas_chat, monkeypa
     # Another request stored the same client id between our check and our insert: the unique
     # constraint stops ours, and the stored one comes back.
     winner = MessageFactory(conversation=carlas_chat, text="Hello", client_message_id="c-1")
-    real_sent = services._sent_message
+    real_sent = services.messages._sent_message
     checks = []
 
     def sent_message(*args):
         checks.append(args)
         return None if len(checks) == 1 else real_sent(*args)  # the first check misses it
 
-    monkeypatch.setattr(services, "_sent_message", sent_message)
+    monkeypatch.setattr(services.messages, "_sent_message", sent_message)
     message, created = message_add_user(
         conversation=carlas_chat, text="Hello", client_message_id="c-1"
     )
@@ -565,3 +565,40 @@ def test_it_sets_the_priority(carlas_chat):
     assert carlas_chat.priority == "urgent"
     with pytest.raises(ValueError):
         conversation_set_priority(conversation=carlas_chat, priority="whenever")
+
+
+def test_the_console_hears_every_message_the_customer_does(
+    carlas_chat, broadcasts, staff_broadcasts, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        message, _ = message_add_user(conversation=carlas_chat, text="Hello")
+    [(group, event, payload)] = staff_broadcasts
+    assert (group, event) == (f"staff.conv.{carlas_chat.pk}", "message.created")
+    assert payload["message"]["id"] == message.pk
+
+
+def test_an_internal_note_never_reaches_the_customer(
+    carlas_chat, agent, broadcasts, staff_broadcasts, django_capture_on_commit_callbacks
+):
+    from conversations.selectors import conversation_window, messages_after
+
+    with django_capture_on_commit_callbacks(execute=True):
+        note = MessageFactory(
+            conversation=carlas_chat, sender="agent", agent=agent, text="VIP", internal=True
+        )
+        services.common._broadcast_message("message.created", note)
+    assert [g for g, _, _ in staff_broadcasts] == [f"staff.conv.{carlas_chat.pk}"]
+    assert broadcasts == []
+    assert messages_after(conversation=carlas_chat) == []
+    assert messages_after(conversation=carlas_chat, internal=True) == [note]
+    assert conversation_window(conversation=carlas_chat) == []
+
+
+def test_every_status_change_is_recorded_with_who_and_why(carlas_chat, agent):
+    conversation_handoff(conversation=carlas_chat, reason="Asked for a person")
+    conversation_set_status(conversation=carlas_chat, status=Status.ACTIVE, agent=agent)
+    steps = list(carlas_chat.transitions.values_list("from_status", "to_status", "actor", "reason"))
+    assert steps == [
+        ("ai", "waiting", None, "Asked for a person"),
+        ("waiting", "active", agent.pk, ""),
+    ]

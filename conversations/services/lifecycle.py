@@ -1,0 +1,142 @@
+"""Conversations: starting, resuming, and moving them along the state machine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from bots.models import Bot, User
+from conversations.models import Conversation, Customer, Message
+from conversations.services.common import (
+    HANDOFF_MESSAGE,
+    OPEN_STATUSES,
+    STATUS_FIELDS,
+    CustomerIdentityError,
+    Status,
+    _broadcast_conversation,
+    _broadcast_message,
+    _lock,
+    _move,
+)
+
+
+def conversation_start(*, bot: Bot, customer: Customer, channel: str = "widget") -> Conversation:
+    if customer.bot_id != bot.pk:
+        raise CustomerIdentityError("This customer belongs to another bot.")
+    if channel not in Conversation.Channel.values:
+        raise ValueError(f"Unknown channel {channel!r}.")
+    with transaction.atomic():
+        conversation = Conversation.objects.create(bot=bot, customer=customer, channel=channel)
+        _broadcast_conversation("conversation.created", conversation, to_customer=False)
+    return conversation
+
+
+def conversation_resume(
+    *, bot: Bot, customer: Customer, conversation_id: int | None, channel: str = "widget"
+) -> Conversation:
+    """The conversation a returning widget continues: the one it names if it is the customer's
+    own and not closed, else their latest open one, else a new one, on the same channel (a
+    Playground test never continues a real chat). An id of someone else's conversation is
+    treated as no id at all (no error that would confirm it exists)."""
+    own = Conversation.objects.filter(bot=bot, customer=customer, channel=channel)
+    if conversation_id:
+        named = own.exclude(status=Status.CLOSED).filter(pk=conversation_id).first()
+        if named is not None:
+            return named
+    latest = own.filter(status__in=OPEN_STATUSES).order_by("-created_at", "-pk").first()
+    return latest or conversation_start(bot=bot, customer=customer, channel=channel)
+
+
+def conversation_set_status(
+    *,
+    conversation: Conversation,
+    status: str,
+    agent: User | None = None,
+    actor: User | None = None,
+    reason: str = "",
+) -> Conversation:
+    """Move the conversation along the state machine (TRANSITIONS); the same status is a no-op.
+
+    Locks the conversation row. `agent` is who takes it when it becomes active. Raises
+    ConversationStateError for a move the machine does not allow.
+    """
+    if status not in Status.values:
+        raise ValueError(f"Unknown status {status!r}.")
+    with transaction.atomic():
+        _lock(conversation)
+        if conversation.status == status:
+            return conversation
+        _move(conversation, status, agent=agent, actor=actor, reason=reason)
+        conversation.save(update_fields=[*STATUS_FIELDS, "updated_at"])
+        _broadcast_conversation("conversation.updated", conversation)
+    return conversation
+
+
+def conversation_handoff(
+    *,
+    conversation: Conversation,
+    reason: str,
+    priority: str | None = None,
+    queue: str | None = None,
+    actor: User | None = None,
+) -> bool:
+    """Hand the conversation to people: it joins the queue (waiting) and the customer is told.
+    Returns whether it was handed off now.
+
+    Idempotent: a conversation already waiting or with an agent is left unchanged (False).
+    Locks the conversation row; a bot answer still being written is then refused by
+    message_complete. An agent's first answer is due `bot.response_minutes` from now.
+    Callers outside this app go through escalation.services.escalation_open, which also
+    writes the EscalationLog.
+    """
+    if priority is not None and priority not in Conversation.Priority.values:
+        raise ValueError(f"Unknown priority {priority!r}.")
+    if queue is not None and queue not in Conversation.Queue.values:
+        raise ValueError(f"Unknown queue {queue!r}.")
+    with transaction.atomic():
+        _lock(conversation)
+        if conversation.status in (Status.WAITING, Status.ACTIVE):
+            return False
+        _move(conversation, Status.WAITING, actor=actor, reason=reason)
+        conversation.handoff_reason = reason.strip()[:200]
+        conversation.handoff_at = timezone.now()
+        conversation.response_due_at = conversation.handoff_at + timedelta(
+            minutes=conversation.bot.response_minutes
+        )
+        if priority:
+            conversation.priority = priority
+        if queue:
+            conversation.queue = queue
+        conversation.save(
+            update_fields=[*STATUS_FIELDS, "priority", "queue", "response_due_at", "updated_at"]
+        )
+        message = Message.objects.create(
+            conversation=conversation, sender=Message.Sender.SYSTEM, text=HANDOFF_MESSAGE
+        )
+        _broadcast_message("message.created", message)
+        _broadcast_conversation("conversation.updated", conversation)
+    return True
+
+
+def conversation_set_priority(*, conversation: Conversation, priority: str) -> Conversation:
+    if priority not in Conversation.Priority.values:
+        raise ValueError(f"Unknown priority {priority!r}.")
+    with transaction.atomic():
+        _lock(conversation)
+        conversation.priority = priority
+        conversation.save(update_fields=["priority", "updated_at"])
+        _broadcast_conversation("conversation.updated", conversation, to_customer=False)
+    return conversation
+
+
+def conversation_rate(*, conversation: Conversation, score: int) -> Conversation:
+    """The customer's satisfaction score, 1–5; rating again replaces the score."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise ValueError("Rate the conversation from 1 to 5.")
+    with transaction.atomic():
+        conversation.csat = score
+        conversation.save(update_fields=["csat", "updated_at"])
+        _broadcast_conversation("conversation.updated", conversation, to_customer=False)
+    return conversation

@@ -1,0 +1,75 @@
+"""Writes for escalations: opening one (the handoff and its log), and the times a manager
+reads off the log (first agent response, resolved).
+
+Every way a conversation reaches people goes through `escalation_open`: a rule firing, the
+classifier, an error, the customer's button, the API, an agent taking over. So every handoff
+has an EscalationLog, and the console and analytics read one history.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from bots.models import User
+from conversations import services as conversation_services
+from conversations.models import Conversation, Message
+from escalation.models import EscalationLog, EscalationRule, Trigger
+
+
+def escalation_open(
+    *,
+    conversation: Conversation,
+    trigger: str,
+    reason: str,
+    priority: str | None = None,
+    queue: str | None = None,
+    rule: EscalationRule | None = None,
+    message: Message | None = None,
+    manual: bool = False,
+    actor: User | None = None,
+) -> EscalationLog | None:
+    """Hand `conversation` to people and log why. Returns the new log, or None when it already
+    was with people (waiting or active): one handoff, one log.
+
+    `priority` and `queue` default to the rule's, else the conversation's current ones.
+    Locks the conversation row (through conversation_handoff). Raises
+    ConversationStateError for a closed conversation.
+    """
+    if trigger not in Trigger.values:
+        raise ValueError(f"Unknown trigger {trigger!r}.")
+    priority = priority or (rule.priority if rule else None)
+    queue = queue or (rule.queue if rule else None)
+    with transaction.atomic():
+        handed_off = conversation_services.conversation_handoff(
+            conversation=conversation, reason=reason, priority=priority, queue=queue, actor=actor
+        )
+        if not handed_off:
+            return None
+        log = EscalationLog.objects.create(
+            conversation=conversation,
+            rule=rule,
+            message=message,
+            trigger=trigger,
+            reason=reason.strip()[:200],
+            manual=manual,
+            priority=conversation.priority,
+            queue=conversation.queue,
+        )
+    return log
+
+
+def escalation_log_responded(*, conversation: Conversation, at=None) -> None:
+    """An agent answered the customer: the open escalation's first response, if not set yet.
+    Call inside the transaction that stores the agent's message."""
+    EscalationLog.objects.filter(
+        conversation=conversation, first_response_at__isnull=True, resolved_at__isnull=True
+    ).update(first_response_at=at or timezone.now())
+
+
+def escalation_log_resolved(*, conversation: Conversation, at=None) -> None:
+    """The conversation was resolved, closed or given back to the bot: its open escalations
+    end. Call inside the transaction that moves it."""
+    EscalationLog.objects.filter(conversation=conversation, resolved_at__isnull=True).update(
+        resolved_at=at or timezone.now()
+    )
