@@ -150,14 +150,32 @@ def pick(responses: list[str], text: str) -> str:
     return responses[int(hashlib.sha1(text.encode()).hexdigest(), 16) % len(responses)]
 
 
-def intent(ctx: Context) -> Reply:
+def intent(ctx: Context, *, cite: bool = False) -> Reply:
+    """The matched intent's response. With `cite`, an answer to a question, it names its source
+    like a quoted passage does; a greeting's "You're welcome!" needs none."""
     evidence = ctx.evidence
-    return Reply(
-        pick(evidence.intent_responses, ctx.turn.text),
-        "answered",
-        "intent",
-        round(evidence.intent.confidence, 4),
-    )
+    text = pick(evidence.intent_responses, ctx.turn.text)
+    confidence = round(evidence.intent.confidence, 4)
+    if not cite:
+        return Reply(text, "answered", "intent", confidence)
+    title = evidence.intent_title
+    if title and " " not in title:
+        title = title.replace("_", " ").replace("-", " ").capitalize()  # a tag: opening_hours
+    # The source's name is often just the uploaded file's ("intents.json"): not for customers.
+    title = title or evidence.intent_source
+    pattern = evidence.top_pattern
+    source = {
+        "n": 1,
+        # The pattern that matched, when the search found it: citations point to chunks.
+        "chunk_id": pattern.chunk_id
+        if pattern is not None and pattern.document_id == evidence.intent.document_id
+        else None,
+        "document_id": evidence.intent.document_id,
+        "title": title,
+        "url": evidence.intent_url,
+    }
+    line = f"Source: {title}" + (f" ({evidence.intent_url})" if evidence.intent_url else "")
+    return Reply(f"{text}\n\n{line}", "answered", "intent", confidence, citations=[source])
 
 
 def _topics(suggestions: list[str]) -> str:

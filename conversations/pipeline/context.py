@@ -50,6 +50,8 @@ class Evidence:
     intent: IntentMatch | None = None
     intent_responses: list[str] = field(default_factory=list)
     intent_title: str = ""
+    intent_url: str = ""  # the intent's own address, else its source's
+    intent_source: str = ""  # the name of the knowledge source the intent came from
     top_pattern: Hit | None = None  # the best intent-pattern hit of the search
     error: str = ""  # the embedding backend failed: there is no evidence either way
 

@@ -77,8 +77,10 @@ def _load_intent(evidence: Evidence) -> None:
 
     row = (
         Document.objects.filter(pk=evidence.intent.document_id)
-        .values_list("title", "responses")
+        .values_list("title", "responses", "url", "source__name", "source__url")
         .first()
     )
     if row is not None:
         evidence.intent_title, evidence.intent_responses = row[0], list(row[1] or [])
+        evidence.intent_url = row[2] or row[4] or ""
+        evidence.intent_source = row[3]

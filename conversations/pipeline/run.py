@@ -86,7 +86,7 @@ def _respond(
     elif checked.decision == "unavailable":
         reply = answer.unavailable()
     elif checked.decision == "intent":
-        reply = answer.intent(ctx)
+        reply = answer.intent(ctx, cite=True)
     elif checked.decision == "strong" and ctx.llm_usable():
         return (yield from generate.llm_answer(ctx, checked, guard))
     elif checked.decision == "strong":

@@ -47,6 +47,11 @@ def test_it_answers_with_the_matched_intents_response(shop_bot, ask):
     assert final["text"].startswith("Our support team is available Monday to Friday")
     assert final["trace"]["answer_method"] == "intent"
     assert final["outcome"] == "answered"
+    # With its source, as a quoted passage has.
+    [source] = final["citations"]
+    assert source["document_id"] == final["trace"]["intent"]["document_id"]
+    assert source["title"].startswith("Opening hours")
+    assert final["text"].endswith(f"Source: {source['title']}")
 
 
 def test_it_greets_with_the_bots_own_greeting_intent(shop_bot, ask):

@@ -68,7 +68,8 @@ def test_an_intent_only_bot_answers_its_intents_and_asks_about_the_rest(globex_b
     _, unmatched = ask(globex_bot, "can I open a savings account?")
 
     assert matched["trace"]["gate"]["decision"] == "intent"
-    assert matched["text"] == "Cards arrive within 5 working days of ordering."
+    answer = "Cards arrive within 5 working days of ordering.\n\nSource: Card arrival"
+    assert matched["text"] == answer
     assert unmatched["trace"]["gate"]["decision"] == "none"
     assert unmatched["outcome"] == "clarified"
 
