@@ -240,6 +240,10 @@ class Bot(models.Model):
     # The bot's domain adapter (knowledge/adaptation.py), trained by the worker from its
     # articles; empty until there is one. Retrieval uses it next to the active model.
     embedding_adapter = models.CharField(max_length=100, blank=True, editable=False)
+    # The chat pipeline's relevance bars for one version of the knowledge
+    # (conversations/pipeline/gate.py), computed by the process that changed the knowledge, so
+    # no customer's turn waits for them: {"version": [...], "weak", "strong", "details"}.
+    gate_calibration = models.JSONField(default=dict, blank=True, editable=False)
     widget_position = models.CharField(
         max_length=5, choices=[("right", "Bottom right"), ("left", "Bottom left")], default="right"
     )

@@ -38,6 +38,7 @@ from django.db import transaction
 
 from bots.models import Bot
 from knowledge.embeddings import LOCAL_MINILM, get_embedder
+from knowledge.signals import knowledge_changed_notify
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ def _adapter_switch(bot: Bot, name: str, vectors: dict | None) -> str:
                 )
             if previous:
                 transaction.on_commit(lambda: adapter_discard(previous))
+            knowledge_changed_notify(bot=bot)  # scores change with the adapter
     bot.embedding_adapter = name
     return name
 

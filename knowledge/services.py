@@ -27,6 +27,7 @@ from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import EmbeddingError, get_embedder
 from knowledge.models import Chunk, Document, KnowledgeSource
 from knowledge.parsers import ParsedDocument, ParseError, detect_format, parse_upload
+from knowledge.signals import knowledge_changed_notify
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,8 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
     )
     if articles_touched:
         adapter_retrain(bot=bot)  # articles changed: the adapter learns them in the worker
+    if to_embed or removed:
+        knowledge_changed_notify(bot=bot)
     source.refresh_from_db()
 
 
@@ -356,6 +359,7 @@ def source_delete(*, source: KnowledgeSource) -> None:
     if had_intents:
         intents.intent_model_train(bot=bot, model=bot.embedding_model_active)
     adapter_retrain(bot=bot)
+    knowledge_changed_notify(bot=bot)
 
 
 # --- Web page and sitemap sources -------------------------------------------------------------

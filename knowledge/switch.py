@@ -19,6 +19,7 @@ from bots.models import Bot
 from knowledge import intents
 from knowledge.embeddings import LOCAL_MINILM, EmbeddingError, get_embedder
 from knowledge.models import Chunk, IntentModel
+from knowledge.signals import knowledge_changed_notify
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def bot_reembed(*, bot: Bot) -> bool:
     if len(rows) >= 1000:
         chunks_analyze()
     adapter_retrain(bot=bot)  # the adapter is tied to the local model; retrained if it applies
+    knowledge_changed_notify(bot=bot)
     return True
 
 

@@ -29,9 +29,11 @@ time, 36% pass as strong with 88% right and most others are hedged; 97-98% of th
 queries get a clarifying question and none a confident answer.
 
 About 55 searches (the title vectors are stored, the off-topic ones embedded once per process):
-~0.2 s for a small bot, well under a second for thousands of chunks. The result is cached in
-this process per bot and knowledge version (catalog.knowledge_version), so only the first turn
-after a sync pays for it.
+~0.2 s for a small bot, well under a second for thousands of chunks. They are made when the
+knowledge changes, by the process that changed it (`calibration_store`, on knowledge_changed),
+and stored on the bot with the knowledge version (catalog.knowledge_version) they belong to;
+every serving process reads them once and caches them. A turn calibrates only when no stored
+bars match its version (a change committed a moment ago, or a bot synced before this existed).
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ _lock = threading.Lock()
 
 
 def calibration(bot: Bot, version: tuple) -> tuple[Calibration, bool]:
-    """The bot's bars for this knowledge version, and whether they came from the cache."""
+    """The bot's bars for this knowledge version, and whether they were ready (cached in this
+    process or stored at the last knowledge change) rather than computed for this turn."""
     cached = _cache.get(bot.pk)
     if cached is not None and cached[0] == version:
         return cached[1], True
@@ -77,10 +80,62 @@ def calibration(bot: Bot, version: tuple) -> tuple[Calibration, bool]:
         cached = _cache.get(bot.pk)  # another thread may have just computed it
         if cached is not None and cached[0] == version:
             return cached[1], True
+        stored = _stored(bot, version)
+        if stored is not None:
+            _cache[bot.pk] = (version, stored)
+            return stored, True
         result = calibrate(bot)
         _cache[bot.pk] = (version, result)
+        _store(bot, version, result)
     log.info("bot %s: relevance gate calibrated: %s", bot.pk, result)
     return result, False
+
+
+def calibration_store(bot: Bot) -> Calibration:
+    """Calibrate for the knowledge as it is now and store the bars on the bot (the receiver of
+    knowledge.signals.knowledge_changed, wired in conversations/apps.py)."""
+    from conversations.pipeline.catalog import knowledge_version
+
+    bot.refresh_from_db(fields=["embedding_model_active", "embedding_adapter"])
+    version = knowledge_version(bot)
+    result = calibrate(bot)
+    with _lock:
+        _cache[bot.pk] = (version, result)
+    _store(bot, version, result)
+    log.info("bot %s: relevance gate calibrated after a knowledge change: %s", bot.pk, result)
+    return result
+
+
+def _stored(bot: Bot, version: tuple) -> Calibration | None:
+    # Read fresh: the caller's bot may be an instance loaded before the last change.
+    stored = Bot.objects.filter(pk=bot.pk).values_list("gate_calibration", flat=True).first()
+    if not stored or stored.get("version") != _jsonable(version):
+        return None
+    return Calibration(weak=stored["weak"], strong=stored["strong"], details=stored["details"])
+
+
+def _store(bot: Bot, version: tuple, result: Calibration) -> None:
+    Bot.objects.filter(pk=bot.pk).update(
+        gate_calibration={
+            "version": _jsonable(version),
+            "weak": result.weak,
+            "strong": result.strong,
+            "details": _plain(result.details),
+        }
+    )
+
+
+def _jsonable(version: tuple) -> list:
+    return [v if isinstance(v, str) else int(v) for v in version]
+
+
+def _plain(value):
+    """numpy scalars (np.quantile's) as plain numbers, for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _best_passage(hits: list[Hit], exclude_document: int | None = None) -> Hit | None:

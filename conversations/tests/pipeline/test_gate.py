@@ -2,6 +2,7 @@
 
 import pytest
 
+from bots.models import Bot
 from conversations.pipeline import gate
 from conversations.pipeline.catalog import knowledge_version
 from knowledge import services
@@ -49,16 +50,38 @@ def test_a_tiny_knowledge_base_is_calibrated_against_its_own_titles(globex_bot):
     assert best_passage(globex_bot, "what is the capital of France") < bars.weak
 
 
-def test_the_calibration_is_cached_until_the_knowledge_changes(shop_bot):
+def test_the_bars_are_made_when_the_knowledge_changes_not_on_a_customers_turn(
+    shop_bot, monkeypatch, django_capture_on_commit_callbacks
+):
+    computed = []
+    real_calibrate = gate.calibrate
+    monkeypatch.setattr(gate, "calibrate", lambda bot: computed.append(bot) or real_calibrate(bot))
+    before = knowledge_version(shop_bot)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.source_upload(bot=shop_bot, filename="more.csv", data=FAQ_CSV, sync_now=True)
+
+    assert len(computed) == 1  # by the sync, once it committed
     version = knowledge_version(shop_bot)
-    first, cached = gate.calibration(shop_bot, version)
-    assert cached is False
-    assert gate.calibration(shop_bot, knowledge_version(shop_bot)) == (first, True)
+    assert version != before
+    stored = Bot.objects.get(pk=shop_bot.pk).gate_calibration
+    assert stored["version"] == list(version)
+    gate._cache.clear()  # as in another serving process, which never calibrated this bot
+    bars, ready = gate.calibration(shop_bot, version)
+    assert ready and len(computed) == 1  # the turn computed nothing
+    assert (bars.weak, bars.strong) == (stored["weak"], stored["strong"])
 
-    services.source_upload(bot=shop_bot, filename="more.csv", data=FAQ_CSV, sync_now=True)
 
-    assert knowledge_version(shop_bot) != version
-    assert gate.calibration(shop_bot, knowledge_version(shop_bot))[1] is False
+def test_a_turn_calibrates_when_no_stored_bars_match_and_stores_them(shop_bot):
+    Bot.objects.filter(pk=shop_bot.pk).update(gate_calibration={})
+    gate._cache.clear()
+    version = knowledge_version(shop_bot)
+
+    first, ready = gate.calibration(shop_bot, version)
+
+    assert ready is False
+    assert Bot.objects.get(pk=shop_bot.pk).gate_calibration["weak"] == first.weak
+    assert gate.calibration(shop_bot, version) == (first, True)
 
 
 def test_an_intent_only_bot_answers_its_intents_and_asks_about_the_rest(globex_bot, ask):
