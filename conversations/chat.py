@@ -168,7 +168,13 @@ def _turn_build(*, conversation: Conversation, message: Message):
     conversations)."""
     # One more than the window: the message being answered is in it, and is not history.
     window = selectors.conversation_window(conversation=conversation, turns=WINDOW_TURNS + 1)
-    earlier = [m for m in window if m.pk < message.pk][-WINDOW_TURNS:]
+    # Answers written after `message` arrived count too: a second quick message is answered
+    # after the first one's answer (turns run one at a time), and should know what it said.
+    earlier = [
+        m
+        for m in window
+        if m.pk < message.pk or (m.pk > message.pk and m.sender != Message.Sender.USER)
+    ][-WINDOW_TURNS:]
     if len(earlier) == WINDOW_TURNS:
         # Older messages fell out of the window: their questions go into the summary.
         conversation_summary_update(conversation=conversation, before_id=earlier[0].pk)

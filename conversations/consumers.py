@@ -92,13 +92,29 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
+# One turn at a time per conversation: two quick messages are answered one after the other,
+# the second reading the first's answer, instead of two answers streaming into each other.
+# conversation id → [its lock, how many turns hold or wait for it]; dropped when none do.
+_conversation_turns: dict[int, list] = {}
+_conversation_turns_lock = threading.Lock()
+
+
 def _turn_drain(message: Message) -> None:
     """Run the bot's turn to the end in this worker thread (the events reach the socket
     through the group), then give back the thread's database connection."""
+    key = message.conversation_id
+    with _conversation_turns_lock:
+        entry = _conversation_turns.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
     try:
-        for _event in chat.turn_run(message=message):
-            pass
+        with entry[0]:
+            for _event in chat.turn_run(message=message):
+                pass
     finally:
+        with _conversation_turns_lock:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _conversation_turns[key]
         # Kept for reuse within CONN_MAX_AGE (production); closed at once where it is 0 (tests).
         close_old_connections()
 

@@ -285,6 +285,36 @@ async def test_a_dropped_socket_loses_nothing_and_a_reconnect_gets_only_what_was
     await again.disconnect()
 
 
+async def test_two_quick_messages_are_answered_one_after_the_other(shop_bot, scripted):
+    gate = scripted.hold()
+    ws, ready = await _connect(shop_bot)
+    await ws.send_json_to({"type": "message", "text": "Do you ship to Norway?"})
+    await ws.send_json_to({"type": "message", "text": "And to Iceland?"})
+    await asyncio.sleep(0.5)
+    assert [t.text for t in scripted.turns] == ["Do you ship to Norway?"]  # the second waits
+
+    gate.set()
+    completed = []
+    await _until(
+        ws, lambda f: _completed(f) and completed.append(f) is None and len(completed) == 2
+    )
+    answers = await database_sync_to_async(
+        lambda: list(
+            Message.objects.filter(conversation_id=ready["conversation"]["id"], sender="ai")
+            .order_by("id")
+            .values_list("reply_to__text", "state", "created_at", "updated_at")
+        )
+    )()
+    assert [(q, state) for q, state, _, _ in answers] == [
+        ("Do you ship to Norway?", "complete"),
+        ("And to Iceland?", "complete"),
+    ]
+    assert answers[1][2] >= answers[0][3]  # the second started once the first was complete
+    # ...and was written knowing the first: it is in its history.
+    assert ("ai", SHIPPING) in scripted.turns[1].history
+    await ws.disconnect()
+
+
 async def test_a_resent_message_is_stored_once_and_answered_once(shop_bot, scripted):
     ws, ready = await _connect(shop_bot)
     frame = {"type": "message", "client_message_id": "c-1", "text": "Shipping?"}
