@@ -184,16 +184,20 @@ def _enqueue_on_commit(ids: list[int]) -> None:
 
 # --- Sending ----------------------------------------------------------------------------------
 def notification_send(*, notification: Notification) -> bool:
-    """Send one notification now, unless it is already sent, gave up, or another worker holds
-    it. Returns whether this call made an attempt.
+    """Send one notification now if it is pending or its retry is due, unless another worker
+    holds it. Returns whether this call made an attempt.
 
     Locks the row (skip_locked) for the attempt, network call included, so two workers never
-    send it twice; the webhook and SMTP timeouts bound how long.
+    send it twice; the webhook and SMTP timeouts bound how long. A failed attempt moves the
+    retry into the future, so the schedule and a queued task never both retry one failure.
     """
     with transaction.atomic():
         row = (
             Notification.objects.select_for_update(skip_locked=True)
-            .filter(pk=notification.pk, state__in=(State.PENDING, State.FAILED))
+            .filter(
+                Q(state=State.PENDING) | Q(state=State.FAILED, next_attempt_at__lte=timezone.now()),
+                pk=notification.pk,
+            )
             .first()
         )
         if row is None:
@@ -333,7 +337,8 @@ def _refuse_private_addresses(request: httpx.Request) -> None:
     The same check as knowledge/web.py's, not that function itself: that one is governed by
     KNOWLEDGE_FETCH_PRIVATE_NETWORKS (intranet help centres) and raises the knowledge sync's
     FetchError; a self-hosted chat server on the intranet is a separate decision
-    (NOTIFY_WEBHOOK_PRIVATE_NETWORKS).
+    (NOTIFY_WEBHOOK_PRIVATE_NETWORKS). Like that one it checks at resolution: a DNS answer
+    that changes before the connection could slip through, which an egress proxy would close.
     """
     url = request.url
     if url.scheme not in ("http", "https"):

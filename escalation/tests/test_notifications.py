@@ -271,6 +271,18 @@ def test_a_failing_webhook_is_retried_with_backoff_by_the_schedule_then_sent(
     assert notifications_send_due() == 0, "a sent row is never sent again"
 
 
+def test_a_failure_is_retried_only_when_due_whoever_asks(carlas_chat, acme, queued, webhook):
+    webhook.statuses.append(500)
+    acme.webhook_url = webhook.url
+    acme.save(update_fields=["webhook_url"])
+    _escalate(carlas_chat, priority="urgent")
+    notification = Notification.objects.get(kind="webhook")
+    assert notification_send(notification=notification) is True
+    # A second task for the same row (Retry now and the schedule racing) finds it not due.
+    assert notification_send(notification=notification) is False
+    assert len(webhook.bodies) == 1
+
+
 def test_it_gives_up_after_the_limit(carlas_chat, acme, queued, webhook, settings):
     settings.NOTIFY_MAX_ATTEMPTS = 4
     webhook.statuses.extend([503] * 10)

@@ -29,7 +29,7 @@ from importlib import import_module
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from bots.models import Bot, Membership, Organization, Role, User
 from conversations.management.commands.bench_chat import _free_port, _start_server
@@ -171,14 +171,21 @@ async def _run(port: int, bench: _Bench, count: int, over: float) -> dict:
     base = f"ws://127.0.0.1:{port}"
     widget_url = f"{base}/ws/widget/{bench.bot.public_key}/"
     console = _Console()
-    async with websockets.connect(
-        f"{base}/ws/o/{bench.organization.slug}/",
-        origin=f"http://127.0.0.1:{port}",
-        additional_headers={"Cookie": bench.cookie},
-        open_timeout=30,
-        max_size=2**22,
-        ping_interval=None,
-    ) as member:
+    try:
+        member = await websockets.connect(
+            f"{base}/ws/o/{bench.organization.slug}/",
+            origin=f"http://127.0.0.1:{port}",
+            additional_headers={"Cookie": bench.cookie},
+            open_timeout=30,
+            max_size=2**22,
+            ping_interval=None,
+        )
+    except websockets.InvalidStatus as exc:
+        raise CommandError(
+            f"The member's socket was refused ({exc}): members' sockets only accept origins "
+            "in ALLOWED_HOSTS, which must include 127.0.0.1 for the bench."
+        ) from None
+    async with member:
         listener = asyncio.create_task(console.listen(member))
         # One escalation first, untimed: the server is measured warm, as it serves all day.
         ready = asyncio.Event()
