@@ -44,6 +44,8 @@ bench: install
 	$(PY) manage.py bench_latency $(BENCH_LATENCY_ARGS)
 	@# The chat pipeline over 10,000 chunks, and 500 widget sockets on one server process.
 	$(PY) manage.py bench_chat $(BENCH_CHAT_ARGS)
+	@# A widget's escalate to the console's queue update: 200 escalations over 60 s, one server process.
+	$(PY) manage.py bench_escalation $(BENCH_ESCALATION_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

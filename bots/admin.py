@@ -9,8 +9,9 @@ Superusers (the engineer who self-hosts) see everything.
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db import models
 
 from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role, User
 from bots.selectors import organization_ids_with_role
@@ -89,9 +90,35 @@ class TenantAdmin(admin.ModelAdmin):
 class OrganizationAdmin(TenantAdmin):
     tenant_path = ""
     roles = (Role.OWNER,)
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "webhook_url", "created_at"]
+    # A webhook pasted without its scheme is https (Django 6's default; silences 5.2's warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    actions = ["send_test_message"]
+
+    @admin.action(description="Send a test message to the chat webhook")
+    def send_test_message(self, request, queryset):
+        from escalation.notifications import notification_test_webhook
+
+        sent, missing = [], []
+        for organization in queryset:
+            if organization.webhook_url:
+                notification_test_webhook(organization=organization)
+                sent.append(organization.name)
+            else:
+                missing.append(organization.name)
+        if sent:
+            self.message_user(
+                request,
+                f"Test message queued for {', '.join(sent)}: its outcome shows under "
+                "Escalation › Notifications.",
+                messages.SUCCESS,
+            )
+        if missing:
+            self.message_user(
+                request, f"No chat webhook set for {', '.join(missing)}.", messages.WARNING
+            )
 
     def has_add_permission(self, request):
         # New organizations come from sign-up (or the home page), which makes the owner.

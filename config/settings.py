@@ -200,6 +200,15 @@ else:
     # No mail server configured: mails are printed by the web process, never lost silently.
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Handoff <handoff@localhost>")
+# Seconds an SMTP connection may stall: a notification is sent under its row's lock.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1, maximum=300)
+
+# --- Notifications to agents (escalation/notifications.py) ---------------------------------------
+# Attempts per e-mail or webhook post before it gives up; retries wait 1, 2, 4, 8 … minutes.
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6, minimum=1, maximum=20)
+# Off by default, like KNOWLEDGE_FETCH_PRIVATE_NETWORKS: any owner can set a webhook URL, and
+# the worker posting to internal addresses would let a tenant probe this instance's network.
+NOTIFY_WEBHOOK_PRIVATE_NETWORKS = env_bool("NOTIFY_WEBHOOK_PRIVATE_NETWORKS", False)
 
 # --- Knowledge: embeddings -----------------------------------------------------------------------
 # The default runs offline on the CPU; `openai:<model>` uses an OpenAI-compatible endpoint.

@@ -15,6 +15,7 @@ from bots.models import User
 from conversations import services as conversation_services
 from conversations.models import Conversation, Message
 from escalation.models import EscalationLog, EscalationRule, Trigger
+from escalation.notifications import notifications_for_escalation
 
 
 def escalation_open(
@@ -56,6 +57,7 @@ def escalation_open(
             priority=conversation.priority,
             queue=conversation.queue,
         )
+        notifications_for_escalation(log=log)  # high and urgent only; sent after commit
     return log
 
 

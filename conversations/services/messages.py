@@ -259,14 +259,15 @@ def message_add_agent(*, conversation: Conversation, agent: User, text: str) -> 
     return message
 
 
-def message_add_system(*, conversation: Conversation, text: str) -> Message:
-    """A notice in the conversation from Handoff itself ("Connecting you with a person…")."""
+def message_add_system(*, conversation: Conversation, text: str, internal: bool = False) -> Message:
+    """A notice in the conversation from Handoff itself ("Connecting you with a person…");
+    `internal` ones are for the console only, never the customer ("priority raised")."""
     text = text.strip()
     if not text:
         raise ValueError("A system message needs text.")
     with transaction.atomic():
         message = Message.objects.create(
-            conversation=conversation, sender=Message.Sender.SYSTEM, text=text
+            conversation=conversation, sender=Message.Sender.SYSTEM, text=text, internal=internal
         )
         _broadcast_message("message.created", message)
     return message

@@ -1,0 +1,264 @@
+"""Escalation latency for `make bench`: from a customer asking for a person to the console's
+queue hearing of it.
+
+A real daphne process serves the real ASGI app on the development database (the one
+`bench_chat` starts). A throw-away organization gets a bot and a member; the member's socket
+(`ws/o/<org>/`, signed in through a session cookie, from the server's own origin) listens as
+the console does. N widget sockets say hello, and each sends `{"type": "escalate"}` at a random
+moment within --over seconds. Latency = from sending `escalate` to the first frame on the
+member's socket about that conversation after it: today a JSON `conversation.updated` whose
+conversation is waiting; once the console pushes HTML partials, a fragment carrying the
+conversation's id (`data-conversation-id="<id>"` or an element id `conversation-<id>`).
+Everything in between is the product: the handoff's row lock, the transition, the system
+message, the commit, the broadcast and the consumer's relay.
+
+The organization, its bot and conversations, the member and their session are deleted at the
+end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+import uuid
+from importlib import import_module
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.core.management.base import BaseCommand, CommandError
+
+from bots.models import Bot, Membership, Organization, Role, User
+from conversations.management.commands.bench_chat import _free_port, _start_server
+
+ORIGIN = "http://shop.bench.example"
+TARGET_P95_MS = 500
+# An id in a pushed HTML fragment: the console's rows and panels carry one of these.
+_HTML_ID = re.compile(r'data-conversation-id="(\d+)"|\bconversation-(\d+)\b')
+
+
+def _stats(ms: list[float]) -> dict:
+    if not ms:
+        return {"p50_ms": None, "p95_ms": None, "max_ms": None}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "max_ms": round(max(ms), 1),
+    }
+
+
+def frame_conversation_ids(frame: str) -> set[int]:
+    """The conversations a frame on the members' socket reports as handed off (JSON), or
+    mentions at all (an HTML partial, which carries no status to check)."""
+    if frame.lstrip().startswith("{"):
+        try:
+            data = json.loads(frame)
+        except ValueError:
+            return set()
+        conversation = data.get("conversation") or {}
+        if data.get("event") == "conversation.updated" and conversation.get("status") == "waiting":
+            return {int(conversation["id"])}
+        return set()
+    return {int(a or b) for a, b in _HTML_ID.findall(frame)}
+
+
+class _Bench:
+    """A throw-away organization with a bot and a signed-in member."""
+
+    def __init__(self):
+        name = f"bench-escalation-{uuid.uuid4().hex[:8]}"
+        self.organization = Organization.objects.create(name=name, slug=name)
+        self.bot = Bot.objects.create(
+            organization=self.organization, name=name, slug=name, allowed_origins=[ORIGIN]
+        )
+        self.user = User.objects.create_user(
+            username=f"{name}@bench.example", email=f"{name}@bench.example"
+        )
+        Membership.objects.create(user=self.user, organization=self.organization, role=Role.AGENT)
+        self.session = import_module(settings.SESSION_ENGINE).SessionStore()
+        self.session[SESSION_KEY] = str(self.user.pk)
+        self.session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        self.session[HASH_SESSION_KEY] = self.user.get_session_auth_hash()
+        self.session.save()
+
+    @property
+    def cookie(self) -> str:
+        return f"{settings.SESSION_COOKIE_NAME}={self.session.session_key}"
+
+    def delete(self) -> None:
+        self.session.delete()
+        self.organization.delete()  # its bot, customers, conversations and memberships
+        self.user.delete()
+
+
+class _Console:
+    """The member's socket: every frame's arrival time, matched to the escalations awaited."""
+
+    def __init__(self):
+        self.sent: dict[int, float] = {}  # conversation id -> when `escalate` was sent
+        self.latency: dict[int, float] = {}
+        self.arrived: dict[int, asyncio.Event] = {}
+        self.last_frame = time.perf_counter()
+
+    def expect(self, conversation_id: int, sent: float) -> asyncio.Event:
+        self.sent[conversation_id] = sent
+        return self.arrived.setdefault(conversation_id, asyncio.Event())
+
+    async def listen(self, ws) -> None:
+        async for frame in ws:
+            now = time.perf_counter()
+            self.last_frame = now
+            if isinstance(frame, bytes):
+                continue
+            for conversation_id in frame_conversation_ids(frame):
+                sent = self.sent.get(conversation_id)
+                if sent is not None and conversation_id not in self.latency:
+                    self.latency[conversation_id] = (now - sent) * 1000
+                    self.arrived[conversation_id].set()
+
+
+async def _widget(url, start_at, console, results, connected, go):
+    import websockets
+
+    record = {"latency_ms": None, "error": None}
+    results.append(record)
+    try:
+        async with websockets.connect(
+            url, origin=ORIGIN, open_timeout=60, max_size=2**20, ping_interval=None
+        ) as ws:
+            await ws.send(json.dumps({"type": "hello", "visitor_id": uuid.uuid4().hex}))
+            while True:
+                ready = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
+                if ready.get("type") == "ready":
+                    break
+            conversation_id = int(ready["conversation"]["id"])
+            connected.append(1)
+            await go.wait()
+            await asyncio.sleep(start_at)
+            arrived = console.expect(conversation_id, time.perf_counter())
+            await ws.send(json.dumps({"type": "escalate"}))
+            # The widget's own frames (the handoff notice, then its status) are read meanwhile,
+            # and the socket stays open until the last one, so the server never sends to a
+            # socket already closed.
+            told = asyncio.create_task(_customer_told(ws))
+            try:
+                await asyncio.wait_for(arrived.wait(), timeout=30)
+            except TimeoutError:
+                record["error"] = "no frame about the conversation on the console in 30 s"
+            record["latency_ms"] = console.latency.get(conversation_id)
+            await asyncio.wait_for(told, timeout=30)
+    except Exception as exc:  # counted and reported, never hidden
+        record["error"] = f"{type(exc).__name__}: {exc}"
+
+
+async def _customer_told(ws) -> None:
+    """Until the widget hears that its conversation waits for a person."""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame.get("type") == "error":
+            raise RuntimeError(frame.get("message"))
+        conversation = frame.get("conversation") or {}
+        if frame.get("type") == "conversation.updated" and conversation.get("status") == "waiting":
+            return
+
+
+async def _run(port: int, bench: _Bench, count: int, over: float) -> dict:
+    import websockets
+
+    base = f"ws://127.0.0.1:{port}"
+    widget_url = f"{base}/ws/widget/{bench.bot.public_key}/"
+    console = _Console()
+    try:
+        member = await websockets.connect(
+            f"{base}/ws/o/{bench.organization.slug}/",
+            origin=f"http://127.0.0.1:{port}",
+            additional_headers={"Cookie": bench.cookie},
+            open_timeout=30,
+            max_size=2**22,
+            ping_interval=None,
+        )
+    except websockets.InvalidStatus as exc:
+        raise CommandError(
+            f"The member's socket was refused ({exc}): members' sockets only accept origins "
+            "in ALLOWED_HOSTS, which must include 127.0.0.1 for the bench."
+        ) from None
+    async with member:
+        listener = asyncio.create_task(console.listen(member))
+        # One escalation first, untimed: the server is measured warm, as it serves all day.
+        ready = asyncio.Event()
+        ready.set()
+        await _widget(widget_url, 0, console, [], [], ready)
+
+        results: list[dict] = []
+        connected: list[int] = []
+        go = asyncio.Event()
+        pick = random.Random(1)
+        tasks = [
+            asyncio.create_task(
+                _widget(widget_url, pick.uniform(0, over), console, results, connected, go)
+            )
+            for _ in range(count)
+        ]
+        deadline = time.monotonic() + 120
+        while len(connected) < count and time.monotonic() < deadline:
+            if all(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.2)
+        # The hellos' own pushes (conversation.created) settle before the clock starts, so none
+        # is mistaken for an escalation's.
+        settle = time.monotonic() + 10
+        while time.perf_counter() - console.last_frame < 1.0 and time.monotonic() < settle:
+            await asyncio.sleep(0.1)
+        go.set()
+        await asyncio.gather(*tasks)
+        listener.cancel()
+    latencies = [r["latency_ms"] for r in results if r["latency_ms"] is not None]
+    errors = [r["error"] for r in results if r["error"]]
+    stats = _stats(latencies)
+    return {
+        "escalations": count,
+        "over_s": over,
+        "widgets_open": len(connected),
+        "measured": len(latencies),
+        "errors": len(errors),
+        "first_errors": sorted(set(errors))[:3],
+        "escalate_to_console": stats,
+        "target_p95_ms": TARGET_P95_MS,
+        "met": stats["p95_ms"] is not None and stats["p95_ms"] <= TARGET_P95_MS and not errors,
+    }
+
+
+class Command(BaseCommand):
+    help = "Latency from a widget's escalate to the console's queue update, on a live server."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--escalations", type=int, default=200)
+        parser.add_argument(
+            "--over", type=float, default=60.0, help="seconds over which widgets escalate"
+        )
+
+    def handle(self, *args, escalations: int, over: float, **options):
+        bench = _Bench()
+        try:
+            port = _free_port()
+            server = _start_server(port)
+            try:
+                report = asyncio.run(_run(port, bench, escalations, over))
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        finally:
+            bench.delete()
+        stats = report["escalate_to_console"]
+        self.stdout.write(
+            f"escalate → console queue update: {report['measured']} of {escalations} measured "
+            f"over {over:g} s, {report['errors']} errors"
+        )
+        self.stdout.write("| p50 | p95 | max |\n|---|---|---|")
+        self.stdout.write(f"| {stats['p50_ms']} ms | {stats['p95_ms']} ms | {stats['max_ms']} ms |")
+        verdict = "met" if report["met"] else "NOT met"
+        self.stdout.write(f"target p95 ≤ {TARGET_P95_MS} ms: {verdict}")
+        self.stdout.write(json.dumps(report))
