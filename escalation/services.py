@@ -14,7 +14,9 @@ from django.utils import timezone
 from bots.models import User
 from conversations import services as conversation_services
 from conversations.models import Conversation, Message
+from escalation import hours
 from escalation.models import EscalationLog, EscalationRule, Trigger
+from escalation.package import package_build
 
 
 def escalation_open(
@@ -32,7 +34,10 @@ def escalation_open(
     """Hand `conversation` to people and log why. Returns the new log, or None when it already
     was with people (waiting or active): one handoff, one log.
 
-    `priority` and `queue` default to the rule's, else the conversation's current ones.
+    `priority` and `queue` default to the rule's, else the conversation's current ones. The
+    log carries the handoff package for the agent (escalation/package.py). Outside the bot's
+    business hours the customer's notice says when to expect an answer and asks for an e-mail
+    address (extras ask_email, expected_reply_at).
     Locks the conversation row (through conversation_handoff). Raises
     ConversationStateError for a closed conversation.
     """
@@ -40,12 +45,30 @@ def escalation_open(
         raise ValueError(f"Unknown trigger {trigger!r}.")
     priority = priority or (rule.priority if rule else None)
     queue = queue or (rule.queue if rule else None)
+    # Out of hours the customer is told when to expect an answer and may leave an e-mail
+    # address; the conversation waits in the queue all the same.
+    notice, extras = conversation_services.HANDOFF_MESSAGE, {}
+    if not hours.is_open(conversation.bot):
+        notice, expected = hours.reply_expectation(conversation.bot)
+        expected_at = expected.isoformat() if expected else None
+        extras = {"ask_email": True, "expected_reply_at": expected_at}
     with transaction.atomic():
         handed_off = conversation_services.conversation_handoff(
-            conversation=conversation, reason=reason, priority=priority, queue=queue, actor=actor
+            conversation=conversation,
+            reason=reason,
+            priority=priority,
+            queue=queue,
+            actor=actor,
+            notice=notice,
+            notice_extras=extras,
         )
         if not handed_off:
             return None
+        package = package_build(
+            conversation=conversation, trigger=trigger, reason=reason, message=message
+        )
+        if extras:
+            package["expected_reply_at"] = extras["expected_reply_at"]
         log = EscalationLog.objects.create(
             conversation=conversation,
             rule=rule,
@@ -55,6 +78,7 @@ def escalation_open(
             manual=manual,
             priority=conversation.priority,
             queue=conversation.queue,
+            package=package,
         )
     return log
 
