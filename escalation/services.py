@@ -15,6 +15,7 @@ from bots.models import User
 from conversations import services as conversation_services
 from conversations.models import Conversation, Message
 from escalation import hours
+from escalation.defaults import DEFAULT_RULES
 from escalation.models import EscalationLog, EscalationRule, Trigger
 from escalation.package import package_build
 
@@ -96,4 +97,40 @@ def escalation_log_resolved(*, conversation: Conversation, at=None) -> None:
     end. Call inside the transaction that moves it."""
     EscalationLog.objects.filter(conversation=conversation, resolved_at__isnull=True).update(
         resolved_at=at or timezone.now()
+    )
+
+
+def escalation_rules_create_defaults(*, bot) -> list[EscalationRule]:
+    """Give `bot` the default rules (escalation/defaults.py), unless it has rules already."""
+    if EscalationRule.objects.filter(bot=bot).exists():
+        return []
+    return EscalationRule.objects.bulk_create(
+        EscalationRule(bot=bot, position=(i + 1) * 10, **fields)
+        for i, fields in enumerate(DEFAULT_RULES)
+    )
+
+
+def escalation_request(
+    *,
+    conversation: Conversation,
+    reason: str,
+    trigger: str = Trigger.HUMAN_REQUEST,
+    actor: User | None = None,
+) -> EscalationLog | None:
+    """A person asked for: the customer's button (trigger human_request, whose first rule sets
+    the priority and queue) or the site's API (trigger api). Always a handoff, and manual."""
+    from escalation import rules
+
+    decision = None
+    if trigger == Trigger.HUMAN_REQUEST:
+        decision = rules.evaluate(
+            bot=conversation.bot, stage="button", facts=rules.Facts(asked_for_person=True)
+        )
+    return escalation_open(
+        conversation=conversation,
+        trigger=trigger,
+        reason=reason,
+        rule=decision.rule if decision else None,
+        manual=True,
+        actor=actor,
     )
