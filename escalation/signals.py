@@ -193,6 +193,22 @@ def assess_message(*, conversation: Conversation, text: str, at=None) -> Assessm
     )
 
 
+def assess_text(text: str) -> Assessment:
+    """A message scored on its own, as the first of a first contact (no history): what the
+    admin's "Test a message" page shows."""
+    compound = sentiment_score(text)
+    signals = text_signals(text)
+    intensity = message_intensity(compound, signals)
+    frustration = _frustration(intensity, earlier=[], same_issue_contacts=0, other_contacts=0)
+    return Assessment(
+        compound=compound,
+        signals=signals,
+        level=level_for(compound, signals),
+        intensity=intensity,
+        frustration=frustration,
+    )
+
+
 def text_signals(text: str) -> list[str]:
     """The signals readable from the text alone (the others need the customer's history)."""
     norm = normalise(text)
