@@ -109,7 +109,8 @@ SAYS_WAITING = re.compile(
     r"(?:ages|hours|days|weeks|an? (?:hour|day|week)|\d+ (?:min|minute|hour|day|week)s?)\b"
     r"|\b(?:hours|days|weeks) (?:ago|now|later)\b"
     r"|\bno(?:body| one)(?: has)? (?:answer|repl|respond|got back)\w*\b"
-    r"|\bstill (?:no|nothing|haven'?t|hasn'?t|not)\b|\bhow much longer\b"
+    r"|\bstill (?:(?:has|have|is|are|does|do) )?(?:no|nothing|haven'?t|hasn'?t|not|n't)\b"
+    r"|\bhow much longer\b"
 )
 WORD = re.compile(r"[a-z0-9']+")
 # Words that say nothing about what the issue is, left out of the overlap.
@@ -243,7 +244,8 @@ def level_for(compound: float, signals: list[str]) -> str:
     if (
         compound <= -0.6
         or "profanity" in has
-        or (has & {"all_caps", "multiple_exclamations", "threatening_churn"} and negative)
+        or (has & {"all_caps", "multiple_exclamations"} and negative)
+        or ("threatening_churn" in has and compound <= -0.4)
     ):
         return Level.ANGRY
     if compound <= -0.3 or has - {"previous_escalation", "time_pressure"}:
@@ -301,12 +303,20 @@ def _same_issue(words: set[str], other_text: str) -> bool:
     return len(shared) / min(len(words), len(other)) >= SAME_ISSUE_OVERLAP
 
 
+CAPS_RUN = re.compile(r"\b[A-Z]{2,}(?:[^a-zA-Z]+[A-Z]{2,}\b){2,}")
+
+
 def _shouting(text: str) -> bool:
+    """Most of the message in capitals, or three capitalised words in a row ("THIS IS
+    RIDICULOUS"); short acronyms ("OK", "FAQ", "PDF") alone are not shouting."""
     letters = [c for c in text if c.isalpha()]
     if len(letters) < 8:
-        return False  # "OK", "FAQ?" and "NOW" alone are not shouting
+        return False
     upper = sum(1 for c in letters if c.isupper())
-    return upper / len(letters) >= 0.7
+    if upper / len(letters) >= 0.7:
+        return True
+    run = CAPS_RUN.search(text)
+    return bool(run) and sum(c.isalpha() for c in run.group()) >= 8
 
 
 def _recent_customer_messages(conversation: Conversation, *, since) -> list[dict]:
