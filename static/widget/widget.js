@@ -101,7 +101,7 @@ header .close{border:0;font-size:20px;line-height:1;padding:2px 6px}
 @media (prefers-reduced-motion:reduce){.typing i{animation:none}}
 .rate{display:flex;gap:4px;justify-content:center}
 .rate button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:2px 8px}
-.msg form.email{border:0;padding:4px 0;background:transparent;flex-wrap:wrap;justify-content:center}.email input{flex:1;min-width:0;border:1px solid #d1d5db;border-radius:8px;padding:6px 8px;font:inherit}
+.msg form.email{border:0;padding:4px 0;background:none}.email input{flex:1;min-width:0;border:1px solid #d1d5db;border-radius:8px;padding:6px}
 .alert{margin:0;padding:6px 12px;background:#fef2f2;color:#b91c1c;font-size:13px}
 .alert:empty{display:none}
 form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb;align-items:flex-end;background:#fff}
@@ -464,25 +464,13 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       return el;
     }
 
-    /* Out of hours the handoff notice asks for an e-mail address: the answer may come by mail
-     * (docs/chat-protocol.md, leave_email). The server confirms with a system message, or
-     * answers `error bad_email`, which the alert shows while the form stays to correct. */
+    /* Out of hours: an address for the answer by e-mail (leave_email, docs/chat-protocol.md). */
     emailForm() {
-      const id = `email-${newId()}`;
-      const input = h("input", { id, type: "email", name: "email", autocomplete: "email", required: "", placeholder: "you@example.com" });
-      const who = window.HandoffSettings || {};
-      if (typeof who.email === "string") input.value = who.email;
-      const form = h("form", { class: "email", "aria-label": "Leave your e-mail address" },
-        h("label", { class: "sr", for: id, text: "Your e-mail address" }), input,
-        h("button", { type: "submit", class: "send", text: "Send" }));
-      form.addEventListener("submit", (e) => {
+      const input = h("input", { type: "email", autocomplete: "email", required: true, "aria-label": "Your e-mail address", value: (window.HandoffSettings || {}).email });
+      return h("form", { class: "email", onsubmit: (e) => {
         e.preventDefault();
-        const email = input.value.trim();
-        if (!email) { this.alert("Please enter your e-mail address."); input.focus(); return; }
-        if (!this.send({ type: "leave_email", email })) this.alert("Not connected yet; try again in a moment.");
-        else this.alert("");
-      });
-      return form;
+        if (!this.send({ type: "leave_email", email: input.value.trim() })) this.alert("Not connected yet; try again in a moment.");
+      } }, input, h("button", { class: "send", text: "Send" }));
     }
 
     thumbs(msg) {
