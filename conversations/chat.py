@@ -137,7 +137,10 @@ def _answer(
     handoff = _answer_handoff(final, decided)
     offers = [d for d in (offer, decided) if d is not None and not d.handoff]
     outcome, extras = final["outcome"], dict(final.get("extras") or {})
-    if offers and handoff is None and outcome != Message.Outcome.HANDOFF:
+    if handoff is not None:
+        # People are coming anyway: no "talk to a person?" beside an answer that hands off.
+        extras["offer_human"] = False
+    elif offers and outcome != Message.Outcome.HANDOFF:
         extras["offer_human"] = True
         outcome = Message.Outcome.HANDOFF_PROPOSED
     trace = {**(final.get("trace") or {}), "attempt": attempt}

@@ -73,11 +73,16 @@ def test_an_answer_stage_handoff_sends_the_answer_then_hands_off(carlas_chat, sc
     rule = EscalationRuleFactory(
         bot=carlas_chat.bot, trigger="category", categories="security", queue="tier2"
     )
-    scripted.final = {"trace": {"category": "high_stakes", "subtype": "security"}}
+    scripted.final = {
+        "outcome": "handoff_proposed",
+        "extras": {"offer_human": True},
+        "trace": {"category": "high_stakes", "subtype": "security"},
+    }
     message, events = _turn(carlas_chat, "Someone logged in to my account")
 
     [answer] = _bot_answers(carlas_chat)
     assert answer.state == Message.State.COMPLETE and answer.text == fixtures_rt.SHIPPING
+    assert answer.extras["offer_human"] is False  # handed off: nothing left to offer
     carlas_chat.refresh_from_db()
     assert (carlas_chat.status, carlas_chat.queue) == (Conversation.Status.WAITING, "tier2")
     log = EscalationLog.objects.get(conversation=carlas_chat)
