@@ -8,7 +8,9 @@ import pytest
 from conversations import chat, services
 from conversations.models import Conversation, Message
 from conversations.tests import fixtures_rt
+from conversations.tests.factories import ConversationFactory
 from escalation.models import EscalationLog
+from escalation.services import escalation_rules_create_defaults
 from escalation.tests.factories import EscalationRuleFactory
 
 scripted = fixtures_rt.scripted
@@ -164,3 +166,24 @@ def test_the_handoff_package_tells_the_agent_what_happened(carlas_chat, scripted
     assert package["draft"]["text"] == fixtures_rt.SHIPPING
     assert "repeated_issue" in package["signals"]
     assert "raised this before" in package["suggested_action"]
+
+
+faq_bot = fixtures_rt.faq_bot
+
+
+def test_the_default_rules_with_the_real_pipeline(faq_bot, carla, dan):
+    escalation_rules_create_defaults(bot=faq_bot)
+    asks = ConversationFactory(customer=carla)
+    _, events = _turn(asks, "Can I talk to a real person?")
+    assert _bot_answers(asks) == []  # the message-stage rule: people answer, not the bot
+    log = EscalationLog.objects.get(conversation=asks)
+    assert (log.rule.name, log.queue) == ("Asks for a person", "tier1")
+
+    hacked = ConversationFactory(customer=dan)
+    _turn(hacked, "Someone hacked my account and changed my password")
+    [answer] = _bot_answers(hacked)
+    assert answer.state == Message.State.COMPLETE  # the bot's holding answer is sent first
+    log = EscalationLog.objects.get(conversation=hacked)
+    assert (log.rule.name, log.priority, log.queue) == ("Security concern", "high", "tier2")
+    assert log.package["category"] == "security"
+    assert log.package["suggested_action"].startswith("Secure the account first")
