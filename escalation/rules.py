@@ -115,8 +115,11 @@ def explain(*, rules: list[EscalationRule], facts: Facts) -> tuple[list[Check], 
     that fires, in position order; disabled rules never do)."""
     checks, winner = [], None
     for rule in rules:
-        stage = next(s for s in ALL_STAGES if rule.trigger in STAGES[s])
-        fired, why = match(rule, stage, facts)
+        # A trigger of several stages (human_request: phrases, or the classifier) is shown
+        # where it fires, else where it is tried first.
+        stages = [s for s in ALL_STAGES if rule.trigger in STAGES[s]]
+        results = [(stage, *match(rule, stage, facts)) for stage in stages]
+        stage, fired, why = next((r for r in results if r[1]), results[0])
         if not rule.enabled:
             fired, why = False, f"Disabled ({why[0].lower() + why[1:]})"
         check = Check(rule=rule, stage=stage, fired=fired, why=why)

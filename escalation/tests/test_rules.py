@@ -201,3 +201,12 @@ def test_the_data_migration_gives_existing_bots_the_same_defaults(acme_bot, glob
     migration.add_defaults(apps, None)
     assert acme_bot.escalation_rules.count() == len(DEFAULT_RULES)
     assert list(globex_bot.escalation_rules.all()) == [own]  # a bot with rules keeps its own
+
+
+def test_explain_finds_a_request_for_a_person_by_phrase_or_by_the_classifier(acme_bot):
+    EscalationRuleFactory(bot=acme_bot, trigger="human_request", phrases="real person")
+    found = rules.rule_list(acme_bot)
+    by_phrase, _ = rules.explain(rules=found, facts=Facts(text="A real person!"))
+    by_classifier, _ = rules.explain(rules=found, facts=Facts(text="x", asked_for_person=True))
+    assert (by_phrase[0].fired, by_phrase[0].stage) == (True, "message")
+    assert (by_classifier[0].fired, by_classifier[0].stage) == (True, "answer")
