@@ -7,6 +7,9 @@ facts), so within each stage the most certain reason to bring in a person comes 
 
 from __future__ import annotations
 
+# Whole requests, not topics: "your customer service is great" must not hand off. The
+# classifier's broader patterns still catch "put me through to customer service" at the answer
+# stage (human_request reads them too).
 HUMAN_PHRASES = "\n".join(
     [
         "talk to a human",
@@ -19,7 +22,6 @@ HUMAN_PHRASES = "\n".join(
         "human agent",
         "speak to someone",
         "talk to someone",
-        "customer service",
         "an agent please",
     ]
 )

@@ -6,8 +6,7 @@ from django.db import migrations
 
 HUMAN_PHRASES = (
     "talk to a human\nspeak to a human\ntalk to a person\nspeak to a person\nreal person\n"
-    "real human\nlive agent\nhuman agent\nspeak to someone\ntalk to someone\ncustomer service\n"
-    "an agent please"
+    "real human\nlive agent\nhuman agent\nspeak to someone\ntalk to someone\nan agent please"
 )
 
 RULES = [
