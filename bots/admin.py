@@ -195,8 +195,13 @@ class BotAdmin(TenantAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
+            from escalation.services import escalation_rules_create_defaults
+
             obj.embedding_model_active = obj.embedding_model  # nothing to re-embed yet
-            return super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            # Like bots made on the site (services.bot_create): the default escalation rules.
+            escalation_rules_create_defaults(bot=obj)
+            return
         model = obj.embedding_model
         obj.embedding_model = Bot.objects.get(pk=obj.pk).embedding_model
         super().save_model(request, obj, form, change)

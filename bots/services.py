@@ -179,8 +179,13 @@ def bot_create(*, organization: Organization, name: str, **fields) -> Bot:
     )
     for field, value in fields.items():
         setattr(bot, field, value)
+    # Imported here: escalation builds on conversations, which builds on bots.
+    from escalation.services import escalation_rules_create_defaults
+
     bot.full_clean()
-    bot.save()
+    with transaction.atomic():
+        bot.save()
+        escalation_rules_create_defaults(bot=bot)
     realtime.on_commit_render(
         realtime.organization_group(organization.pk),
         "bot.created",

@@ -28,6 +28,8 @@ from bots.models import Bot
 from conversations import chat, ratelimit, selectors, services
 from conversations.models import Message
 from conversations.payloads import conversation_payload, message_payload
+from escalation import services as escalation_services
+from escalation.models import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +251,9 @@ def escalate(request, bot):
     if not isinstance(reason, str):
         raise ApiError(400, '"reason" must be text.')
     try:
-        services.conversation_handoff(conversation=conversation, reason=reason)
+        escalation_services.escalation_request(
+            conversation=conversation, reason=reason, trigger=Trigger.API
+        )
     except services.ConversationStateError as exc:
         raise ApiError(409, str(exc), "closed") from None
     return JsonResponse({"conversation": conversation_payload(conversation)})

@@ -28,6 +28,9 @@ from django.utils import timezone
 from config import realtime
 from conversations import pipeline, selectors, services
 from conversations.models import Conversation, Message
+from escalation import rules
+from escalation.models import Mode, Trigger
+from escalation.services import escalation_open
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +68,50 @@ def turn_run(*, message: Message, attempt: int = 1) -> Iterator[dict]:
         return
     reply = None
     try:
+        # The escalation rules read the stored, scored message before the bot answers it: a
+        # handoff here means people answer it, not the bot; an offer rides on the bot's reply.
+        decision = rules.evaluate(
+            bot=conversation.bot, stage="message", facts=rules.message_facts(message)
+        )
+        if decision is not None and decision.handoff:
+            yield from _escalate(conversation=conversation, decision=decision, message=message)
+            yield _done(conversation, None)
+            return
         turn = _turn_build(conversation=conversation, message=message)
         try:
             reply = services.message_start_bot(conversation=conversation, reply_to=message)
         except services.ConversationStateError:
             # A person took over, or another run answers this message: the bot stays silent.
             return
-        yield from _answer(conversation=conversation, reply=reply, turn=turn, attempt=attempt)
+        yield from _answer(
+            conversation=conversation,
+            reply=reply,
+            turn=turn,
+            attempt=attempt,
+            message=message,
+            offer=decision,
+        )
     except Exception as exc:
         log.exception("turn for message %s failed (attempt %s)", message.pk, attempt)
         yield from _turn_fail(
-            conversation=conversation, reply=reply, error=f"{type(exc).__name__}: {exc}"
+            conversation=conversation,
+            reply=reply,
+            message=message,
+            error=f"{type(exc).__name__}: {exc}",
         )
 
 
-def _answer(*, conversation: Conversation, reply: Message, turn, attempt: int) -> Iterator[dict]:
+def _answer(
+    *,
+    conversation: Conversation,
+    reply: Message,
+    turn,
+    attempt: int,
+    message: Message,
+    offer: rules.Decision | None,
+) -> Iterator[dict]:
+    """Stream the pipeline's answer, then apply the answer stage's rules: an offer of a person
+    (from them or the message stage) goes on the reply; a handoff follows the sent answer."""
     group = realtime.conversation_group(conversation.pk)
     parts: list[str] = []
     saved_at = time.monotonic()
@@ -99,46 +131,104 @@ def _answer(*, conversation: Conversation, reply: Message, turn, attempt: int) -
     if final is None:
         raise RuntimeError("the pipeline ended without a final answer")
 
+    decided = rules.evaluate(
+        bot=conversation.bot, stage="answer", facts=rules.answer_facts(final, text=message.text)
+    )
+    handoff = _answer_handoff(final, decided)
+    offers = [d for d in (offer, decided) if d is not None and not d.handoff]
+    outcome, extras = final["outcome"], dict(final.get("extras") or {})
+    if handoff is not None:
+        # People are coming anyway: no "talk to a person?" beside an answer that hands off.
+        extras["offer_human"] = False
+    elif offers and outcome != Message.Outcome.HANDOFF:
+        extras["offer_human"] = True
+        outcome = Message.Outcome.HANDOFF_PROPOSED
+    trace = {**(final.get("trace") or {}), "attempt": attempt}
+    trace["escalation_rules"] = {
+        "message": offer.reason if offer else None,
+        "answer": decided.reason if decided else None,
+    }
     reply = services.message_complete(
         message=reply,
         text=final["text"],
-        outcome=final["outcome"],
+        outcome=outcome,
         confidence=final.get("confidence"),
         citations=final.get("citations") or [],
-        extras=final.get("extras") or {},
-        trace={**(final.get("trace") or {}), "attempt": attempt},
-        requires_followup=bool(final.get("requires_followup")),
+        extras=extras,
+        trace=trace,
+        requires_followup=bool(final.get("requires_followup")) or bool(offers),
     )
     sent = reply.state == Message.State.COMPLETE
     if sent and reply.citations:
         yield {"type": "cited_sources", "citations": reply.citations}
     if sent and reply.extras.get("offer_human"):
+        reason = final.get("handoff_reason") or (offers[0].reason if offers else "")
         yield {
             "type": "escalation_proposed",
-            "reason": final.get("handoff_reason") or "The bot offered to bring in a person.",
+            "reason": reason or "The bot offered to bring in a person.",
         }
-    if sent and final.get("handoff"):
-        reason = final.get("handoff_reason") or "The bot handed the conversation to people."
-        try:
-            services.conversation_handoff(
-                conversation=conversation, reason=reason, priority=final.get("priority") or None
-            )
-        except services.ConversationStateError:
-            pass  # closed meanwhile: nobody is left to hand it to
-        else:
-            yield {"type": "escalation_confirmed", "reason": reason}
+    if sent and handoff is not None:
+        yield from _escalate(conversation=conversation, decision=handoff, message=message)
     yield _done(conversation, reply)
 
 
-def _turn_fail(*, conversation: Conversation, reply: Message | None, error: str) -> Iterator[dict]:
-    """Never a lost turn: the customer is told, and the conversation joins the people's queue."""
+def _answer_handoff(final: dict, decided: rules.Decision | None) -> rules.Decision | None:
+    """The handoff after a sent answer, if any: a rule's, or the pipeline's own (the customer
+    asked for a person, a guardrail blocked the answer), which hands off with or without a
+    rule; a rule matching the same turn then sets its priority and queue."""
+    if not final.get("handoff"):
+        return decided if decided is not None and decided.handoff else None
+    reason = final.get("handoff_reason") or "The bot handed the conversation to people."
+    blocked = ((final.get("trace") or {}).get("guardrails") or {}).get("blocked")
+    if decided is not None and not blocked:
+        return rules.Decision(
+            rule=decided.rule,
+            trigger=decided.trigger,
+            mode=Mode.HANDOFF,
+            priority=decided.priority,
+            queue=decided.queue,
+            reason=reason,
+        )
+    return rules.Decision(
+        rule=None,
+        trigger=Trigger.GUARDRAIL if blocked else Trigger.HUMAN_REQUEST,
+        mode=Mode.HANDOFF,
+        priority=final.get("priority") or None,
+        queue=None,
+        reason=reason,
+    )
+
+
+def _escalate(
+    *, conversation: Conversation, decision: rules.Decision, message: Message | None
+) -> Iterator[dict]:
+    try:
+        escalation_open(
+            conversation=conversation,
+            trigger=decision.trigger,
+            reason=decision.reason,
+            priority=decision.priority,
+            queue=decision.queue,
+            rule=decision.rule,
+            message=message,
+        )
+    except services.ConversationStateError:
+        return  # closed meanwhile: nobody is left to hand it to
+    yield {"type": "escalation_confirmed", "reason": decision.reason}
+
+
+def _turn_fail(
+    *, conversation: Conversation, reply: Message | None, message: Message, error: str
+) -> Iterator[dict]:
+    """Never a lost turn: the customer is told, and the conversation joins the people's queue
+    (with the ai_error rule's priority and queue, if the bot has one)."""
     reason = "The bot could not answer (an error on our side)."
     try:
         if reply is not None:
             services.message_fail(message=reply, error=error)
         with transaction.atomic():
             services.message_add_system(conversation=conversation, text=FAILURE_NOTE)
-            services.conversation_handoff(conversation=conversation, reason=reason)
+            _escalate_error(conversation=conversation, message=message, reason=reason)
     except Exception:
         # The database itself is failing: the customer's message is saved, and turn_recover
         # answers or hands it off once it is back.
@@ -256,7 +346,21 @@ def _recover_give_up(message: Message) -> None:
     conversation = message.conversation
     with transaction.atomic():
         services.message_add_system(conversation=conversation, text=FAILURE_NOTE)
-        services.conversation_handoff(
+        _escalate_error(
             conversation=conversation,
+            message=message,
             reason=f"The bot failed to answer {MAX_ATTEMPTS} times.",
         )
+
+
+def _escalate_error(*, conversation: Conversation, message: Message, reason: str) -> None:
+    decision = rules.evaluate(
+        bot=conversation.bot, stage="error", facts=rules.Facts(error=reason, text=message.text)
+    )
+    escalation_open(
+        conversation=conversation,
+        trigger=Trigger.AI_ERROR,
+        reason=reason,
+        rule=decision.rule if decision else None,
+        message=message,
+    )

@@ -34,6 +34,7 @@ from config.realtime import conversation_group
 from conversations import chat, ratelimit, selectors, services
 from conversations.models import Conversation, Message
 from conversations.payloads import conversation_payload, message_payload
+from escalation import services as escalation_services
 from knowledge.embeddings import LOCAL_MINILM, get_embedder
 
 log = logging.getLogger(__name__)
@@ -324,11 +325,22 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_escalate(self, content):
         try:
-            await _db(services.conversation_handoff)(
+            await _db(escalation_services.escalation_request)(
                 conversation=self.conversation, reason="The customer asked for a person."
             )
         except services.ConversationStateError as exc:
             await self._error("closed", str(exc))
+
+    async def on_leave_email(self, content):
+        email = content.get("email")
+        if not isinstance(email, str):
+            raise BadFrame('A leave_email frame needs "email".')
+        try:
+            await _db(services.customer_leave_email)(conversation=self.conversation, email=email)
+        except services.ConversationStateError as exc:
+            await self._error("closed", str(exc))
+        except services.CustomerIdentityError as exc:
+            await self._error("bad_email", str(exc))
 
     async def on_feedback(self, content):
         message_id = _integer(content, "message_id", required=True)
@@ -364,7 +376,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "message": text})
 
 
-FRAME_TYPES = {"hello", "message", "escalate", "feedback", "rate"}
+FRAME_TYPES = {"hello", "message", "escalate", "leave_email", "feedback", "rate"}
 
 
 def _text(content: dict, field: str) -> str:

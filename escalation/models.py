@@ -8,6 +8,7 @@ times a manager reads: triggered, first agent response, resolved.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from bots.models import Bot, Organization
@@ -34,6 +35,11 @@ class Trigger(models.TextChoices):
 
 # What an admin may pick for a rule (the others only describe logs).
 RULE_TRIGGERS = [c for c in Trigger.choices if c[0] not in ("agent_takeover", "guardrail", "api")]
+
+
+# What the classifier calls a message (conversations/pipeline/classify.py): high_stakes, or one
+# of its subtypes.
+CATEGORIES = ("high_stakes", "cancellation", "billing_dispute", "security", "legal", "complaint")
 
 
 class Level(models.TextChoices):
@@ -96,6 +102,48 @@ class EscalationRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def phrase_list(self) -> list[str]:
+        return [line.strip() for line in self.phrases.splitlines() if line.strip()]
+
+    @property
+    def category_list(self) -> list[str]:
+        return [c.strip().lower() for c in self.categories.split(",") if c.strip()]
+
+    def clean(self) -> None:
+        """Each trigger's parameters, with the message on the field to fix."""
+        errors = {}
+        trigger = self.trigger
+        if trigger == Trigger.KEYWORDS and not self.phrase_list:
+            errors["phrases"] = "List the keywords, one per line."
+        if trigger == Trigger.SENTIMENT and not self.level:
+            errors["level"] = "Pick the sentiment level at or above which this rule fires."
+        if trigger in (Trigger.FRUSTRATION, Trigger.LOW_CONFIDENCE):
+            if self.threshold is None:
+                what = (
+                    "frustration at or above"
+                    if trigger == Trigger.FRUSTRATION
+                    else ("answer confidence below")
+                )
+                errors["threshold"] = f"Give the {what} which this rule fires, from 0 to 1."
+            elif not 0 <= self.threshold <= 1:
+                errors["threshold"] = f"The threshold is from 0 to 1, not {self.threshold:g}."
+        if trigger == Trigger.CATEGORY:
+            unknown = [c for c in self.category_list if c not in CATEGORIES]
+            if not self.category_list:
+                errors["categories"] = "Name at least one category: " + ", ".join(CATEGORIES) + "."
+            elif unknown:
+                errors["categories"] = (
+                    f"Unknown {'category' if len(unknown) == 1 else 'categories'} "
+                    f"{', '.join(unknown)}; use {', '.join(CATEGORIES)}."
+                )
+        if trigger == Trigger.UNRESOLVED and not self.message_count:
+            errors["message_count"] = "Give the number of customer messages (1 or more)."
+        if trigger == Trigger.RETURNING and not self.window_hours:
+            errors["window_hours"] = "Give the window in hours (1 or more)."
+        if errors:
+            raise ValidationError(errors)
 
 
 class EscalationLog(models.Model):
@@ -166,6 +214,23 @@ class BusinessHours(models.Model):
 
     def __str__(self) -> str:
         return f"Hours of {self.bot}"
+
+    def clean(self) -> None:
+        """The time zone must exist and every day's spans parse (escalation/hours.py)."""
+        from escalation.hours import parse_spans, zone
+
+        errors = {}
+        try:
+            zone(self.timezone)
+        except ValueError as exc:
+            errors["timezone"] = str(exc)
+        for day in WEEKDAYS:
+            try:
+                parse_spans(getattr(self, day))
+            except ValueError as exc:
+                errors[day] = str(exc)
+        if errors:
+            raise ValidationError(errors)
 
 
 class Holiday(models.Model):

@@ -20,6 +20,7 @@ from conversations.services.common import (  # noqa: F401
 )
 from conversations.services.customers import (  # noqa: F401
     customer_identify,
+    customer_leave_email,
     identity_signature,
 )
 from conversations.services.lifecycle import (  # noqa: F401

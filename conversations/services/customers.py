@@ -12,8 +12,14 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from bots.models import Bot
-from conversations.models import Customer
-from conversations.services.common import CustomerIdentityError
+from conversations.models import Conversation, Customer, Message
+from conversations.services.common import (
+    ConversationStateError,
+    CustomerIdentityError,
+    Status,
+    _broadcast_message,
+    _lock,
+)
 
 VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_EXTERNAL_ID = Customer._meta.get_field("external_id").max_length
@@ -113,3 +119,33 @@ def _attributes_merge(current: dict, new: dict) -> dict:
             f"would make {size}."
         )
     return merged
+
+
+def customer_leave_email(*, conversation: Conversation, email: str) -> Customer:
+    """The customer's address for an answer by e-mail (offered out of hours, when no one can
+    answer in the chat): saved on the customer, confirmed in the conversation with a system
+    message. Raises CustomerIdentityError for an address that is not one, and
+    ConversationStateError for a closed conversation."""
+    email = email.strip()
+    if not email:
+        raise CustomerIdentityError("Please enter your e-mail address.")
+    if len(email) > Customer._meta.get_field("email").max_length:
+        raise CustomerIdentityError("That e-mail address is too long.")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise CustomerIdentityError(f"{email[:100]} is not an e-mail address.") from None
+    with transaction.atomic():
+        _lock(conversation)
+        if conversation.status == Status.CLOSED:
+            raise ConversationStateError("This conversation is closed.")
+        customer = conversation.customer
+        customer.email = email
+        customer.save(update_fields=["email", "last_seen_at"])
+        message = Message.objects.create(
+            conversation=conversation,
+            sender=Message.Sender.SYSTEM,
+            text=f"Thank you. We'll answer you at {email}, and here in the chat.",
+        )
+        _broadcast_message("message.created", message)
+    return customer

@@ -81,8 +81,11 @@ def conversation_handoff(
     priority: str | None = None,
     queue: str | None = None,
     actor: User | None = None,
+    notice: str = HANDOFF_MESSAGE,
+    notice_extras: dict | None = None,
 ) -> bool:
-    """Hand the conversation to people: it joins the queue (waiting) and the customer is told.
+    """Hand the conversation to people: it joins the queue (waiting) and the customer is told
+    (`notice`, a system message with `notice_extras`: out of hours, when to expect an answer).
     Returns whether it was handed off now.
 
     Idempotent: a conversation already waiting or with an agent is left unchanged (False).
@@ -113,7 +116,10 @@ def conversation_handoff(
             update_fields=[*STATUS_FIELDS, "priority", "queue", "response_due_at", "updated_at"]
         )
         message = Message.objects.create(
-            conversation=conversation, sender=Message.Sender.SYSTEM, text=HANDOFF_MESSAGE
+            conversation=conversation,
+            sender=Message.Sender.SYSTEM,
+            text=notice,
+            extras=notice_extras or {},
         )
         _broadcast_message("message.created", message)
         _broadcast_conversation("conversation.updated", conversation)

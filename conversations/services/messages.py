@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from bots.models import User
 from conversations.models import Conversation, Message
-from conversations.sentiment import conversation_sentiment, sentiment_score
+from conversations.sentiment import conversation_sentiment
 from conversations.services.common import (
     ANSWER_FIELDS,
     STATUS_FIELDS,
@@ -24,6 +24,7 @@ from conversations.services.common import (
     _lock,
     _move,
 )
+from escalation.signals import assess_message
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ def message_add_user(
                 return sent, False
         if conversation.status == Status.CLOSED:
             raise MessageRejected("This conversation is closed. Start a new one to write again.")
+        # Sentiment, signals, level and frustration (escalation/signals.py), from the earlier
+        # messages under the lock, so two messages at once each see the other in order.
+        assessment = assess_message(conversation=conversation, text=text)
         try:
             # The row lock already orders two sends of one message; the savepoint keeps the
             # transaction usable should the unique constraint still catch a duplicate.
@@ -62,7 +66,9 @@ def message_add_user(
                     sender=Message.Sender.USER,
                     text=text,
                     client_message_id=client_message_id,
-                    trace={"sentiment": sentiment_score(text)},
+                    sentiment=assessment.compound,
+                    signals=assessment.signals,
+                    trace={"sentiment": assessment.compound, "escalation": assessment.trace()},
                 )
         except IntegrityError:
             sent = _sent_message(conversation, client_message_id) if client_message_id else None
@@ -78,8 +84,17 @@ def message_add_user(
             )
         conversation.last_message_at = message.created_at
         conversation.sentiment = conversation_sentiment(conversation)
+        conversation.sentiment_level = assessment.level
+        conversation.frustration = assessment.frustration
         conversation.save(
-            update_fields=[*STATUS_FIELDS, "last_message_at", "sentiment", "updated_at"]
+            update_fields=[
+                *STATUS_FIELDS,
+                "last_message_at",
+                "sentiment",
+                "sentiment_level",
+                "frustration",
+                "updated_at",
+            ]
         )
         _broadcast_message("message.created", message)
         _broadcast_conversation("conversation.updated", conversation, to_customer=reopened)

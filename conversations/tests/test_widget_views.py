@@ -52,7 +52,8 @@ def test_it_answers_an_unchanged_widget_script_with_304(client):
 
 
 def test_the_widget_script_stays_small(client):
-    assert len(client.get("/widget.js").content) < 25 * 1024
+    # 26 KB since issue 5's out-of-hours e-mail form (it was 25 KB).
+    assert len(client.get("/widget.js").content) < 26 * 1024
 
 
 # --- config.json ---------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ header .close{border:0;font-size:20px;line-height:1;padding:2px 6px}
 @media (prefers-reduced-motion:reduce){.typing i{animation:none}}
 .rate{display:flex;gap:4px;justify-content:center}
 .rate button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:2px 8px}
+.msg form.email{border:0;padding:4px 0;background:none}.email input{flex:1;min-width:0;border:1px solid #d1d5db;border-radius:8px;padding:6px}
 .alert{margin:0;padding:6px 12px;background:#fef2f2;color:#b91c1c;font-size:13px}
 .alert:empty{display:none}
 form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb;align-items:flex-end;background:#fff}
@@ -444,6 +445,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       el.append(bubble);
       if (mine || msg.state !== "complete") return el;
       const extras = msg.extras || {};
+      if (msg.sender === "system" && extras.ask_email && (!this.convo || this.convo.status === "waiting")) el.append(this.emailForm());
       const seen = new Set();
       const links = (msg.citations || []).filter((c) => c.url && /^https?:/i.test(c.url) && !seen.has(c.url) && seen.add(c.url));
       if (links.length) {
@@ -460,6 +462,15 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       }
       if (msg.sender === "ai") el.append(this.thumbs(msg));
       return el;
+    }
+
+    /* Out of hours: an address for the answer by e-mail (leave_email, docs/chat-protocol.md). */
+    emailForm() {
+      const input = h("input", { type: "email", autocomplete: "email", required: true, "aria-label": "Your e-mail address", value: (window.HandoffSettings || {}).email });
+      return h("form", { class: "email", onsubmit: (e) => {
+        e.preventDefault();
+        if (!this.send({ type: "leave_email", email: input.value.trim() })) this.alert("Not connected yet; try again in a moment.");
+      } }, input, h("button", { class: "send", text: "Send" }));
     }
 
     thumbs(msg) {

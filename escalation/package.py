@@ -1,0 +1,172 @@
+"""The handoff package: what the agent reads before their first word to the customer.
+
+Built once, when the escalation opens, and stored on the EscalationLog as a snapshot: a
+three-sentence summary, the customer's sentiment message by message, what the bot retrieved
+and drafted, and a suggested first action. Deterministic, from the stored messages and their
+traces: no model, so it is instant and says only what happened.
+"""
+
+from __future__ import annotations
+
+from conversations.models import Conversation, Message
+from escalation.models import Trigger
+
+CLIP = 160
+TRAJECTORY_MESSAGES = 30
+RETRIEVED = 5
+
+ACTIONS = {
+    "legal": "Do not admit fault or promise anything: acknowledge the concern, collect the "
+    "details, and bring in whoever handles legal matters.",
+    "security": "Secure the account first: confirm the customer's identity, reset their "
+    "credentials and review recent activity with them.",
+    "billing_dispute": "Open the customer's payment history, find the charge they dispute, and "
+    "explain it or refund it.",
+    "cancellation": "Ask what made them want to cancel and whether it can be fixed; if they "
+    "still want to, cancel it for them and confirm in writing.",
+    "complaint": "Apologise for the specific thing that went wrong and say what you will do "
+    "about it.",
+    Trigger.HUMAN_REQUEST: "Introduce yourself and ask what you can help with; the customer "
+    "asked for a person, so do not send them back to the bot.",
+    Trigger.KEYWORDS: "Read the message that matched the keyword rule and answer it directly.",
+    Trigger.SENTIMENT: "Acknowledge how the customer feels before anything else, then solve "
+    "their issue step by step.",
+    Trigger.FRUSTRATION: "Acknowledge the frustration and that they had to ask more than once, "
+    "then take ownership of the issue until it is solved.",
+    Trigger.LOW_CONFIDENCE: "The bot was unsure: check its draft against what you know before "
+    "answering, and add what was missing to the knowledge.",
+    Trigger.UNRESOLVED: "The bot went round in circles: read the customer's questions and "
+    "solve the issue directly rather than re-asking.",
+    Trigger.RETURNING: "The customer is back soon after a previous conversation: check whether "
+    "that issue was really solved.",
+    Trigger.AI_ERROR: "The bot failed to answer: reply to the customer's last message yourself "
+    "and apologise for the wait.",
+    Trigger.GUARDRAIL: "A guardrail stopped the bot's draft: read it, but do not send it as it is.",
+    Trigger.API: "The customer's site escalated this conversation: read the reason and the "
+    "last messages before answering.",
+    Trigger.AGENT_TAKEOVER: "Read the conversation so far and pick up where the bot left off.",
+}
+
+
+def package_build(
+    *, conversation: Conversation, trigger: str, reason: str, message: Message | None = None
+) -> dict:
+    """The package for handing `conversation` off now because of `trigger`."""
+    customer_rows = list(
+        conversation.messages.filter(sender=Message.Sender.USER)
+        .order_by("-id")
+        .values("id", "text", "sentiment", "signals", "trace")[:TRAJECTORY_MESSAGES]
+    )[::-1]
+    bot_message = (
+        conversation.messages.filter(sender=Message.Sender.AI)
+        .exclude(state=Message.State.PENDING)
+        .order_by("-id")
+        .first()
+    )
+    trace = bot_message.trace if bot_message else {}
+    category = trace.get("subtype") or trace.get("category") or ""
+    signals = {s for row in customer_rows for s in row["signals"] or []}
+    return {
+        "summary": _summary(conversation, customer_rows, bot_message, trigger, reason),
+        "trajectory": [
+            {
+                "id": row["id"],
+                "compound": row["sentiment"],
+                "level": (row["trace"] or {}).get("escalation", {}).get("level", ""),
+            }
+            for row in customer_rows
+        ],
+        "retrieved": _retrieved(bot_message),
+        "draft": _draft(bot_message),
+        "category": category,
+        "signals": sorted(signals),
+        "frustration": conversation.frustration,
+        "message_id": message.pk if message else None,
+        "suggested_action": suggested_action(trigger, category, signals),
+    }
+
+
+def suggested_action(trigger: str, category: str = "", signals=()) -> str:
+    """The category says more about what to do than the trigger that noticed it."""
+    action = ACTIONS.get(category) or ACTIONS.get(trigger) or ACTIONS[Trigger.AGENT_TAKEOVER]
+    if "repeated_issue" in signals or "previous_escalation" in signals:
+        action += " The customer has raised this before: say so, so they need not repeat it."
+    return action
+
+
+def _summary(conversation, customer_rows, bot_message, trigger, reason) -> str:
+    who = str(conversation.customer) if conversation.customer.name else "The customer"
+    if not customer_rows:
+        wants = f"{who} has not written yet."
+    elif len(customer_rows) == 1:
+        wants = f"{who} asked: “{_clip(customer_rows[0]['text'])}”."
+    else:
+        wants = (
+            f"{who} wrote {len(customer_rows)} messages, first “{_clip(customer_rows[0]['text'])}” "
+            f"and last “{_clip(customer_rows[-1]['text'])}”."
+        )
+    if bot_message is None:
+        did = "The bot had not answered yet."
+    elif bot_message.state == Message.State.FAILED:
+        did = (
+            "The bot's answer was withdrawn before it was sent."
+            if bot_message.trace.get("unsent_text")
+            else "The bot failed to answer."
+        )
+    else:
+        sources = len(bot_message.citations or [])
+        confidence = (
+            f", confidence {bot_message.confidence:.2f}"
+            if bot_message.confidence is not None
+            else ""
+        )
+        did = (
+            f"The bot's last answer was {bot_message.get_outcome_display().lower()} "
+            f"({sources} source{'s' if sources != 1 else ''}{confidence})."
+        )
+    label = Trigger(trigger).label.lower() if trigger in Trigger.values else trigger
+    why = f"It was handed off because of {label}: {reason.strip().rstrip('.')}."
+    return " ".join([wants, did, why])
+
+
+def _retrieved(bot_message: Message | None) -> list[dict]:
+    if bot_message is None:
+        return []
+    cited = {c.get("chunk_id"): c for c in bot_message.citations or []}
+    found = []
+    for hit in (bot_message.trace.get("retrieved") or [])[:RETRIEVED]:
+        source = cited.get(hit.get("chunk_id"), {})
+        found.append(
+            {
+                "chunk_id": hit.get("chunk_id"),
+                "document_id": hit.get("document_id"),
+                "score": hit.get("score"),
+                "title": source.get("title", ""),
+                "url": source.get("url", ""),
+                "cited": bool(source),
+            }
+        )
+    if not found:
+        # Scripted or older traces: the citations alone still say what was used.
+        found = [
+            {**{k: c.get(k) for k in ("chunk_id", "document_id", "title", "url")}, "cited": True}
+            for c in bot_message.citations or []
+        ]
+    return found
+
+
+def _draft(bot_message: Message | None) -> dict:
+    if bot_message is None:
+        return {"message_id": None, "text": "", "sent": False}
+    if bot_message.state == Message.State.COMPLETE:
+        return {"message_id": bot_message.pk, "text": bot_message.text, "sent": True}
+    return {
+        "message_id": bot_message.pk,
+        "text": bot_message.trace.get("unsent_text", ""),
+        "sent": False,
+    }
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= CLIP else text[: CLIP - 1].rstrip() + "…"
