@@ -195,7 +195,7 @@ def test_the_data_migration_gives_existing_bots_the_same_defaults(acme_bot, glob
 
     from django.apps import apps
 
-    migration = importlib.import_module("escalation.migrations.0002_default_rules")
+    migration = importlib.import_module("escalation.migrations.0003_default_rules")
     assert migration.RULES == DEFAULT_RULES
     own = EscalationRuleFactory(bot=globex_bot)
     migration.add_defaults(apps, None)
