@@ -30,7 +30,7 @@ from django.http.request import validate_host
 
 from bots import selectors as bot_selectors
 from bots.models import Bot
-from config.realtime import conversation_group
+from config.realtime import conversation_group, staff_conversation_group
 from conversations import chat, ratelimit, selectors, services
 from conversations.models import Conversation, Message
 from conversations.payloads import conversation_payload, message_payload
@@ -330,6 +330,27 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         )
         services.message_feedback(message=message, value=value)
 
+    async def on_typing(self, content):
+        """The customer is writing: told to the agents watching, only while a person is in
+        the conversation (the bot needs no warning)."""
+        active = content.get("active")
+        if not isinstance(active, bool):
+            raise BadFrame('"active" is true or false.')
+        if self.conversation.status not in (
+            Conversation.Status.WAITING,
+            Conversation.Status.ACTIVE,
+        ):
+            return
+        await self.channel_layer.group_send(
+            staff_conversation_group(self.conversation.pk),
+            {
+                "type": "on.event",
+                "event": "typing",
+                "name": self.customer.name or "Customer",
+                "active": active,
+            },
+        )
+
     async def on_rate(self, content):
         try:
             await _db(services.conversation_rate)(
@@ -342,13 +363,18 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     async def on_event(self, message):
         # Group events as protocol frames. `html` fragments are for the members' console.
         frame = {k: v for k, v in message.items() if k not in {"type", "event", "html"}}
+        if message["event"] == "conversation.updated" and self.conversation is not None:
+            # Kept current for `typing`, which is relayed only while a person is here.
+            status = (frame.get("conversation") or {}).get("status")
+            if status in Conversation.Status.values:
+                self.conversation.status = status
         await self.send_json({"type": message["event"], **frame})
 
     async def _error(self, code: str, text: str) -> None:
         await self.send_json({"type": "error", "code": code, "message": text})
 
 
-FRAME_TYPES = {"hello", "message", "escalate", "feedback", "rate"}
+FRAME_TYPES = {"hello", "message", "escalate", "feedback", "rate", "typing"}
 
 
 def _text(content: dict, field: str) -> str:
