@@ -87,10 +87,10 @@ def mine_list(*, membership: Membership) -> QuerySet[Conversation]:
     )
 
 
-def with_bot_list(*, membership: Membership, limit: int = WITH_BOT_LIMIT) -> list[Conversation]:
-    """Open conversations the bot is handling, most recently active first: what an agent may
-    take over."""
-    return list(
+def with_bot_list(*, membership: Membership, limit: int = WITH_BOT_LIMIT) -> QuerySet[Conversation]:
+    """Open conversations the bot is handling (customers who wrote), most recently active
+    first: what an agent may take over."""
+    return (
         _annotated(membership.organization_id)
         .filter(status=Status.AI, last_message_at__isnull=False)
         .order_by("-last_message_at", "-pk")[:limit]
