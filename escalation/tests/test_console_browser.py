@@ -1,0 +1,145 @@
+"""The console in Chromium, with the customer in another browser: the widget on a shop's page
+of another origin asks for a person, Sam (signed in through the login page) sees it in the
+queue within 2 s without reloading, claims it, replies; the customer sees the reply live and
+the bot says nothing more; Sam gives it back to the bot, which answers again."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from bots.tests.factories import PASSWORD
+from conversations.models import Conversation, Message
+from conversations.tests.test_widget_browser import ANSWER_MS, demo_bot, shop  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Records what the console would show the agent outside the page: desktop notifications (as
+# if allowed) and the alert hook that also plays the beep.
+ALERTS_RECORDER = """
+window.__notifications = [];
+window.__alerts = [];
+window.Notification = class {
+  constructor(title, options) { window.__notifications.push({ title, body: options.body }); }
+  static get permission() { return "granted"; }
+  static requestPermission() { return Promise.resolve("granted"); }
+};
+document.addEventListener("console:alert", (event) => window.__alerts.push(event.detail));
+"""
+
+
+def _sign_in(page, base, email):
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    expect(page).to_have_url(re.compile(r"/o/acme/$"))
+
+
+def _open_console(chromium, base, user):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    context.add_init_script(ALERTS_RECORDER)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    _sign_in(page, base, user.email)
+    page.get_by_role("link", name="Console").click()
+    expect(page.locator("#console")).to_have_attribute("data-live", "on")
+    return context, page
+
+
+def _widget(page):
+    return page.get_by_role("dialog", name="Acme Support")
+
+
+def test_a_customer_asks_for_a_person_and_an_agent_takes_the_chat_and_gives_it_back(
+    live_asgi_server,
+    browser_context,
+    chromium,
+    shop,
+    demo_bot,
+    agent,  # noqa: F811
+):
+    sam_context, sam = _open_console(chromium, live_asgi_server, agent)
+    expect(sam.locator("#queue")).to_contain_text("Nobody is waiting.")
+
+    # The customer, in a browser of their own, on the shop's page.
+    shop.embed(live_asgi_server, demo_bot.public_key)
+    customer = browser_context.new_page()
+    customer.errors = []
+    customer.on("pageerror", lambda error: customer.errors.append(str(error)))
+    customer.goto(shop.origin)
+    customer.get_by_role("button", name="Chat with Acme Support").click()
+    chat = _widget(customer)
+    expect(chat).to_contain_text("Hi! I'm here to help")
+    expect(customer.locator("handoff-chat")).to_have_attribute("data-state", "ready")
+    conversation = _conversation_of(demo_bot)
+    # An urgent one, so the console also alerts (as escalation rules would rank it).
+    Conversation.objects.filter(pk=conversation.pk).update(priority="urgent")
+
+    chat.get_by_role("button", name="Talk to a person").click()
+    expect(chat).to_contain_text("Connecting you with a person…")
+
+    # Pushed, not polled: within 2 s, and the page was never reloaded.
+    item = sam.locator(f'#queue .queue-item[data-conversation-id="{conversation.pk}"]')
+    expect(item).to_be_visible(timeout=2_000)
+    expect(item).to_contain_text("Urgent")
+    expect(item).to_have_attribute("data-alerted", "true")
+    assert sam.evaluate("window.__alerts.length") == 1
+    assert sam.evaluate("window.__notifications[0].title") == "Urgent priority chat waiting"
+
+    item.get_by_role("link").click()
+    pane = sam.locator("#pane")
+    expect(pane).to_contain_text("Connecting you with a person…")
+    expect(sam).to_have_url(re.compile(rf"/console/c/{conversation.pk}/$"))
+    pane.get_by_role("button", name="Claim").click()
+    expect(pane).to_contain_text("With an agent: Sam")
+    expect(chat).to_contain_text("Sam joined the chat")
+    expect(sam.locator("#queue")).to_contain_text("Nobody is waiting.")
+    expect(sam.locator("#mine")).to_contain_text(str(conversation.customer))
+
+    # Typing both ways, then the reply, live on the customer's side.
+    reply = pane.get_by_label(re.compile("Reply to"))
+    reply.press_sequentially("Hi, ")
+    expect(chat.locator(".person-typing")).to_have_text("Sam is typing…")
+    reply.press_sequentially("I'm Sam. What happened to your order?")
+    pane.get_by_role("button", name="Send").click()
+    answer = chat.locator(".msg.agent").last
+    expect(answer).to_contain_text("I'm Sam. What happened to your order?")
+    expect(answer.locator(".who")).to_have_text("Sam")
+    expect(chat.locator(".person-typing")).to_have_text("")
+
+    box = customer.get_by_label("Your message")
+    box.press_sequentially("It never ")
+    expect(sam.locator(f"#typing-{conversation.pk}")).to_contain_text("is typing…")
+    box.press_sequentially("arrived. How long is the warranty on Acme products?")
+    box.press("Enter")
+    transcript = sam.locator(f"#transcript-{conversation.pk}")
+    expect(transcript).to_contain_text("It never arrived.")
+    # The bot says nothing more while Sam has the chat.
+    customer.wait_for_timeout(3_000)
+    expect(chat.locator(".msg.ai:not(.greeting)")).to_have_count(0)
+    assert not Message.objects.filter(conversation=conversation, sender="ai").exists()
+
+    # Back to the bot: the customer is told, and the bot answers the next question.
+    pane.get_by_role("button", name="Return to bot").click()
+    expect(pane).to_contain_text("With the bot")
+    expect(chat).to_contain_text("You're back with the assistant.")
+    box.fill("How long is the warranty on Acme products?")
+    box.press("Enter")
+    expect(chat.locator(".msg.ai.complete").last).to_contain_text(
+        "two-year warranty", timeout=ANSWER_MS
+    )
+    expect(transcript).to_contain_text("two-year warranty")
+    # Every message showed once in the console, pushed or re-rendered.
+    ids = transcript.locator("li.msg").evaluate_all("els => els.map(e => e.id)")
+    assert len(ids) == len(set(ids))
+    assert sam.errors == [] and customer.errors == []
+    sam_context.close()
+
+
+def _conversation_of(bot) -> Conversation:
+    return Conversation.objects.select_related("customer").get(bot=bot)
