@@ -62,12 +62,13 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             # 4403: not signed in, or not a member. Same answer for both: no existence leak.
             await self.close(code=4403)
             return
-        self.group = organization_group(self.membership.organization_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        # Online before the socket opens: the page, told it is open, shows it.
         await database_sync_to_async(bot_services.membership_console_opened)(
             membership=self.membership
         )
+        self.group = organization_group(self.membership.organization_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
 
     async def disconnect(self, code):
         if self.membership is None:

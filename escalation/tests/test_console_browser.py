@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from bots.tests.factories import PASSWORD
@@ -155,3 +156,52 @@ def _conversation_of(bot, page) -> Conversation:
             return conversation
         page.wait_for_timeout(100)
     raise AssertionError("the widget never started a conversation")
+
+
+# The test process commits here without a push reaching the live server (another process,
+# its own in-memory channel layer): exactly a push the console missed.
+RECORD_SOCKET = """
+document.addEventListener("htmx:wsOpen", (event) => { window.__ws = event.detail.socketWrapper; });
+"""
+
+
+def test_a_missed_push_shows_after_the_socket_reconnects_and_a_lost_claim_is_explained(
+    live_asgi_server, chromium, agent, admin_member, carla
+):
+    from conversations.services import conversation_claim
+    from conversations.tests.factories import ConversationFactory
+
+    sam_context, sam = _open_console(chromium, live_asgi_server, agent)
+    sam_context.add_init_script(RECORD_SOCKET)
+    sam.reload()
+    expect(sam.locator("#console")).to_have_attribute("data-live", "on")
+    # Presence: the open console made Sam online; "Away" is his to set.
+    availability = sam.locator("#availability")
+    expect(availability.get_by_role("button", name="Online")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    availability.get_by_role("button", name="Away").click()
+    expect(sam.locator("#availability").get_by_role("button", name="Away")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+
+    missed = ConversationFactory(
+        customer=carla, status="waiting", handoff_at=timezone.now(), priority="high"
+    )
+    item = sam.locator(f'#queue .queue-item[data-conversation-id="{missed.pk}"]')
+    sam.wait_for_timeout(1_000)
+    expect(item).to_have_count(0)
+    sam.evaluate("window.__ws.reconnect()")
+    expect(item).to_be_visible(timeout=5_000)
+    expect(item).to_have_attribute("data-alerted", "true")
+
+    # Sam opens it; Ian claims it first (elsewhere); Sam's claim is refused, inline.
+    item.get_by_role("link").click()
+    pane = sam.locator("#pane")
+    expect(pane.get_by_role("button", name="Claim")).to_be_visible()
+    conversation_claim(conversation=missed, agent=admin_member)
+    pane.get_by_role("button", name="Claim").click()
+    expect(sam.locator("#pane .pane-error")).to_have_text("Ian already took this conversation.")
+    expect(sam.locator("#pane")).to_contain_text("With an agent: Ian")
+    assert sam.errors == []
+    sam_context.close()

@@ -28,17 +28,17 @@
     send({ type: "watch", conversation_id: id });
   }
 
+  let opened = false;
   document.addEventListener("htmx:wsOpen", (event) => {
+    // One wrapper for the page's life: it queues what is sent while reconnecting.
     socket = event.detail.socketWrapper;
     watch(true);
-    // A reconnect may have missed pushes: every list and the open pane re-sync now.
+    // Pushes sent before this socket opened (since the page was rendered, or while it was
+    // reconnecting) never arrived: every list re-syncs now, and after a reconnect the pane.
     htmx.trigger(document.body, "console-resync");
-    if (watching && event.detail.socketWrapper && document.body.dataset.consoleOpened) {
-      refreshPane();
-    }
-    document.body.dataset.consoleOpened = "1";
+    if (opened) refreshPane();
+    opened = true;
   });
-  document.addEventListener("htmx:wsClose", () => { socket = null; });
 
   function refreshPane() {
     const id = paneConversation();
