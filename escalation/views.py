@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bots import selectors as bot_selectors
 from bots import services as bot_services
-from bots.models import Membership, User
+from bots.models import Membership
 from conversations import selectors as conversation_selectors
 from conversations import services
 from conversations.models import Conversation
@@ -209,13 +209,16 @@ def transfer(request, org, conversation_id):
     kind, _, value = request.POST.get("to", "").partition(":")
     if kind == "queue" and value in Conversation.Queue.values:
         target = {"to_queue": value}
-    elif kind == "agent" and value.isdigit():
-        colleague = membership.organization.memberships.filter(user_id=int(value)).first()
+    elif kind == "agent" and value.isdigit() and len(value) <= 18:
+        colleague = selectors.transfer_targets(organization=membership.organization).filter(
+            user_id=int(value)
+        )
+        colleague = colleague.first()
         if colleague is None:
             return _refused(
                 request, membership, conversation_id, "Pick a member of this organization.", 400
             )
-        target = {"to_agent": User.objects.get(pk=colleague.user_id)}
+        target = {"to_agent": colleague.user}
     else:
         return _refused(request, membership, conversation_id, "Pick a queue or an agent.", 400)
     return _act(request, org, conversation_id, services.conversation_transfer, **target)

@@ -153,6 +153,8 @@ def conversation_transfer(
             )
         if to_queue is not None:
             label = Conversation.Queue(to_queue).label
+            if conversation.status == Status.WAITING and conversation.queue == to_queue:
+                raise ConversationStateError(f"It is already waiting in {label}.")
             reason = f"{agent.display_name} transferred it to {label}"
             if conversation.status == Status.ACTIVE:
                 _move(conversation, Status.WAITING, actor=agent, reason=reason)

@@ -232,7 +232,10 @@ def test_it_transfers_to_a_queue_and_to_a_colleague(client, agent, admin_member,
     assert waiting.assigned_agent == admin_member
 
 
-@pytest.mark.parametrize("to", ["", "queue:vip", "agent:abc", "agent:999999", "moon:1"])
+@pytest.mark.parametrize(
+    "to",
+    ["", "queue:vip", "queue:tier1", "agent:abc", "agent:999999", "agent:" + "9" * 30, "moon:1"],
+)
 def test_a_transfer_to_nowhere_is_refused(client, agent, waiting, to):
     client.force_login(agent)
     response = client.post(_url("console_transfer", waiting), {"to": to})
