@@ -92,7 +92,14 @@ def _pane(request, membership, conversation, *, status=200, **extra):
     return render(request, f"{TEMPLATE}#pane", context, status=status)
 
 
-PACKAGE_KEYS = ("summary", "trajectory", "retrieved", "drafted", "suggested_action")
+# What escalation/package.py writes, and the shape of each.
+PACKAGE_KEYS = {
+    "summary": str,
+    "trajectory": list,
+    "retrieved": list,
+    "drafted": str,
+    "suggested_action": str,
+}
 
 
 def _package(conversation: Conversation) -> dict:
@@ -101,10 +108,17 @@ def _package(conversation: Conversation) -> dict:
     sentiment, what the bot last retrieved and wrote."""
     log = selectors.escalation_latest(conversation=conversation)
     package = dict(log.package) if log is not None and isinstance(log.package, dict) else {}
-    result = {key: package.get(key) for key in PACKAGE_KEYS}
-    result["other"] = [
-        (k.replace("_", " ").capitalize(), v) for k, v in package.items() if k not in PACKAGE_KEYS
-    ]
+    result, other = {}, []
+    for key, value in package.items():
+        # A key of the wrong shape is still shown, as text, rather than dropped or misread.
+        if key in PACKAGE_KEYS and isinstance(value, PACKAGE_KEYS[key]):
+            if isinstance(value, list):
+                value = [item for item in value if isinstance(item, dict)]
+            result[key] = value
+        else:
+            other.append((key.replace("_", " ").capitalize(), value))
+    result = {key: result.get(key) for key in PACKAGE_KEYS}
+    result["other"] = other
     result["reason"] = (log.reason if log is not None else "") or conversation.handoff_reason
     result["trigger"] = log.get_trigger_display() if log is not None else ""
     result["sentiment_level"] = conversation.sentiment_level

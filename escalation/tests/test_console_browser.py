@@ -111,13 +111,13 @@ def test_a_customer_asks_for_a_person_and_an_agent_takes_the_chat_and_gives_it_b
     # Typing both ways, then the reply, live on the customer's side.
     reply = pane.get_by_label(re.compile("Reply to"))
     reply.press_sequentially("Hi, ")
-    expect(chat.locator(".person-typing")).to_have_text("Sam is typing…")
+    expect(chat.locator(".status")).to_have_text("Sam is typing…")
     reply.press_sequentially("I'm Sam. What happened to your order?")
     pane.get_by_role("button", name="Send").click()
     answer = chat.locator(".msg.agent").last
     expect(answer).to_contain_text("I'm Sam. What happened to your order?")
     expect(answer.locator(".who")).to_have_text("Sam")
-    expect(chat.locator(".person-typing")).to_have_text("")
+    expect(chat.locator(".status")).to_have_text("Sam is here to help")
 
     box = customer.get_by_label("Your message")
     box.press_sequentially("It never ")

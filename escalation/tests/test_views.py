@@ -322,3 +322,15 @@ def test_the_navigation_links_the_console(client, agent, acme):
     client.force_login(agent)
     html = client.get(reverse("organization_detail", args=["acme"])).content.decode()
     assert f'href="{_url("console")}"' in html
+
+
+def test_a_package_of_unexpected_shape_is_shown_as_text_not_misread(client, agent, waiting):
+    EscalationLog.objects.filter(conversation=waiting).update(
+        package={"summary": ["not", "text"], "trajectory": "up", "tone_hint": "Be brief"}
+    )
+    client.force_login(agent)
+    response = client.get(_url("console_conversation", waiting))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Tone hint" in html and "Be brief" in html
+    assert "Trajectory" in html and "Asked for a person" in html  # the reason still shows

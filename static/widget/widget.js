@@ -11,7 +11,6 @@
   const MAX_CHARS = 4000; // the server's CHAT_MAX_MESSAGE_CHARS default; it checks again
   const ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
   const BACKOFF_MS = [1000, 30000]; // first retry, cap
-  const TYPING_EVERY_MS = 2500, TYPING_IDLE_MS = 3000, TYPING_SHOWN_MS = 8000;
   const PING_MS = 25000; // proxies close idle sockets after 30-60 s
   const STOP_CODES = { 4403: "This site is not allowed to use this chat.", 4404: "This chat no longer exists." };
 
@@ -102,8 +101,6 @@ header .close{border:0;font-size:20px;line-height:1;padding:2px 6px}
 @media (prefers-reduced-motion:reduce){.typing i{animation:none}}
 .rate{display:flex;gap:4px;justify-content:center}
 .rate button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:2px 8px}
-.person-typing{margin:0;padding:2px 12px;font-size:12px;color:#6b7280;background:#f8fafc;min-height:0}
-.person-typing:empty{display:none}
 .alert{margin:0;padding:6px 12px;background:#fef2f2;color:#b91c1c;font-size:13px}
 .alert:empty{display:none}
 form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb;align-items:flex-end;background:#fff}
@@ -124,7 +121,6 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
     <button type="button" class="escalate">Talk to a person</button>
     <button type="button" class="close" aria-label="Close chat">\u00d7</button></header>
   <div class="log" role="log" aria-live="polite" aria-relevant="additions text" tabindex="0" aria-label="Messages"></div>
-  <p class="person-typing" aria-live="polite"></p>
   <p class="alert" role="alert"></p>
   <form><label class="sr" for="text">Your message</label>
     <textarea id="text" rows="1" placeholder="Type your message\u2026" aria-describedby="count"></textarea>
@@ -157,7 +153,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       Object.assign(this, {
         $launcher: $(".launcher"), $panel: $(".panel"), $log: $(".log"), $alert: $(".alert"),
         $text: $("textarea"), $send: $(".send"), $count: $(".count"), $status: $(".status"),
-        $escalate: $(".escalate"), $personTyping: $(".person-typing"),
+        $escalate: $(".escalate"),
       });
       this.$launcher.addEventListener("click", () => this.toggle(this.$panel.hidden));
       $(".close").addEventListener("click", () => this.toggle(false));
@@ -166,7 +162,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.$text.addEventListener("keydown", (e) => {
         if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
       });
-      this.$text.addEventListener("input", () => { this.counter(); this.typingInput(); });
+      this.$text.addEventListener("input", () => { this.counter(); this.typed(); });
       this.$panel.addEventListener("keydown", (e) => this.trap(e));
       if (this.page) {
         this.$launcher.remove();
@@ -331,7 +327,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
           this.conversation(frame.conversation);
           break;
         case "typing":
-          this.personTyping(frame);
+          this.typing(frame);
           break;
         case "error":
           this.error(frame);
@@ -386,7 +382,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.save();
       if (text === this.$text.value) { this.$text.value = ""; this.counter(); }
       this.alert("");
-      this.typingStop();
+      this.typed(false);
       this.renderLocal(pending);
       if (this.ready) this.send({ type: "message", client_message_id: pending.id, text });
       // Not ready: the outbox goes out after the next `ready`.
@@ -396,33 +392,22 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (!this.send({ type: "escalate" })) this.alert("Not connected yet; try again in a moment.");
     }
 
-    /* --- Typing, both ways ------------------------------------------------------------------- */
-    // Only a person reads it: frames go out while the conversation is waiting or active, at
-    // most one per TYPING_EVERY_MS, then "stopped" after TYPING_IDLE_MS without a key.
-    typingInput() {
-      const withPerson = this.convo && (this.convo.status === "waiting" || this.convo.status === "active");
-      if (!withPerson || !this.ready) return;
-      const now = Date.now();
-      if (!this.typingSince || now - this.typingSince > TYPING_EVERY_MS) {
-        this.typingSince = now;
-        this.send({ type: "typing", active: true });
-      }
-      clearTimeout(this.typingIdle);
-      this.typingIdle = setTimeout(() => this.typingStop(), TYPING_IDLE_MS);
+    // Typing frames only while a person has the chat: one per 2.5 s, "stopped" after 3 s idle.
+    typed(on = true) {
+      const s = (this.convo || {}).status, now = Date.now();
+      clearTimeout(this.idle);
+      if (s !== "waiting" && s !== "active") return;
+      if (!on) { if (this.typedAt) this.send({ type: "typing", active: false }); this.typedAt = 0; return; }
+      if (!(now - this.typedAt < 2500)) { this.typedAt = now; this.send({ type: "typing", active: true }); }
+      this.idle = setTimeout(() => this.typed(false), 3000);
     }
 
-    typingStop() {
-      clearTimeout(this.typingIdle);
-      if (!this.typingSince) return;
-      this.typingSince = 0;
-      this.send({ type: "typing", active: false });
-    }
-
-    // "Sam is typing…", until they stop, send, or go quiet for TYPING_SHOWN_MS.
-    personTyping({ name, active }) {
-      clearTimeout(this.typingShown);
-      this.$personTyping.textContent = active ? `${name || "Someone"} is typing\u2026` : "";
-      if (active) this.typingShown = setTimeout(() => { this.$personTyping.textContent = ""; }, TYPING_SHOWN_MS);
+    // "Sam is typing…" in the header, until they stop or 8 s pass.
+    typing({ name, active }) {
+      clearTimeout(this.shown);
+      if (!active) return this.conversation(this.convo);
+      this.status(`${name} is typing\u2026`);
+      this.shown = setTimeout(() => this.typing({}), 8000);
     }
 
     counter() {
@@ -451,7 +436,6 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
         if (local) local.remove();
       }
       const el = this.message(msg);
-      if (msg.sender === "agent" && !known) this.personTyping({ active: false });
       if (known) known.el.replaceWith(el);
       else this.place(el, msg.id);
       this.messages.set(msg.id, { el, msg: { ...msg } });
