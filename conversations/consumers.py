@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -39,6 +40,7 @@ from knowledge.embeddings import LOCAL_MINILM, get_embedder
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
+TYPING_MIN_SECONDS = 1.0
 # Answers being written in worker threads: referenced here so they are not garbage-collected
 # when the socket that started them closes.
 _turns: set[asyncio.Future] = set()
@@ -149,6 +151,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     conversation = None
     group: str | None = None
     ip: str | None = None
+    typing_at = 0.0
 
     async def connect(self):
         _warm_embedder()
@@ -341,6 +344,11 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             Conversation.Status.ACTIVE,
         ):
             return
+        # A widget sends one "typing" per 2.5 s; anything faster is dropped, not relayed.
+        now = time.monotonic()
+        if active and now - self.typing_at < TYPING_MIN_SECONDS:
+            return
+        self.typing_at = now if active else 0.0
         await self.channel_layer.group_send(
             staff_conversation_group(self.conversation.pk),
             {

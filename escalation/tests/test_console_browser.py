@@ -126,6 +126,14 @@ def test_a_customer_asks_for_a_person_and_an_agent_takes_the_chat_and_gives_it_b
     box.press("Enter")
     transcript = sam.locator(f"#transcript-{conversation.pk}")
     expect(transcript).to_contain_text("It never arrived.")
+    # Read on screen, so not unread in the queue.
+    question = Message.objects.filter(conversation=conversation, sender="user").last()
+    for _ in range(50):
+        conversation.refresh_from_db()
+        if conversation.agent_seen_message_id >= question.pk:
+            break
+        sam.wait_for_timeout(100)
+    assert conversation.agent_seen_message_id >= question.pk
     # The bot says nothing more while Sam has the chat.
     customer.wait_for_timeout(3_000)
     expect(chat.locator(".msg.ai:not(.greeting)")).to_have_count(0)

@@ -200,6 +200,11 @@ async def test_the_customer_typing_reaches_the_console_only_while_a_person_is_th
     await widget.send_json_to({"type": "typing", "active": False})
     html = await _until(sam, f'id="typing-{conversation_id}"')
     assert "is typing" not in html
+    # Faster than a widget sends: relayed once.
+    await widget.send_json_to({"type": "typing", "active": True})
+    await widget.send_json_to({"type": "typing", "active": True})
+    assert "is typing" in await _until(sam, "is typing")
+    assert await sam.receive_nothing(timeout=0.5)
 
     await widget.send_json_to({"type": "typing", "active": "yes"})
     while (frame := await widget.receive_json_from(timeout=5))["type"] != "error":

@@ -62,8 +62,13 @@
   });
   document.addEventListener("htmx:oobAfterSwap", (event) => {
     const target = event.detail.target;
-    if (target && target.classList && target.classList.contains("transcript")) {
-      target.lastElementChild && target.lastElementChild.scrollIntoView({ block: "nearest" });
+    if (!target || !target.classList || !target.classList.contains("transcript")) return;
+    const last = target.lastElementChild;
+    if (last) last.scrollIntoView({ block: "nearest" });
+    // The agent has it on screen: a customer message read here is not "unread" in the queue.
+    const pane = document.getElementById("pane");
+    if (last && last.dataset.sender === "user" && pane && pane.dataset.seenUrl) {
+      htmx.ajax("POST", pane.dataset.seenUrl, { source: pane, swap: "none" });
     }
   });
 
