@@ -7,6 +7,10 @@ Preconditions: the caller found the conversation through a member selector
 per membership. Locks: the conversation row first, then the membership rows involved, always in
 that order, so two claims or transfers never deadlock. Every refusal is a
 ConversationStateError (a ValueError) with a sentence fit to show the agent.
+
+escalation.services is imported inside the functions that use it: it imports these services
+itself (escalation_open calls conversation_handoff), so a module-level import would be
+circular whichever side is imported first.
 """
 
 from __future__ import annotations
