@@ -334,3 +334,16 @@ def test_a_package_of_unexpected_shape_is_shown_as_text_not_misread(client, agen
     assert response.status_code == 200
     assert "Tone hint" in html and "Be brief" in html
     assert "Trajectory" in html and "Asked for a person" in html  # the reason still shows
+
+
+def test_each_list_refreshes_alone(client, agent, carla, dan):
+    ConversationFactory(customer=carla, status=Status.ACTIVE, assigned_agent=agent)
+    ConversationFactory(customer=dan, last_message_at=timezone.now())
+    client.force_login(agent)
+    mine = client.get(_url("console"), HTTP_HX_TARGET="mine", **HTMX).content.decode()
+    assert mine.lstrip().startswith('<section id="mine"') and "Carla" in mine
+    bot = client.get(_url("console"), HTTP_HX_TARGET="with-bot", **HTMX).content.decode()
+    assert bot.lstrip().startswith('<section id="with-bot"') and "Dan" in bot
+    assert "Carla" not in bot
+    presence = client.get(_url("console"), HTTP_HX_TARGET="availability", **HTMX)
+    assert presence.content.decode().lstrip().startswith('<div id="availability"')
