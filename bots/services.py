@@ -199,3 +199,56 @@ def _bot_list_html(organization: Organization) -> str:
         "bots/organization_detail.html#bot-list",
         {"organization": organization, "bots": bot_list(organization=organization), "oob": True},
     )
+
+
+def membership_set_availability(*, membership: Membership, availability: str) -> Membership:
+    """Online, away or offline in the console (agents set away themselves; the console's
+    socket sets online and offline)."""
+    if availability not in Membership.Availability.values:
+        raise ValidationError(f"Availability is online, away or offline, not {availability!r}.")
+    membership.availability = availability
+    membership.last_seen_at = timezone.now()
+    Membership.objects.filter(pk=membership.pk).update(
+        availability=availability, last_seen_at=membership.last_seen_at
+    )
+    return membership
+
+
+# Open console sockets per membership, in the cache: with REDIS_URL that is shared by every
+# process, like the channel layer; without it, one process holds both. A day's expiry clears
+# counts a crashed process left behind.
+CONSOLE_SOCKETS_KEY = "console-sockets:{}"
+CONSOLE_SOCKETS_TTL = 24 * 3600
+
+
+def membership_console_opened(*, membership: Membership) -> Membership:
+    """A console socket opened: the member is online, unless they said they are away."""
+    from django.core.cache import cache
+
+    key = CONSOLE_SOCKETS_KEY.format(membership.pk)
+    cache.add(key, 0, CONSOLE_SOCKETS_TTL)
+    cache.incr(key)
+    membership.refresh_from_db(fields=["availability"])
+    if membership.availability == Membership.Availability.OFFLINE:
+        return membership_set_availability(
+            membership=membership, availability=Membership.Availability.ONLINE
+        )
+    Membership.objects.filter(pk=membership.pk).update(last_seen_at=timezone.now())
+    return membership
+
+
+def membership_console_closed(*, membership: Membership) -> Membership:
+    """A console socket closed: offline once the member's last console is gone."""
+    from django.core.cache import cache
+
+    key = CONSOLE_SOCKETS_KEY.format(membership.pk)
+    try:
+        left = cache.decr(key)
+    except ValueError:  # expired or never counted
+        left = 0
+    if left <= 0:
+        cache.delete(key)
+        return membership_set_availability(
+            membership=membership, availability=Membership.Availability.OFFLINE
+        )
+    return membership

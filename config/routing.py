@@ -5,10 +5,13 @@ from django.urls import path, re_path
 
 from bots.consumers import OrganizationConsumer
 from conversations.consumers import WidgetConsumer
+from escalation.consumers import ConsoleConsumer
 
 # Members' sockets: signed in through the session cookie, from our own pages only.
 websocket_urlpatterns = [
     path("ws/o/<slug:org>/", OrganizationConsumer.as_asgi()),
+    # The agent console: the organization's group, plus the conversation it has open.
+    path("ws/o/<slug:org>/console/", ConsoleConsumer.as_asgi()),
 ]
 
 # The widget's socket, opened by the sites that embed a bot: the consumer checks the origin

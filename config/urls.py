@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("conversations.widget_urls")),
     path("", include("bots.urls")),
+    path("o/<slug:org>/console/", include("escalation.urls")),
     path("", include("conversations.urls")),
 ]

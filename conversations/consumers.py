@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ from django.http.request import validate_host
 
 from bots import selectors as bot_selectors
 from bots.models import Bot
-from config.realtime import conversation_group
+from config.realtime import conversation_group, staff_conversation_group
 from conversations import chat, ratelimit, selectors, services
 from conversations.models import Conversation, Message
 from conversations.payloads import conversation_payload, message_payload
@@ -40,6 +41,7 @@ from knowledge.embeddings import LOCAL_MINILM, get_embedder
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
+TYPING_MIN_SECONDS = 1.0
 # Answers being written in worker threads: referenced here so they are not garbage-collected
 # when the socket that started them closes.
 _turns: set[asyncio.Future] = set()
@@ -166,6 +168,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     conversation = None
     group: str | None = None
     ip: str | None = None
+    typing_at = 0.0
 
     async def connect(self):
         _warm_embedder()
@@ -358,6 +361,32 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         )
         services.message_feedback(message=message, value=value)
 
+    async def on_typing(self, content):
+        """The customer is writing: told to the agents watching, only while a person is in
+        the conversation (the bot needs no warning)."""
+        active = content.get("active")
+        if not isinstance(active, bool):
+            raise BadFrame('"active" is true or false.')
+        if self.conversation.status not in (
+            Conversation.Status.WAITING,
+            Conversation.Status.ACTIVE,
+        ):
+            return
+        # A widget sends one "typing" per 2.5 s; anything faster is dropped, not relayed.
+        now = time.monotonic()
+        if active and now - self.typing_at < TYPING_MIN_SECONDS:
+            return
+        self.typing_at = now if active else 0.0
+        await self.channel_layer.group_send(
+            staff_conversation_group(self.conversation.pk),
+            {
+                "type": "on.event",
+                "event": "typing",
+                "name": self.customer.name or "Customer",
+                "active": active,
+            },
+        )
+
     async def on_rate(self, content):
         try:
             await _db(services.conversation_rate)(
@@ -370,13 +399,18 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     async def on_event(self, message):
         # Group events as protocol frames. `html` fragments are for the members' console.
         frame = {k: v for k, v in message.items() if k not in {"type", "event", "html"}}
+        if message["event"] == "conversation.updated" and self.conversation is not None:
+            # Kept current for `typing`, which is relayed only while a person is here.
+            status = (frame.get("conversation") or {}).get("status")
+            if status in Conversation.Status.values:
+                self.conversation.status = status
         await self.send_json({"type": message["event"], **frame})
 
     async def _error(self, code: str, text: str) -> None:
         await self.send_json({"type": "error", "code": code, "message": text})
 
 
-FRAME_TYPES = {"hello", "message", "escalate", "leave_email", "feedback", "rate"}
+FRAME_TYPES = {"hello", "message", "escalate", "leave_email", "feedback", "rate", "typing"}
 
 
 def _text(content: dict, field: str) -> str:

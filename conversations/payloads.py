@@ -25,6 +25,8 @@ def message_payload(message: Message) -> dict:
         "conversation_id": message.conversation_id,
         "sender": message.sender,
         "text": message.text,
+        # Always false on the customer's channels, which never carry internal notes.
+        "internal": message.internal,
         "state": message.state,
         "outcome": message.outcome,
         "confidence": message.confidence,

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 import httpx2 as httpx
 from django.conf import settings
+from django.urls import reverse
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q
@@ -56,8 +57,11 @@ class DeliveryError(Exception):
 
 # --- Who and what -----------------------------------------------------------------------------
 def console_url(conversation: Conversation) -> str:
-    slug = conversation.bot.organization.slug
-    return f"{settings.SITE_URL}/o/{slug}/console/c/{conversation.pk}/"
+    path = reverse(
+        "console_conversation",
+        kwargs={"org": conversation.bot.organization.slug, "conversation_id": conversation.pk},
+    )
+    return settings.SITE_URL.rstrip("/") + path
 
 
 def recipients_for(*, conversation: Conversation) -> list[str]:

@@ -10,6 +10,17 @@ All errors a customer or agent can cause are ValueErrors with a sentence fit to 
 a consumer may catch ValueError and send `str(exc)`.
 """
 
+from conversations.services.agents import (  # noqa: F401
+    BACK_TO_BOT_MESSAGE,
+    conversation_claim,
+    conversation_mark_seen,
+    conversation_reply,
+    conversation_resolve,
+    conversation_return_to_bot,
+    conversation_take_over,
+    conversation_transfer,
+    message_add_note,
+)
 from conversations.services.common import (  # noqa: F401
     HANDOFF_MESSAGE,
     OPEN_STATUSES,

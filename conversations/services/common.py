@@ -4,6 +4,8 @@ them from `conversations.services`."""
 
 from __future__ import annotations
 
+import threading
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -87,6 +89,9 @@ def _move(
     elif status in (Status.AI, Status.WAITING, Status.ACTIVE):
         conversation.resolved_at = None
     conversation.status = status
+    # Read (and cleared) by _broadcast_conversation: a move changes the console's queue even
+    # when it ends with the bot (returned to it).
+    conversation._console_moved = True
     Transition.objects.create(
         conversation=conversation,
         from_status=current,
@@ -118,8 +123,14 @@ def _broadcast_conversation(
     event: str, conversation: Conversation, *, to_customer: bool = True
 ) -> None:
     """The console's queue hears of every change; the customer's widget (`to_customer`) of those
-    it shows: status and who is helping."""
+    it shows: status and who is helping.
+
+    The queue's partial is re-rendered only when the change can show in it: the conversation
+    is with people (or resolved), or it just moved (back to the bot). A conversation that is
+    and stays with the bot (most messages: bots talk a lot) re-renders nothing."""
     organization_id = conversation.bot.organization_id
+    if conversation.__dict__.pop("_console_moved", False) or conversation.status != Status.AI:
+        _console_queue_refresh(organization_id)
 
     def send() -> None:
         realtime.broadcast(
@@ -135,3 +146,34 @@ def _broadcast_conversation(
             )
 
     transaction.on_commit(send, robust=True)
+
+
+def _console_queue_refresh(organization_id: int) -> None:
+    """After commit, push the console's queue partial to the organization, rendered from
+    committed data, once however many changes the transaction made (a take-over hands off,
+    claims and posts in one).
+
+    A transaction's on-commit callbacks run in the thread that commits, one after the other:
+    each callback knows how many queue pushes this thread had made when it was registered,
+    and one that finds a push made since (by a callback of the same commit, so after its
+    change was durable) has nothing left to send."""
+    counts = _queue_pushes.__dict__.setdefault("counts", {})
+    registered = counts.get(organization_id, 0)
+
+    def send() -> None:
+        if counts.get(organization_id, 0) != registered:
+            return
+        counts[organization_id] = registered + 1
+        # Imported here: escalation's console builds on these services.
+        from escalation.live import queue_html
+
+        realtime.broadcast(
+            realtime.organization_group(organization_id),
+            "console.queue",
+            html=queue_html(organization_id=organization_id),
+        )
+
+    transaction.on_commit(send, robust=True)
+
+
+_queue_pushes = threading.local()

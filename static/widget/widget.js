@@ -163,7 +163,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.$text.addEventListener("keydown", (e) => {
         if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
       });
-      this.$text.addEventListener("input", () => this.counter());
+      this.$text.addEventListener("input", () => { this.counter(); this.typed(); });
       this.$panel.addEventListener("keydown", (e) => this.trap(e));
       if (this.page) {
         this.$launcher.remove();
@@ -327,6 +327,9 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
         case "conversation.updated":
           this.conversation(frame.conversation);
           break;
+        case "typing":
+          this.typing(frame);
+          break;
         case "error":
           this.error(frame);
           break;
@@ -380,6 +383,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.save();
       if (text === this.$text.value) { this.$text.value = ""; this.counter(); }
       this.alert("");
+      this.typed(false);
       this.renderLocal(pending);
       if (this.ready) this.send({ type: "message", client_message_id: pending.id, text });
       // Not ready: the outbox goes out after the next `ready`.
@@ -387,6 +391,24 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
 
     escalate() {
       if (!this.send({ type: "escalate" })) this.alert("Not connected yet; try again in a moment.");
+    }
+
+    // Typing frames only while a person has the chat: one per 2.5 s, "stopped" after 3 s idle.
+    typed(on = true) {
+      const s = (this.convo || {}).status, now = Date.now();
+      clearTimeout(this.idle);
+      if (s !== "waiting" && s !== "active") return;
+      if (!on) { if (this.typedAt) this.send({ type: "typing", active: false }); this.typedAt = 0; return; }
+      if (!(now - this.typedAt < 2500)) { this.typedAt = now; this.send({ type: "typing", active: true }); }
+      this.idle = setTimeout(() => this.typed(false), 3000);
+    }
+
+    // "Sam is typing…" in the header, until they stop or 8 s pass.
+    typing({ name, active }) {
+      clearTimeout(this.shown);
+      if (!active) return this.conversation(this.convo);
+      this.status(`${name} is typing\u2026`);
+      this.shown = setTimeout(() => this.typing({}), 8000);
     }
 
     counter() {

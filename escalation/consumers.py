@@ -1,0 +1,171 @@
+"""The agent console's socket, `ws/o/<org>/console/` (members only, signed in by session).
+
+It joins the organization's group (the queue partial, pushed by the services after commit),
+follows the one conversation the console has open (`watch`: membership checked, then
+`staff.conv.<id>`), relays the agent's typing to the customer's widget, and keeps the member's
+presence: online while a console is open, offline when the last one closes.
+
+Messages reach the watchers as the JSON payload the customer's widget gets, and are rendered
+to the transcript's partial here rather than in the services: most conversations are watched
+by nobody (the bot's), so rendering on commit would render every bot message for no one;
+here it is rendered only for a socket that shows it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from bots import services as bot_services
+from bots.models import Membership
+from config.realtime import conversation_group, organization_group, staff_conversation_group
+from conversations.models import Conversation
+from escalation.live import error_html, message_html, typing_html
+
+MAX_FRAME_BYTES = 4 * 1024
+FRAME_TYPES = {"ping", "watch", "typing"}
+
+
+class BadFrame(ValueError):
+    pass
+
+
+@database_sync_to_async
+def _membership(user, slug: str) -> Membership | None:
+    if not user or not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.select_related("user", "organization")
+        .filter(user=user, organization__slug=slug)
+        .first()
+    )
+
+
+@database_sync_to_async
+def _conversation_in(organization_id: int, conversation_id: int) -> bool:
+    return Conversation.objects.filter(
+        pk=conversation_id, bot__organization_id=organization_id
+    ).exists()
+
+
+class ConsoleConsumer(AsyncWebsocketConsumer):
+    membership: Membership | None = None
+    group: str | None = None
+    watching: int | None = None
+
+    async def connect(self):
+        slug = self.scope["url_route"]["kwargs"]["org"]
+        self.membership = await _membership(self.scope.get("user"), slug)
+        if self.membership is None:
+            # 4403: not signed in, or not a member. Same answer for both: no existence leak.
+            await self.close(code=4403)
+            return
+        # Online before the socket opens: the page, told it is open, shows it.
+        await database_sync_to_async(bot_services.membership_console_opened)(
+            membership=self.membership
+        )
+        self.group = organization_group(self.membership.organization_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if self.membership is None:
+            return
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._unwatch()
+        await database_sync_to_async(bot_services.membership_console_closed)(
+            membership=self.membership
+        )
+
+    # --- Frames in ---------------------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            frame = _decode(text_data)
+            await getattr(self, f"on_{frame['type']}")(frame)
+        except BadFrame as exc:
+            await self.send(text_data=error_html(text=str(exc)))
+
+    async def on_ping(self, frame):
+        await self.send(text_data=json.dumps({"type": "pong"}))
+
+    async def on_watch(self, frame):
+        conversation_id = _id(frame)
+        if not await _conversation_in(self.membership.organization_id, conversation_id):
+            # Another organization's conversation and one that does not exist look alike.
+            raise BadFrame(f"There is no conversation {conversation_id} here.")
+        if conversation_id != self.watching:
+            await self._unwatch()
+            await self.channel_layer.group_add(
+                staff_conversation_group(conversation_id), self.channel_name
+            )
+            self.watching = conversation_id
+        await self.send(text_data=json.dumps({"type": "watching", "id": conversation_id}))
+
+    async def on_typing(self, frame):
+        conversation_id = _id(frame)
+        active = frame.get("active")
+        if not isinstance(active, bool):
+            raise BadFrame('"active" is true or false.')
+        if conversation_id != self.watching:
+            # Watching is where membership of the conversation was checked.
+            raise BadFrame(f"Open conversation {conversation_id} before typing in it.")
+        await self.channel_layer.group_send(
+            conversation_group(conversation_id),
+            {
+                "type": "on.event",
+                "event": "typing",
+                "name": self.membership.user.display_name,
+                "active": active,
+            },
+        )
+
+    async def _unwatch(self):
+        if self.watching is not None:
+            await self.channel_layer.group_discard(
+                staff_conversation_group(self.watching), self.channel_name
+            )
+            self.watching = None
+
+    # --- Events out --------------------------------------------------------------------------
+    async def on_event(self, message):
+        """The organization's partials as they come; the watched conversation's messages and
+        the customer typing, rendered to their partials. Nothing else (JSON for other pages,
+        the bot's tokens) is for the console."""
+        if message.get("html"):
+            await self.send(text_data=message["html"])
+            return
+        event = message.get("event")
+        if event in ("message.created", "message.updated") and message.get("message"):
+            await self.send(text_data=message_html(message=message["message"]))
+        elif event == "typing" and self.watching is not None:
+            await self.send(
+                text_data=typing_html(
+                    conversation_id=self.watching,
+                    name=message.get("name") or "Customer",
+                    active=bool(message.get("active")),
+                )
+            )
+
+
+def _decode(text_data) -> dict:
+    if text_data is None:
+        raise BadFrame("Send frames as JSON text, not binary.")
+    if len(text_data.encode()) > MAX_FRAME_BYTES:
+        raise BadFrame(f"A frame is at most {MAX_FRAME_BYTES // 1024} KB.")
+    try:
+        frame = json.loads(text_data)
+    except ValueError:
+        raise BadFrame("A frame is one JSON object.") from None
+    if not isinstance(frame, dict) or frame.get("type") not in FRAME_TYPES:
+        raise BadFrame('A frame is a JSON object with "type" ping, watch or typing.')
+    return frame
+
+
+def _id(frame: dict) -> int:
+    value = frame.get("conversation_id")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BadFrame('"conversation_id" must be a conversation\'s number.')
+    return value

@@ -1,0 +1,45 @@
+"""The console's pushed partials, rendered from committed data: the queue (once per change,
+for the whole organization, by conversations.services.common after commit) and, in the
+console's socket, one message or typing indicator for the members watching a conversation.
+
+Each is the same partial the console's views render (templates/escalation/console.html),
+tagged by element id for htmx's out-of-band swap.
+"""
+
+from __future__ import annotations
+
+from django.template.loader import render_to_string
+
+from bots.models import Organization
+from escalation import selectors
+
+TEMPLATE = "escalation/console.html"
+
+
+def queue_html(*, organization_id: int) -> str:
+    organization = Organization.objects.get(pk=organization_id)
+    return render_to_string(
+        f"{TEMPLATE}#queue",
+        {
+            "organization": organization,
+            "queue": selectors.queue_list(organization_id=organization_id),
+            "oob": True,
+        },
+    )
+
+
+def message_html(*, message: dict) -> str:
+    """A message event's payload (conversations.payloads.message_payload) as the transcript
+    shows it, to append (or replace, by id) in that conversation's transcript."""
+    return render_to_string(f"{TEMPLATE}#message-push", {"m": message})
+
+
+def typing_html(*, conversation_id: int, name: str, active: bool) -> str:
+    return render_to_string(
+        f"{TEMPLATE}#typing",
+        {"conversation_id": conversation_id, "typing_name": name, "active": active, "oob": True},
+    )
+
+
+def error_html(*, text: str) -> str:
+    return render_to_string(f"{TEMPLATE}#console-error", {"error": text, "oob": True})

@@ -1,0 +1,133 @@
+"""Reads for the agent console, scoped to a member of the organization (404 for anyone else).
+
+The queue is the one list every member sees alike (it is pushed to the organization's group as
+one partial); "mine" and "with the bot" are per member or polled.
+"""
+
+from __future__ import annotations
+
+from django.db.models import (
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Now
+from django.shortcuts import get_object_or_404
+
+from bots.models import Membership, Organization
+from conversations.models import Conversation, Message
+from escalation.models import EscalationLog
+
+Status = Conversation.Status
+Priority = Conversation.Priority
+
+# Most pressing first.
+PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.MEDIUM: 2, Priority.LOW: 3}
+WITH_BOT_LIMIT = 20
+
+
+def _unread() -> Coalesce:
+    """Customer messages after the agents' seen mark, per conversation, as a subquery."""
+    unread = (
+        Message.objects.filter(
+            conversation=OuterRef("pk"),
+            sender=Message.Sender.USER,
+            pk__gt=OuterRef("agent_seen_message_id"),
+        )
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
+
+
+def _annotated(organization_id: int) -> QuerySet[Conversation]:
+    return (
+        Conversation.objects.filter(bot__organization_id=organization_id)
+        .select_related("bot", "customer", "assigned_agent")
+        .annotate(unread=_unread())
+    )
+
+
+def queue_list(*, organization_id: int) -> QuerySet[Conversation]:
+    """Waiting conversations: urgent → low, then the longest waiting first; each with
+    `unread` (customer messages no agent has seen) and `waited` (time since the handoff).
+    One query. Callers have checked membership (membership_get, the console socket)."""
+    rank = Case(
+        *[When(priority=p, then=Value(r)) for p, r in PRIORITY_RANK.items()],
+        default=Value(len(PRIORITY_RANK)),
+        output_field=IntegerField(),
+    )
+    return (
+        _annotated(organization_id)
+        .filter(status=Status.WAITING)
+        .annotate(
+            priority_rank=rank,
+            waited=ExpressionWrapper(Now() - F("handoff_at"), output_field=DurationField()),
+        )
+        .order_by("priority_rank", F("handoff_at").asc(nulls_last=True), "pk")
+    )
+
+
+def mine_list(*, membership: Membership) -> QuerySet[Conversation]:
+    """The member's active conversations, the one with the latest message first."""
+    return (
+        _annotated(membership.organization_id)
+        .filter(status=Status.ACTIVE, assigned_agent_id=membership.user_id)
+        .order_by(F("last_message_at").desc(nulls_last=True), "-pk")
+    )
+
+
+def with_bot_list(*, membership: Membership, limit: int = WITH_BOT_LIMIT) -> QuerySet[Conversation]:
+    """Open conversations the bot is handling (customers who wrote), most recently active
+    first: what an agent may take over."""
+    return (
+        _annotated(membership.organization_id)
+        .filter(status=Status.AI, last_message_at__isnull=False)
+        .order_by("-last_message_at", "-pk")[:limit]
+    )
+
+
+def console_conversation_get(*, membership: Membership, conversation_id: int) -> Conversation:
+    """One conversation of the member's organization; any other id is a 404."""
+    return get_object_or_404(
+        Conversation.objects.select_related("bot", "customer", "assigned_agent"),
+        pk=conversation_id,
+        bot__organization_id=membership.organization_id,
+    )
+
+
+def escalation_latest(*, conversation: Conversation) -> EscalationLog | None:
+    return conversation.escalations.order_by("-triggered_at", "-id").first()
+
+
+def last_bot_message(*, conversation: Conversation) -> Message | None:
+    return (
+        conversation.messages.filter(sender=Message.Sender.AI, state=Message.State.COMPLETE)
+        .order_by("-id")
+        .first()
+    )
+
+
+def transfer_targets(*, organization: Organization) -> QuerySet[Membership]:
+    """Members a conversation can be transferred to, online first."""
+    rank = Case(
+        When(availability="online", then=Value(0)),
+        When(availability="away", then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return (
+        organization.memberships.select_related("user")
+        .annotate(rank=rank)
+        .order_by("rank", "user__first_name", "user__email")
+    )
