@@ -22,10 +22,10 @@ from datetime import timedelta
 
 import httpx2 as httpx
 from django.conf import settings
-from django.urls import reverse
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from bots.models import Organization, User
