@@ -132,17 +132,31 @@ def _summary(conversation, customer_rows, bot_message, trigger, reason) -> str:
 def _retrieved(bot_message: Message | None) -> list[dict]:
     if bot_message is None:
         return []
-    cited = {c.get("chunk_id"): c for c in bot_message.citations or []}
+    from knowledge.models import Chunk
+
+    cited = {c.get("chunk_id"): c for c in bot_message.citations or [] if isinstance(c, dict)}
+    # A trace is ours, but an agent must get the package even from a malformed one.
+    hits = [h for h in bot_message.trace.get("retrieved") or [] if isinstance(h, dict)]
+    hits = hits[:RETRIEVED]
+    # What the bot read but did not cite has a title too: one query for all of them.
+    documents = {
+        pk: (title, url)
+        for pk, title, url in Chunk.objects.filter(
+            pk__in=[h.get("chunk_id") for h in hits if isinstance(h.get("chunk_id"), int)],
+            bot_id=bot_message.conversation.bot_id,
+        ).values_list("pk", "document__title", "document__url")
+    }
     found = []
-    for hit in (bot_message.trace.get("retrieved") or [])[:RETRIEVED]:
+    for hit in hits:
         source = cited.get(hit.get("chunk_id"), {})
+        title, url = documents.get(hit.get("chunk_id"), ("", ""))
         found.append(
             {
                 "chunk_id": hit.get("chunk_id"),
                 "document_id": hit.get("document_id"),
                 "score": hit.get("score"),
-                "title": source.get("title", ""),
-                "url": source.get("url", ""),
+                "title": source.get("title") or title,
+                "url": source.get("url") or url,
                 "cited": bool(source),
             }
         )

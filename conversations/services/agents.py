@@ -237,10 +237,8 @@ def conversation_resolve(*, conversation: Conversation, agent: User) -> Conversa
 
 
 def conversation_return_to_bot(*, conversation: Conversation, agent: User) -> Conversation:
-    """Give the conversation back to the bot, which answers the customer's next message.
-    The state machine has no active → ai step (an agent's conversation goes back through the
-    queue), so an active one moves active → waiting → ai, both steps audited. The customer is
-    told; the open escalation ends. Locks the conversation row."""
+    """Give the conversation back to the bot, which answers the customer's next message. The
+    customer is told; the open escalation ends. Locks the conversation row."""
     from escalation.services import escalation_log_resolved
 
     with transaction.atomic():
@@ -251,8 +249,6 @@ def conversation_return_to_bot(*, conversation: Conversation, agent: User) -> Co
                 "it cannot go back to the bot."
             )
         reason = f"{agent.display_name} returned it to the bot"
-        if conversation.status == Status.ACTIVE:
-            _move(conversation, Status.WAITING, actor=agent, reason=reason)
         _move(conversation, Status.AI, actor=agent, reason=reason)
         conversation.response_due_at = None
         conversation.save(update_fields=[*STATUS_FIELDS, "response_due_at", "updated_at"])

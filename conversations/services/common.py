@@ -22,7 +22,8 @@ OPEN_STATUSES = (Status.AI, Status.WAITING, Status.ACTIVE)
 TRANSITIONS: dict[str, frozenset[str]] = {
     Status.AI: frozenset({Status.WAITING, Status.RESOLVED, Status.CLOSED}),
     Status.WAITING: frozenset({Status.ACTIVE, Status.AI, Status.RESOLVED, Status.CLOSED}),
-    Status.ACTIVE: frozenset({Status.RESOLVED, Status.WAITING, Status.CLOSED}),
+    # → ai: the agent gives the conversation back to the bot (the console's "return to bot").
+    Status.ACTIVE: frozenset({Status.AI, Status.RESOLVED, Status.WAITING, Status.CLOSED}),
     Status.RESOLVED: frozenset({Status.AI, Status.WAITING, Status.CLOSED}),
     Status.CLOSED: frozenset(),
 }

@@ -164,8 +164,8 @@ def test_returning_to_the_bot_tells_the_customer_and_lets_the_bot_answer(waiting
     assert (waiting.assigned_agent, waiting.handoff_at, waiting.response_due_at) == (None,) * 3
     assert _texts(waiting)[-1] == "You're back with the assistant."
     assert EscalationLog.objects.get(conversation=waiting).resolved_at is not None
-    steps = list(waiting.transitions.values_list("from_status", "to_status"))[-2:]
-    assert steps == [("active", "waiting"), ("waiting", "ai")]
+    steps = list(waiting.transitions.values_list("from_status", "to_status", "actor"))[-1:]
+    assert steps == [("active", "ai", agent.pk)]
     question = MessageFactory(conversation=waiting, text="And shipping?")
     assert services.message_start_bot(conversation=waiting, reply_to=question).state == "pending"
 

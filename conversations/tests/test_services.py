@@ -354,7 +354,6 @@ def test_it_makes_every_legal_move(carla, agent, start, end):
         (Status.CLOSED, Status.AI),
         (Status.CLOSED, Status.WAITING),
         (Status.AI, Status.ACTIVE),
-        (Status.ACTIVE, Status.AI),
         (Status.RESOLVED, Status.ACTIVE),
     ],
 )

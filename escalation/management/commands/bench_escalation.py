@@ -1,16 +1,15 @@
-"""Escalation latency for `make bench`: from a customer asking for a person to the console's
-queue hearing of it.
+"""Escalation latency for `make bench`: from a customer asking for a person to the agent
+console's queue showing them.
 
 A real daphne process serves the real ASGI app on the development database (the one
-`bench_chat` starts). A throw-away organization gets a bot and a member; the member's socket
-(`ws/o/<org>/`, signed in through a session cookie, from the server's own origin) listens as
-the console does. N widget sockets say hello, and each sends `{"type": "escalate"}` at a random
-moment within --over seconds. Latency = from sending `escalate` to the first frame on the
-member's socket about that conversation after it: today a JSON `conversation.updated` whose
-conversation is waiting; once the console pushes HTML partials, a fragment carrying the
-conversation's id (`data-conversation-id="<id>"` or an element id `conversation-<id>`).
-Everything in between is the product: the handoff's row lock, the transition, the system
-message, the commit, the broadcast and the consumer's relay.
+`bench_chat` starts). A throw-away organization gets a bot and a member; the member's console
+socket (`ws/o/<org>/console/`, signed in through a session cookie, from the server's own
+origin) listens as an open console does. N widget sockets say hello, and each sends
+`{"type": "escalate"}` at a random moment within --over seconds. Latency = from sending
+`escalate` to the first queue partial pushed to the console (`<section id="queue">`) that lists
+that conversation. Everything in between is the product: the rules, the handoff's row lock, the
+transition, the system message, the log, the commit, the queue's render, the broadcast and the
+consumer's relay.
 
 The organization, its bot and conversations, the member and their session are deleted at the
 end, whatever happens.
@@ -36,8 +35,9 @@ from conversations.management.commands.bench_chat import _free_port, _start_serv
 
 ORIGIN = "http://shop.bench.example"
 TARGET_P95_MS = 500
-# An id in a pushed HTML fragment: the console's rows and panels carry one of these.
-_HTML_ID = re.compile(r'data-conversation-id="(\d+)"|\bconversation-(\d+)\b')
+# The queue partial the console swaps in, and the conversations it lists.
+_QUEUE = re.compile(r'<section id="queue".*?</section>', re.S)
+_LISTED = re.compile(r'data-conversation-id="(\d+)"')
 
 
 def _stats(ms: list[float]) -> dict:
@@ -51,18 +51,10 @@ def _stats(ms: list[float]) -> dict:
 
 
 def frame_conversation_ids(frame: str) -> set[int]:
-    """The conversations a frame on the members' socket reports as handed off (JSON), or
-    mentions at all (an HTML partial, which carries no status to check)."""
-    if frame.lstrip().startswith("{"):
-        try:
-            data = json.loads(frame)
-        except ValueError:
-            return set()
-        conversation = data.get("conversation") or {}
-        if data.get("event") == "conversation.updated" and conversation.get("status") == "waiting":
-            return {int(conversation["id"])}
-        return set()
-    return {int(a or b) for a, b in _HTML_ID.findall(frame)}
+    """The conversations waiting in a queue partial pushed to the console; nothing for any
+    other frame (a transcript message, typing, JSON)."""
+    queue = _QUEUE.search(frame)
+    return {int(pk) for pk in _LISTED.findall(queue.group(0))} if queue else set()
 
 
 class _Bench:
@@ -173,7 +165,7 @@ async def _run(port: int, bench: _Bench, count: int, over: float) -> dict:
     console = _Console()
     try:
         member = await websockets.connect(
-            f"{base}/ws/o/{bench.organization.slug}/",
+            f"{base}/ws/o/{bench.organization.slug}/console/",
             origin=f"http://127.0.0.1:{port}",
             additional_headers={"Cookie": bench.cookie},
             open_timeout=30,
