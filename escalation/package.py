@@ -76,8 +76,8 @@ def package_build(
             }
             for row in customer_rows
         ],
-        "retrieved": _retrieved(bot_message),
-        "draft": _draft(bot_message),
+        "retrieved": retrieved_by(bot_message),
+        **_draft(bot_message),
         "category": category,
         "signals": sorted(signals),
         "frustration": conversation.frustration,
@@ -121,15 +121,16 @@ def _summary(conversation, customer_rows, bot_message, trigger, reason) -> str:
             else ""
         )
         did = (
-            f"The bot's last answer was {bot_message.get_outcome_display().lower()} "
+            f"The bot's last reply: {bot_message.get_outcome_display().lower()} "
             f"({sources} source{'s' if sources != 1 else ''}{confidence})."
         )
-    label = Trigger(trigger).label.lower() if trigger in Trigger.values else trigger
-    why = f"It was handed off because of {label}: {reason.strip().rstrip('.')}."
+    why = f"Handed off: {reason.strip().rstrip('.')}."
     return " ".join([wants, did, why])
 
 
-def _retrieved(bot_message: Message | None) -> list[dict]:
+def retrieved_by(bot_message: Message | None) -> list[dict]:
+    """What the bot's answer was built from, best first, one line per document (an article's
+    passages and an intent's patterns are one source to the agent)."""
     if bot_message is None:
         return []
     from knowledge.models import Chunk
@@ -137,7 +138,7 @@ def _retrieved(bot_message: Message | None) -> list[dict]:
     cited = {c.get("chunk_id"): c for c in bot_message.citations or [] if isinstance(c, dict)}
     # A trace is ours, but an agent must get the package even from a malformed one.
     hits = [h for h in bot_message.trace.get("retrieved") or [] if isinstance(h, dict)]
-    hits = hits[:RETRIEVED]
+    hits = hits[: RETRIEVED * 4]  # several passages of one document make one line
     # What the bot read but did not cite has a title too: one query for all of them.
     documents = {
         pk: (title, url)
@@ -146,8 +147,14 @@ def _retrieved(bot_message: Message | None) -> list[dict]:
             bot_id=bot_message.conversation.bot_id,
         ).values_list("pk", "document__title", "document__url")
     }
-    found = []
+    found, seen = [], set()
     for hit in hits:
+        key = hit.get("document_id") or ("chunk", hit.get("chunk_id"))
+        if key in seen:
+            continue
+        if len(found) == RETRIEVED:
+            break
+        seen.add(key)
         source = cited.get(hit.get("chunk_id"), {})
         title, url = documents.get(hit.get("chunk_id"), ("", ""))
         found.append(
@@ -170,15 +177,12 @@ def _retrieved(bot_message: Message | None) -> list[dict]:
 
 
 def _draft(bot_message: Message | None) -> dict:
+    """The bot's last answer: sent, or withdrawn (a person took over, a guardrail stopped it)."""
     if bot_message is None:
-        return {"message_id": None, "text": "", "sent": False}
+        return {"drafted": "", "drafted_sent": False}
     if bot_message.state == Message.State.COMPLETE:
-        return {"message_id": bot_message.pk, "text": bot_message.text, "sent": True}
-    return {
-        "message_id": bot_message.pk,
-        "text": bot_message.trace.get("unsent_text", ""),
-        "sent": False,
-    }
+        return {"drafted": bot_message.text, "drafted_sent": True}
+    return {"drafted": bot_message.trace.get("unsent_text", ""), "drafted_sent": False}
 
 
 def _clip(text: str) -> str:

@@ -9,6 +9,8 @@ element, and every action answers with the re-rendered conversation pane, its re
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
@@ -19,10 +21,9 @@ from bots import services as bot_services
 from bots.models import Membership
 from conversations import selectors as conversation_selectors
 from conversations import services
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.payloads import message_payload
 from escalation import selectors
-from knowledge import selectors as knowledge_selectors
 
 TEMPLATE = "escalation/console.html"
 LIST_PARTIALS = {"queue", "mine", "with-bot", "availability"}
@@ -92,14 +93,28 @@ def _pane(request, membership, conversation, *, status=200, **extra):
     return render(request, f"{TEMPLATE}#pane", context, status=status)
 
 
-# What escalation/package.py writes, and the shape of each.
+# What escalation/package.py writes, and the shape of each; lists hold dicts, except signals.
 PACKAGE_KEYS = {
     "summary": str,
     "trajectory": list,
     "retrieved": list,
     "drafted": str,
+    "drafted_sent": bool,
     "suggested_action": str,
+    "signals": list,
+    "frustration": (int, float),
+    "category": str,
+    "expected_reply_at": str,
 }
+# Kept for the record, not for the agent to read.
+PACKAGE_HIDDEN = {"message_id"}
+
+
+def _datetime(value: str):
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return value  # shown as it was stored
 
 
 def _package(conversation: Conversation) -> dict:
@@ -110,9 +125,17 @@ def _package(conversation: Conversation) -> dict:
     package = dict(log.package) if log is not None and isinstance(log.package, dict) else {}
     result, other = {}, []
     for key, value in package.items():
+        if key in PACKAGE_HIDDEN:
+            continue
         # A key of the wrong shape is still shown, as text, rather than dropped or misread.
         if key in PACKAGE_KEYS and isinstance(value, PACKAGE_KEYS[key]):
-            if isinstance(value, list):
+            if key == "signals":
+                value = [item.replace("_", " ") for item in value if isinstance(item, str)]
+            elif key == "category":
+                value = value.replace("_", " ")
+            elif key == "expected_reply_at":
+                value = _datetime(value)
+            elif isinstance(value, list):
                 value = [item for item in value if isinstance(item, dict)]
             result[key] = value
         else:
@@ -127,26 +150,11 @@ def _package(conversation: Conversation) -> dict:
         last = selectors.last_bot_message(conversation=conversation)
         if last is not None:
             if not result["retrieved"]:
-                result["retrieved"] = _retrieved(conversation, last.trace)
+                result["retrieved"] = package.retrieved_by(last)
             if not result["drafted"]:
                 result["drafted"] = last.trace.get("unsent_text") or last.text
+                result["drafted_sent"] = last.state == Message.State.COMPLETE
     return result
-
-
-def _retrieved(conversation: Conversation, trace) -> list[dict]:
-    hits = trace.get("retrieved") if isinstance(trace, dict) else None
-    if not isinstance(hits, list):
-        return []
-    hits = [h for h in hits if isinstance(h, dict)]
-    chunks = knowledge_selectors.chunk_summaries(
-        bot=conversation.bot, chunk_ids=[h.get("chunk_id") for h in hits]
-    )
-    found = []
-    for hit in hits:
-        chunk = chunks.get(hit.get("chunk_id"))
-        if chunk is not None:
-            found.append({"title": chunk["title"], "url": chunk["url"], "score": hit.get("score")})
-    return found
 
 
 # --- Actions ----------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def test_an_answer_stage_handoff_sends_the_answer_then_hands_off(carlas_chat, sc
     assert (carlas_chat.status, carlas_chat.queue) == (Conversation.Status.WAITING, "tier2")
     log = EscalationLog.objects.get(conversation=carlas_chat)
     assert (log.rule, log.trigger, log.message) == (rule, "category", message)
-    assert log.package["draft"] == {"message_id": answer.pk, "text": answer.text, "sent": True}
+    assert (log.package["drafted"], log.package["drafted_sent"]) == (answer.text, True)
     assert [e["type"] for e in events if e["type"] != "token"] == [
         "cited_sources",
         "escalation_confirmed",
@@ -163,7 +163,7 @@ def test_the_handoff_package_tells_the_agent_what_happened(carlas_chat, scripted
         (m.pk, m.sentiment) for m in customer
     ]
     assert package["retrieved"][0]["title"] == "Shipping"
-    assert package["draft"]["text"] == fixtures_rt.SHIPPING
+    assert package["drafted"] == fixtures_rt.SHIPPING
     assert "repeated_issue" in package["signals"]
     assert "raised this before" in package["suggested_action"]
 
