@@ -213,3 +213,39 @@ def test_a_missed_push_shows_after_the_socket_reconnects_and_a_lost_claim_is_exp
     expect(sam.locator("#pane")).to_contain_text("With an agent: Ian")
     assert sam.errors == []
     sam_context.close()
+
+
+def test_a_reply_to_a_closed_chat_shows_as_a_count_on_the_launcher(
+    live_asgi_server, browser_context, chromium, shop, demo_bot, agent
+):
+    sam_context, sam = _open_console(chromium, live_asgi_server, agent)
+    shop.embed(live_asgi_server, demo_bot.public_key)
+    customer = browser_context.new_page()
+    customer.goto(shop.origin)
+    launcher = customer.get_by_role("button", name="Chat with Acme Support")
+    launcher.click()
+    chat = _widget(customer)
+    expect(customer.locator("handoff-chat")).to_have_attribute("data-state", "ready")
+    conversation = _conversation_of(demo_bot, customer)
+    chat.get_by_role("button", name="Talk to a person").click()
+    expect(chat).to_contain_text("Connecting you with a person…")
+    chat.get_by_role("button", name="Close").click()  # the customer reads on meanwhile
+    expect(chat).to_be_hidden()
+
+    sam.locator(f'#queue .queue-item[data-conversation-id="{conversation.pk}"]').get_by_role(
+        "link"
+    ).click()
+    pane = sam.locator("#pane")
+    pane.get_by_role("button", name="Claim").click()
+    pane.get_by_label(re.compile("Reply to")).fill("Hi, Sam here. How can I help?")
+    pane.get_by_role("button", name="Send").click()
+
+    # "Sam joined the chat" and Sam's reply, both while the chat was closed.
+    badge = customer.locator("handoff-chat .launcher")
+    expect(badge).to_have_attribute("data-unread", "2")
+    expect(badge).to_have_attribute("aria-label", "Chat with Acme Support (2 new)")
+    badge.click()
+    expect(chat).to_contain_text("Hi, Sam here. How can I help?")
+    expect(badge).not_to_have_attribute("data-unread", re.compile(".*"))
+    expect(badge).to_have_attribute("aria-label", "Chat with Acme Support")
+    sam_context.close()

@@ -65,6 +65,7 @@ button{cursor:pointer}
 :focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .launcher{width:56px;height:56px;border-radius:50%;border:0;background:var(--c);color:var(--on);box-shadow:0 4px 14px rgba(0,0,0,.25);display:grid;place-items:center}
 .launcher svg{width:26px;height:26px;fill:currentColor}
+.launcher{position:relative}.launcher[data-unread]::after{content:attr(data-unread);position:absolute;top:-3px;right:-3px;min-width:18px;padding:0 4px;border-radius:9px;background:#dc2626;color:#fff;font:700 11px/18px system-ui,sans-serif}
 .panel{position:absolute;bottom:70px;right:0;width:min(380px,calc(100vw - 40px));height:min(600px,calc(100vh - 110px));background:#fff;border-radius:14px;box-shadow:0 10px 40px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}
 :host([data-position=left]) .panel{right:auto;left:0}
 :host([mode=page]) .panel{position:static;width:100%;height:100%;border-radius:0;box-shadow:none}
@@ -228,6 +229,11 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (open && focus) this.$text.focus();
       else if (!open && focus) this.$launcher.focus();
       if (open) this.scrollDown();
+      if (open && this.unread) {
+        this.unread = 0;
+        delete this.$launcher.dataset.unread;
+        this.$launcher.setAttribute("aria-label", this.$launcher.getAttribute("aria-label").split(" (")[0]);
+      }
     }
 
     trap(e) {
@@ -314,6 +320,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
           break;
         case "message.created":
         case "message.updated":
+          this.unseen(frame.message);
           this.render(frame.message);
           break;
         case "message.token": {
@@ -445,6 +452,15 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (msg.sender === "ai" && msg.state !== "pending") {
         this.dispatchEvent(new CustomEvent("handoff:message", { detail: msg, bubbles: true, composed: true }));
       }
+    }
+
+    /* A reply that arrives while the chat is closed: a count on the launcher until it opens. */
+    unseen(msg) {
+      const was = msg && this.messages.get(msg.id);
+      if (!this.$panel.hidden || !msg || msg.sender === "user" || msg.state !== "complete" || (was && was.msg.state === "complete")) return;
+      this.unread = (this.unread || 0) + 1;
+      this.$launcher.dataset.unread = this.unread;
+      this.$launcher.setAttribute("aria-label", `${this.$launcher.getAttribute("aria-label").split(" (")[0]} (${this.unread} new)`);
     }
 
     place(el, id) {
