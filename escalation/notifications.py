@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bots.models import Organization, User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from escalation.models import EscalationLog, Notification
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,40 @@ def notifications_for_conversation(
     created = Notification.objects.bulk_create(rows)
     _enqueue_on_commit([n.pk for n in created])
     return created
+
+
+def notification_customer_reply(*, message: Message) -> Notification | None:
+    """E-mail an agent's reply to a customer who left an address for it (out of hours, the
+    conversation said "We'll answer you at …"): they may have left the page. Call inside the
+    transaction that stores the reply; sent by the worker after commit, retried like any other.
+    """
+    conversation = message.conversation
+    email = conversation.customer.email
+    if message.internal or not email or not customer_asked_for_email(conversation=conversation):
+        return None
+    bot = conversation.bot
+    agent = message.agent.display_name if message.agent_id else bot.name
+    notification = Notification.objects.create(
+        organization=bot.organization,
+        conversation=conversation,
+        kind=Kind.EMAIL,
+        target=email,
+        subject=f"{agent} answered your question ({bot.name})"[:200],
+        body=(
+            f"{message.text}\n\n"
+            f"— {agent}, {bot.organization.name}\n\n"
+            "You asked us to answer you by e-mail. You can also reply in the chat on our site.\n"
+        ),
+    )
+    _enqueue_on_commit([notification.pk])
+    return notification
+
+
+def customer_asked_for_email(*, conversation: Conversation) -> bool:
+    """The customer left an e-mail address in this conversation (customer_leave_email)."""
+    return conversation.messages.filter(
+        sender=Message.Sender.SYSTEM, extras__has_key="email_left"
+    ).exists()
 
 
 def notification_test_webhook(*, organization: Organization) -> Notification:

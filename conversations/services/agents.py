@@ -189,7 +189,9 @@ def conversation_transfer(
 
 def conversation_reply(*, conversation: Conversation, agent: User, text: str) -> Message:
     """The console's reply: only by the agent who has the conversation (claim or take over
-    first), and it counts as the escalation's first response. Locks the conversation row."""
+    first), and it counts as the escalation's first response; a customer who left an e-mail
+    address for the answer also gets it by e-mail. Locks the conversation row."""
+    from escalation.notifications import notification_customer_reply
     from escalation.services import escalation_log_responded
 
     with transaction.atomic():
@@ -204,6 +206,8 @@ def conversation_reply(*, conversation: Conversation, agent: User, text: str) ->
         message = message_add_agent(conversation=conversation, agent=agent, text=text)
         escalation_log_responded(conversation=conversation)
         conversation_mark_seen(conversation=conversation, message_id=message.pk)
+        # Out of hours the customer was promised an answer by e-mail, too.
+        notification_customer_reply(message=message)
     return message
 
 

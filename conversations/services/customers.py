@@ -146,6 +146,8 @@ def customer_leave_email(*, conversation: Conversation, email: str) -> Customer:
             conversation=conversation,
             sender=Message.Sender.SYSTEM,
             text=f"Thank you. We'll answer you at {email}, and here in the chat.",
+            # The promise agents' replies keep (escalation.notifications).
+            extras={"email_left": email},
         )
         _broadcast_message("message.created", message)
     return customer

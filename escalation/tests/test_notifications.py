@@ -428,3 +428,36 @@ def test_a_row_another_worker_holds_is_skipped(carlas_chat, owner, queued, mailo
     assert mailoutbox == []
     notification.refresh_from_db()
     assert (notification.state, notification.attempts) == (State.PENDING, 0)
+
+
+# --- Out of hours: the customer who left an e-mail address gets the answer there too ----------
+def test_an_agents_reply_is_emailed_to_a_customer_who_left_an_address(
+    carlas_chat, agent, queued, django_capture_on_commit_callbacks, mailoutbox
+):
+    from conversations.services import conversation_claim, conversation_reply, customer_leave_email
+
+    escalation_open(conversation=carlas_chat, trigger="human_request", reason="Asked")
+    customer_leave_email(conversation=carlas_chat, email="carla@example.com")
+    conversation_claim(conversation=carlas_chat, agent=agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation_reply(conversation=carlas_chat, agent=agent, text="Your parcel left today.")
+
+    row = Notification.objects.get(target="carla@example.com")
+    assert queued == [("escalation.tasks.notification_send", row.pk)]  # after commit
+    assert (row.conversation, row.organization) == (carlas_chat, carlas_chat.bot.organization)
+    assert notifications.notification_send(notification=row)
+    [mail] = [m for m in mailoutbox if m.to == ["carla@example.com"]]
+    assert mail.subject == "Sam answered your question (Acme Support)"
+    assert mail.body.startswith("Your parcel left today.")
+
+
+def test_no_e_mail_goes_to_a_customer_who_did_not_ask_for_one(carlas_chat, agent, queued):
+    from conversations.services import conversation_claim, conversation_reply, message_add_note
+
+    carlas_chat.customer.email = "carla@example.com"  # known, but no answer by e-mail asked
+    carlas_chat.customer.save(update_fields=["email"])
+    escalation_open(conversation=carlas_chat, trigger="human_request", reason="Asked")
+    conversation_claim(conversation=carlas_chat, agent=agent)
+    conversation_reply(conversation=carlas_chat, agent=agent, text="Hello!")
+    message_add_note(conversation=carlas_chat, agent=agent, text="VIP")
+    assert not Notification.objects.filter(target="carla@example.com").exists()
