@@ -14,7 +14,6 @@ never told about it, whatever queues they serve.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import socket
@@ -29,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bots.models import Organization, User
+from config.netguard import private_address
 from conversations.models import Conversation, Message
 from escalation.models import EscalationLog, Notification
 
@@ -372,11 +372,9 @@ def _refuse_private_addresses(request: httpx.Request) -> None:
     internal address (cloud metadata, the database, admin panels) would let any tenant probe
     this instance's network.
 
-    The same check as knowledge/web.py's, not that function itself: that one is governed by
-    KNOWLEDGE_FETCH_PRIVATE_NETWORKS (intranet help centres) and raises the knowledge sync's
-    FetchError; a self-hosted chat server on the intranet is a separate decision
-    (NOTIFY_WEBHOOK_PRIVATE_NETWORKS). Like that one it checks at resolution: a DNS answer
-    that changes before the connection could slip through, which an egress proxy would close.
+    The same check as web sources' (config/netguard.py), under a setting of its own: a
+    self-hosted chat server on the intranet is a separate decision from an intranet help
+    centre (NOTIFY_WEBHOOK_PRIVATE_NETWORKS, KNOWLEDGE_FETCH_PRIVATE_NETWORKS).
     """
     url = request.url
     if url.scheme not in ("http", "https"):
@@ -385,18 +383,14 @@ def _refuse_private_addresses(request: httpx.Request) -> None:
         return
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(url.host, port)}
+        ip = private_address(url.host, port)
     except (socket.gaierror, UnicodeError) as exc:
         raise DeliveryError(f"Could not resolve {url.host}: {_reason(exc)}.") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if not ip.is_global:
-            raise DeliveryError(
-                f"{url.host} is on a private network ({ip}); webhooks are only posted to "
-                "public addresses (NOTIFY_WEBHOOK_PRIVATE_NETWORKS=1 allows intranet servers)."
-            )
+    if ip is not None:
+        raise DeliveryError(
+            f"{url.host} is on a private network ({ip}); webhooks are only posted to "
+            "public addresses (NOTIFY_WEBHOOK_PRIVATE_NETWORKS=1 allows intranet servers)."
+        )
 
 
 def _reason(exc: Exception) -> str:

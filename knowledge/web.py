@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import ipaddress
 import re
 import socket
 import time
@@ -34,6 +33,7 @@ from django.core.validators import URLValidator
 from django.db.models import Q
 from django.utils import timezone
 
+from config.netguard import private_address
 from knowledge.models import Chunk, Document, KnowledgeSource
 from knowledge.parsers import MAX_UPLOAD_BYTES, ParsedDocument, ParseError, detect_format
 from knowledge.parsers import parse_upload as parse_file
@@ -151,22 +151,16 @@ def _refuse_private_addresses(request: httpx.Request) -> None:
         raise FetchError(f"{url} is not an http or https address.")
     if settings.KNOWLEDGE_FETCH_PRIVATE_NETWORKS:
         return
-    # Checked at resolution; a DNS answer that changes between this check and the connection
-    # could still slip through, which a fetch proxy that enforces egress rules would close.
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(url.host, port)}
+        ip = private_address(url.host, port)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"Could not reach {url}: {_reason(exc)}.") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if not ip.is_global:
-            raise FetchError(
-                f"{url} is on a private network ({ip}); only public addresses are fetched "
-                "(KNOWLEDGE_FETCH_PRIVATE_NETWORKS=1 allows intranet sites)."
-            )
+    if ip is not None:
+        raise FetchError(
+            f"{url} is on a private network ({ip}); only public addresses are fetched "
+            "(KNOWLEDGE_FETCH_PRIVATE_NETWORKS=1 allows intranet sites)."
+        )
 
 
 def fetch(url: str, http: httpx.Client) -> Fetched:
