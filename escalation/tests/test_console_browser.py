@@ -249,3 +249,36 @@ def test_a_reply_to_a_closed_chat_shows_as_a_count_on_the_launcher(
     expect(badge).not_to_have_attribute("data-unread", re.compile(".*"))
     expect(badge).to_have_attribute("aria-label", "Chat with Acme Support")
     sam_context.close()
+
+
+def test_out_of_hours_the_customer_leaves_an_e_mail_address_in_the_widget(
+    live_asgi_server, browser_context, shop, demo_bot
+):
+    from escalation.tests.factories import BusinessHoursFactory
+
+    closed = {day: "" for day in ("monday", "tuesday", "wednesday", "thursday", "friday")}
+    BusinessHoursFactory(bot=demo_bot, timezone="Europe/Berlin", **closed, saturday="", sunday="")
+    shop.embed(live_asgi_server, demo_bot.public_key)
+    customer = browser_context.new_page()
+    customer.errors = []
+    customer.on("pageerror", lambda error: customer.errors.append(str(error)))
+    customer.goto(shop.origin)
+    customer.get_by_role("button", name="Chat with Acme Support").click()
+    chat = _widget(customer)
+    expect(customer.locator("handoff-chat")).to_have_attribute("data-state", "ready")
+    conversation = _conversation_of(demo_bot, customer)
+
+    chat.get_by_role("button", name="Talk to a person").click()
+    expect(chat).to_contain_text("We're away right now")
+    field = chat.get_by_label(re.compile("e-mail", re.I))
+    field.fill("not an address")
+    field.press("Enter")  # the browser's own check stops it; nothing is sent
+    assert field.evaluate("el => el.validity.valid") is False
+    field.fill("carla@example.com")
+    field.press("Enter")
+    expect(chat).to_contain_text("Thank you. We'll answer you at carla@example.com")
+    expect(field).to_have_count(0)  # asked and answered: the form goes
+    conversation.refresh_from_db()
+    assert conversation.status == "waiting"  # it waits in the queue for the morning
+    assert conversation.customer.email == "carla@example.com"
+    assert customer.errors == []

@@ -483,7 +483,9 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       el.append(bubble);
       if (mine || msg.state !== "complete") return el;
       const extras = msg.extras || {};
-      if (msg.sender === "system" && extras.ask_email && (!this.convo || this.convo.status === "waiting")) el.append(this.emailForm());
+      // The notice comes just before the status that says people have it: not checked here.
+      if (extras.email_left) { this.emailLeft = true; this.$log.querySelectorAll("form.email").forEach((f) => f.remove()); }
+      if (msg.sender === "system" && extras.ask_email && !this.emailLeft && !["resolved", "closed"].includes(this.convo && this.convo.status)) el.append(this.emailForm());
       const seen = new Set();
       const links = (msg.citations || []).filter((c) => c.url && /^https?:/i.test(c.url) && !seen.has(c.url) && seen.add(c.url));
       if (links.length) {
