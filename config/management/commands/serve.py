@@ -94,7 +94,8 @@ class Command(BaseCommand):
             return False
 
     def _announce(self, base: str) -> None:
-        from bots.management.commands.seed_demo import DEMO_PEOPLE, load_passwords
+        from bots.management.commands.seed_demo import DEMO_ORG, DEMO_PEOPLE, load_passwords
+        from bots.models import Organization
 
         passwords = load_passwords()
         lines = [
@@ -104,6 +105,9 @@ class Command(BaseCommand):
             f"  Admin:      {base}/admin/",
             f"  Health:     {base}/healthz",
         ]
+        demo = Organization.objects.filter(name=DEMO_ORG).values_list("slug", flat=True).first()
+        if demo:
+            lines.insert(4, f"  Console:    {base}/o/{demo}/console/")
         for email, _first, _last, role in DEMO_PEOPLE:
             if email in passwords:
                 lines.append(f"  Demo {role:<6} {email} / {passwords[email]}")
