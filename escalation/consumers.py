@@ -22,7 +22,7 @@ from bots import services as bot_services
 from bots.models import Membership
 from config.realtime import conversation_group, organization_group, staff_conversation_group
 from conversations.models import Conversation
-from escalation.live import error_html, message_html, typing_html
+from escalation.live import error_html, message_html, pane_status_html, typing_html
 
 MAX_FRAME_BYTES = 4 * 1024
 FRAME_TYPES = {"ping", "watch", "typing"}
@@ -54,6 +54,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     membership: Membership | None = None
     group: str | None = None
     watching: int | None = None
+    # What the console last showed of the watched conversation (status, agent, priority, queue).
+    watched_status: tuple | None = None
 
     async def connect(self):
         slug = self.scope["url_route"]["kwargs"]["org"]
@@ -101,7 +103,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(
                 staff_conversation_group(conversation_id), self.channel_name
             )
-            self.watching = conversation_id
+            self.watching, self.watched_status = conversation_id, None
         await self.send(text_data=json.dumps({"type": "watching", "id": conversation_id}))
 
     async def on_typing(self, frame):
@@ -122,6 +124,19 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             },
         )
 
+    async def _status_changed(self, conversation: dict) -> None:
+        """The watched conversation moved (claimed, transferred, resolved, raised): its header
+        and actions, re-rendered for this member. Updates that change none of that (a new
+        message's timestamp, the unread mark) send nothing."""
+        state = _status(conversation)
+        if state == self.watched_status:
+            return
+        self.watched_status = state
+        html = await database_sync_to_async(pane_status_html)(
+            membership=self.membership, conversation_id=conversation["id"]
+        )
+        await self.send(text_data=html)
+
     async def _unwatch(self):
         if self.watching is not None:
             await self.channel_layer.group_discard(
@@ -138,7 +153,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=message["html"])
             return
         event = message.get("event")
-        if event in ("message.created", "message.updated") and message.get("message"):
+        conversation = message.get("conversation") or {}
+        if event == "conversation.updated" and conversation.get("id") == self.watching:
+            await self._status_changed(conversation)
+        elif event in ("message.created", "message.updated") and message.get("message"):
             await self.send(text_data=message_html(message=message["message"]))
         elif event == "typing" and self.watching is not None:
             await self.send(
@@ -148,6 +166,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
                     active=bool(message.get("active")),
                 )
             )
+
+
+def _status(conversation: dict) -> tuple:
+    return tuple(conversation.get(k) for k in ("status", "assigned_agent", "priority", "queue"))
 
 
 def _decode(text_data) -> dict:

@@ -1,6 +1,7 @@
 """The console's pushed partials, rendered from committed data: the queue (once per change,
 for the whole organization, by conversations.services.common after commit) and, in the
-console's socket, one message or typing indicator for the members watching a conversation.
+console's socket, for the members watching a conversation: one message, the typing
+indicator, and its status and actions when someone else moved it.
 
 Each is the same partial the console's views render (templates/escalation/console.html),
 tagged by element id for htmx's out-of-band swap.
@@ -23,6 +24,28 @@ def queue_html(*, organization_id: int) -> str:
         {
             "organization": organization,
             "queue": selectors.queue_list(organization_id=organization_id),
+            "oob": True,
+        },
+    )
+
+
+def pane_status_html(*, membership, conversation_id: int) -> str:
+    """The open conversation's header and actions (who has it, what this member may do now):
+    swapped in when another member claims, transfers or resolves it, so nobody acts on a
+    conversation that moved. The reply and note forms below are left alone (a half-written
+    reply is kept)."""
+    from conversations.models import Conversation
+
+    conversation = selectors.console_conversation_get(
+        membership=membership, conversation_id=conversation_id
+    )
+    return render_to_string(
+        f"{TEMPLATE}#pane-status",
+        {
+            "conversation": conversation,
+            "organization": membership.organization,
+            "targets": selectors.transfer_targets(organization=membership.organization),
+            "queues": Conversation.Queue.choices,
             "oob": True,
         },
     )

@@ -249,3 +249,42 @@ async def test_an_outsider_is_never_notified_of_a_claim(agent, outsider, carla):
     )
     assert await olga.receive_nothing(timeout=0.5)
     await olga.disconnect()
+
+
+async def test_the_open_conversation_shows_when_a_colleague_claims_it(
+    agent, admin_member, carlas_chat
+):
+    await database_sync_to_async(escalation_open)(
+        conversation=carlas_chat, trigger="human_request", reason="Asked for a person"
+    )
+    sam = await _connected(agent)
+    await _watch(sam, carlas_chat.pk)
+    await database_sync_to_async(services.conversation_claim)(
+        conversation=carlas_chat, agent=admin_member
+    )
+    html = unescape(await _until(sam, f'id="pane-status-{carlas_chat.pk}"'))
+    assert 'hx-swap-oob="true"' in html
+    assert "With an agent: Ian" in html and ">Claim</button>" not in html
+    # A change that shows nowhere in the header (the unread mark) sends nothing more.
+    await database_sync_to_async(services.conversation_mark_seen)(conversation=carlas_chat)
+    frames = []
+    while not await sam.receive_nothing(timeout=0.5):
+        frames.append(await sam.receive_from())
+    assert not any("pane-status" in f for f in frames)
+    await sam.disconnect()
+
+
+async def test_another_organizations_changes_never_reach_the_open_pane(
+    agent, outsider, carlas_chat, gus
+):
+    sam = await _connected(agent)
+    await _watch(sam, carlas_chat.pk)
+    theirs = await database_sync_to_async(ConversationFactory)(customer=gus)
+    await database_sync_to_async(escalation_open)(
+        conversation=theirs, trigger="human_request", reason="Asked"
+    )
+    frames = []
+    while not await sam.receive_nothing(timeout=0.5):
+        frames.append(await sam.receive_from())
+    assert not any("pane-status" in f for f in frames)
+    await sam.disconnect()
