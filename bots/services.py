@@ -217,21 +217,33 @@ def membership_set_availability(*, membership: Membership, availability: str) ->
 # Open console sockets per membership, in the cache: with REDIS_URL that is shared by every
 # process, like the channel layer; without it, one process holds both. A day's expiry clears
 # counts a crashed process left behind.
+# Keyed by the membership's id and creation time: a database rebuilt from scratch (tests, a
+# fresh install sharing a Redis) reuses ids, and must not inherit another's counts.
 CONSOLE_SOCKETS_KEY = "console-sockets:{}"
 CONSOLE_SOCKETS_TTL = 24 * 3600
+# An agent away when their last console closed is away again if it reopens this soon (a
+# dropped connection, a reload), rather than suddenly online and taking chats.
+CONSOLE_AWAY_KEY = "console-away:{}"
+CONSOLE_AWAY_REMEMBERED = 15 * 60
+
+
+def _console_key(template: str, membership: Membership) -> str:
+    return template.format(f"{membership.pk}-{membership.created_at.timestamp():.6f}")
 
 
 def membership_console_opened(*, membership: Membership) -> Membership:
     """A console socket opened: the member is online, unless they said they are away."""
     from django.core.cache import cache
 
-    key = CONSOLE_SOCKETS_KEY.format(membership.pk)
+    key = _console_key(CONSOLE_SOCKETS_KEY, membership)
     cache.add(key, 0, CONSOLE_SOCKETS_TTL)
     cache.incr(key)
     membership.refresh_from_db(fields=["availability"])
     if membership.availability == Membership.Availability.OFFLINE:
+        away = cache.get(_console_key(CONSOLE_AWAY_KEY, membership))
         return membership_set_availability(
-            membership=membership, availability=Membership.Availability.ONLINE
+            membership=membership,
+            availability=Membership.Availability.AWAY if away else Membership.Availability.ONLINE,
         )
     Membership.objects.filter(pk=membership.pk).update(last_seen_at=timezone.now())
     return membership
@@ -241,13 +253,18 @@ def membership_console_closed(*, membership: Membership) -> Membership:
     """A console socket closed: offline once the member's last console is gone."""
     from django.core.cache import cache
 
-    key = CONSOLE_SOCKETS_KEY.format(membership.pk)
+    key = _console_key(CONSOLE_SOCKETS_KEY, membership)
     try:
         left = cache.decr(key)
     except ValueError:  # expired or never counted
         left = 0
     if left <= 0:
         cache.delete(key)
+        membership.refresh_from_db(fields=["availability"])
+        if membership.availability == Membership.Availability.AWAY:
+            cache.set(_console_key(CONSOLE_AWAY_KEY, membership), True, CONSOLE_AWAY_REMEMBERED)
+        else:
+            cache.delete(_console_key(CONSOLE_AWAY_KEY, membership))
         return membership_set_availability(
             membership=membership, availability=Membership.Availability.OFFLINE
         )

@@ -13,6 +13,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
+from bots import services as bot_services
 from bots.models import Membership
 from config.routing import websocket_urlpatterns, widget_urlpatterns
 from conversations import services
@@ -288,3 +289,19 @@ async def test_another_organizations_changes_never_reach_the_open_pane(
         frames.append(await sam.receive_from())
     assert not any("pane-status" in f for f in frames)
     await sam.disconnect()
+
+
+async def test_an_agent_away_when_the_console_dropped_is_away_again_on_reconnect(agent, acme):
+    async def availability():
+        return (await database_sync_to_async(Membership.objects.get)(user=agent)).availability
+
+    sam = await _connected(agent)
+    membership = await database_sync_to_async(Membership.objects.get)(user=agent)
+    await database_sync_to_async(bot_services.membership_set_availability)(
+        membership=membership, availability="away"
+    )
+    await sam.disconnect()  # the connection dropped
+    assert await availability() == "offline"
+    again = await _connected(agent)
+    assert await availability() == "away"
+    await again.disconnect()
