@@ -70,8 +70,13 @@ def turn_run(*, message: Message, attempt: int = 1) -> Iterator[dict]:
     try:
         # The escalation rules read the stored, scored message before the bot answers it: a
         # handoff here means people answer it, not the bot; an offer rides on the bot's reply.
+        # Read once: the message and the answer stages of this turn try the same rules.
+        bot_rules = rules.rule_list(conversation.bot)
         decision = rules.evaluate(
-            bot=conversation.bot, stage="message", facts=rules.message_facts(message)
+            bot=conversation.bot,
+            stage="message",
+            facts=rules.message_facts(message),
+            rules=bot_rules,
         )
         if decision is not None and decision.handoff:
             yield from _escalate(conversation=conversation, decision=decision, message=message)
@@ -90,6 +95,7 @@ def turn_run(*, message: Message, attempt: int = 1) -> Iterator[dict]:
             attempt=attempt,
             message=message,
             offer=decision,
+            bot_rules=bot_rules,
         )
     except Exception as exc:
         log.exception("turn for message %s failed (attempt %s)", message.pk, attempt)
@@ -109,6 +115,7 @@ def _answer(
     attempt: int,
     message: Message,
     offer: rules.Decision | None,
+    bot_rules: list,
 ) -> Iterator[dict]:
     """Stream the pipeline's answer, then apply the answer stage's rules: an offer of a person
     (from them or the message stage) goes on the reply; a handoff follows the sent answer."""
@@ -132,7 +139,10 @@ def _answer(
         raise RuntimeError("the pipeline ended without a final answer")
 
     decided = rules.evaluate(
-        bot=conversation.bot, stage="answer", facts=rules.answer_facts(final, text=message.text)
+        bot=conversation.bot,
+        stage="answer",
+        facts=rules.answer_facts(final, text=message.text),
+        rules=bot_rules,
     )
     handoff = _answer_handoff(final, decided)
     offers = [d for d in (offer, decided) if d is not None and not d.handoff]
