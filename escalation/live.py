@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 
 from bots.models import Organization
+from conversations.models import Conversation
 from escalation import selectors
 
 TEMPLATE = "escalation/console.html"
@@ -34,8 +35,6 @@ def pane_status_html(*, membership, conversation_id: int) -> str:
     swapped in when another member claims, transfers or resolves it, so nobody acts on a
     conversation that moved. The reply and note forms below are left alone (a half-written
     reply is kept)."""
-    from conversations.models import Conversation
-
     conversation = selectors.console_conversation_get(
         membership=membership, conversation_id=conversation_id
     )

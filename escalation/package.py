@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from conversations.models import Conversation, Message
 from escalation.models import Trigger
+from knowledge.models import Chunk
 
 CLIP = 160
 TRAJECTORY_MESSAGES = 30
@@ -133,8 +134,6 @@ def retrieved_by(bot_message: Message | None) -> list[dict]:
     passages and an intent's patterns are one source to the agent)."""
     if bot_message is None:
         return []
-    from knowledge.models import Chunk
-
     cited = {c.get("chunk_id"): c for c in bot_message.citations or [] if isinstance(c, dict)}
     # A trace is ours, but an agent must get the package even from a malformed one.
     hits = [h for h in bot_message.trace.get("retrieved") or [] if isinstance(h, dict)]
