@@ -23,6 +23,7 @@ from conversations import selectors as conversation_selectors
 from conversations import services
 from conversations.models import Conversation, Message
 from conversations.payloads import message_payload
+from escalation import package as handoff_package
 from escalation import selectors
 
 TEMPLATE = "escalation/console.html"
@@ -150,7 +151,7 @@ def _package(conversation: Conversation) -> dict:
         last = selectors.last_bot_message(conversation=conversation)
         if last is not None:
             if not result["retrieved"]:
-                result["retrieved"] = package.retrieved_by(last)
+                result["retrieved"] = handoff_package.retrieved_by(last)
             if not result["drafted"]:
                 result["drafted"] = last.trace.get("unsent_text") or last.text
                 result["drafted_sent"] = last.state == Message.State.COMPLETE
