@@ -7,9 +7,12 @@ pgvector and full-text search, and a different engine in dev would hide real bug
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import signal
+import threading
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -65,6 +68,10 @@ def embedded_database(data_dir: Path) -> dict:
             f"Could not start the embedded PostgreSQL in {pgdata}: {exc}. "
             f"Remove that folder to start afresh, or set DATABASE_URL."
         ) from exc
+    # pgserver stops the server from an exit hook in its last user. Registered after its own,
+    # this runs first: users that died without their hook (SIGKILL) are not waited for.
+    atexit.register(_forget_dead_handles, pgdata, pgserver.PostgresServer._lock)
+    _exit_on_sigterm()
     server.psql(
         f"SELECT 'CREATE DATABASE {EMBEDDED_DB_NAME}' "
         f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}')\\gexec"
@@ -114,6 +121,21 @@ def _forget_dead_handles(pgdata: Path, lock) -> None:
         alive = [pid for pid in pids if _process_alive(pid)]
         if alive != pids:
             path.write_text(json.dumps(alive))
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a service manager, `timeout`, `kill`) ends a Python process without its exit
+    hooks, and so without stopping the embedded server. Where nothing else handles it, it
+    becomes a KeyboardInterrupt, like Ctrl-C: pytest, migrate and shell stop as they would on
+    Ctrl-C, with their cleanup. daphne and the worker install their own handlers later."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _process_alive(pid: int) -> bool:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from config.database import database_from_url, embedded_database
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_str, local_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("HANDOFF_DATA_DIR") or BASE_DIR / ".data").resolve()
@@ -42,8 +43,27 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-# The public URL is used in e-mails (invitations) and printed snippets.
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where `manage.py serve` listens (`make run`): HOST and PORT, or its --host and --port.
+HOST = env_str("HOST", "127.0.0.1")
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+
+
+def _site_url() -> str:
+    url = env_str("SITE_URL").rstrip("/")
+    if not url:
+        # Unset: the address serve listens on (serve passes its --port to its children here),
+        # so a server on port 8200 never hands out links and snippets that say 8000.
+        return local_url(HOST, PORT)
+    if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
+        raise ImproperlyConfigured(
+            f"SITE_URL must be an absolute http(s) URL such as https://support.example.com; "
+            f"got {url!r}."
+        )
+    return url
+
+
+# The public URL: e-mail links (invitations, notifications) and the widget snippets.
+SITE_URL = _site_url()
 
 INSTALLED_APPS = [
     "daphne",  # first: its runserver serves HTTP and WebSocket in one process

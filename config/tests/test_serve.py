@@ -1,27 +1,20 @@
 """`manage.py serve` (what `make run` ends in): web and worker up, both down on Ctrl-C."""
 
 import os
-import select
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
+from config.tests.processes import assert_gone, children_of, environ_of, free_port, read_until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _test_database_url() -> str:
@@ -35,26 +28,13 @@ def _test_database_url() -> str:
     return f"postgres://{user}:{params.get('password', '')}@{host}:{port}/{name}"
 
 
-def _read_until(proc, marker: str, seconds: float) -> str:
-    """Collect the process's output until `marker` appears, it exits, or time runs out."""
-    seen, deadline = "", time.monotonic() + seconds
-    while marker not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
-            if not chunk:
-                break  # exited
-            seen += chunk
-    return seen
-
-
 def _get(url: str) -> int:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.status
 
 
 def test_it_serves_web_and_worker_and_stops_both_on_ctrl_c():
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT,
@@ -64,23 +44,21 @@ def test_it_serves_web_and_worker_and_stops_both_on_ctrl_c():
         start_new_session=True,
     )
     try:
-        out = _read_until(proc, "Press Ctrl-C to stop.", seconds=60)
+        out = read_until(proc, "Press Ctrl-C to stop.", seconds=60)
         assert "Handoff is running." in out, out
         assert f"http://127.0.0.1:{port}/accounts/login/" in out
         assert _get(f"http://127.0.0.1:{port}/healthz") == 200
         assert _get(f"http://127.0.0.1:{port}/accounts/login/") == 200
-        children = subprocess.run(
-            ["pgrep", "-g", str(proc.pid), "-f", "daphne|qcluster"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        assert len(children) >= 2, "daphne and the worker both run"
+        children = children_of(proc.pid)
+        assert len(children) == 2, "daphne and the worker both run"
+        for pid in children:
+            # With SITE_URL unset, snippets and e-mail links name the port it really serves on.
+            assert f"SITE_URL=http://127.0.0.1:{port}" in environ_of(pid)
     finally:
         # Ctrl-C in a terminal reaches the whole foreground process group.
         os.killpg(proc.pid, signal.SIGINT)
-        rest = _read_until(proc, "Stopped.", seconds=30)
+        rest = read_until(proc, "Stopped.", seconds=30)
         proc.wait(timeout=30)
     assert proc.returncode == 0, out + rest
     assert "Stopped." in rest
-    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout
-    assert left.strip() == "", f"processes left behind: {left}"
+    assert_gone(children)

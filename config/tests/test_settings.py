@@ -100,3 +100,30 @@ def test_production_without_a_secret_key_is_refused():
     )
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_without_site_url_links_name_the_port_the_server_listens_on():
+    env = {k: v for k, v in os.environ.items() if k != "SITE_URL"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-v0",
+            "-c",
+            "from django.conf import settings; print(settings.SITE_URL)",
+        ],
+        cwd=ROOT,
+        env={**env, "DEBUG": "1", "PORT": "8200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://127.0.0.1:8200"
+
+
+def test_a_site_url_that_is_not_an_http_url_is_refused():
+    result = _manage("check", SITE_URL="support.example.com")
+    assert result.returncode != 0
+    assert "SITE_URL must be an absolute http(s) URL" in result.stderr

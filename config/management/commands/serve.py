@@ -1,11 +1,20 @@
 """Run the web server (daphne: HTTP + WebSocket) and the background worker together.
 
-`make run` ends here. Ctrl-C (or SIGTERM) stops both cleanly; if either dies, the other is
-stopped too and the command exits non-zero, so a half-running product never goes unnoticed.
+`make run` ends here. Ctrl-C, SIGTERM or SIGHUP, to this process or to its whole process group
+(as a service manager or a container runtime sends it), stops both cleanly, and with them the
+embedded PostgreSQL; if either dies, the other is stopped too and the command exits non-zero,
+so a half-running product never goes unnoticed.
+
+The children run in process groups of their own and are stopped by this process alone, one
+SIGTERM each: a signal sent to every process of django-q2's cluster at once (a group's
+SIGTERM reaches its sentinel, pusher, monitor and workers too) leaves its main process hung
+in its own shutdown, until it is killed without releasing its hold on the embedded database.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +24,9 @@ import urllib.request
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from config.env import env_int, env_str
+from config.env import local_url
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class Command(BaseCommand):
@@ -23,14 +34,18 @@ class Command(BaseCommand):
     requires_system_checks = []  # the children run the checks; don't pay for them twice
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--port", type=int, default=env_int("PORT", 8000, minimum=1, maximum=65535)
-        )
-        parser.add_argument("--host", default=env_str("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=settings.PORT)
+        parser.add_argument("--host", default=settings.HOST)
         parser.add_argument("--no-worker", action="store_true", help="web server only")
 
     def handle(self, *args, host, port, no_worker, **options):
         python = sys.executable
+        base = local_url(host, port)
+        env = dict(os.environ)
+        # Links and snippets name the address this server really listens on, unless the public
+        # one is set (a proxy in front, a domain name).
+        env.setdefault("SITE_URL", base)
+        spawn = {"env": env, "process_group": 0, "preexec_fn": _stop_with_parent}
         web = subprocess.Popen(
             [
                 python,
@@ -42,11 +57,12 @@ class Command(BaseCommand):
                 str(port),
                 "--proxy-headers",
                 "config.asgi:application",
-            ]
+            ],
+            **spawn,
         )
         children = {"web": web}
         if not no_worker:
-            children["worker"] = subprocess.Popen([python, "manage.py", "qcluster"])
+            children["worker"] = subprocess.Popen([python, "manage.py", "qcluster"], **spawn)
 
         stopping = False
 
@@ -54,10 +70,8 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-
-        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, stop)
         announced = False
         exit_code = 0
         while not stopping:
@@ -82,6 +96,8 @@ class Command(BaseCommand):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
+        # This process holds the embedded database too: leaving now, as the last of its users,
+        # stops it (config/database.py).
         self.stdout.write("Stopped.")
         if exit_code:
             sys.exit(exit_code)
@@ -123,3 +139,12 @@ class Command(BaseCommand):
         ]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
         sys.stdout.flush()
+
+
+def _stop_with_parent() -> None:
+    """In the child, before it starts: Linux sends it SIGTERM if serve itself dies (SIGKILL, the
+    OOM killer), so no web server or worker outlives the command that started it."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: serve's own stop path still applies
+        pass
