@@ -4,6 +4,10 @@ import pytest
 from django.core.management import call_command
 
 from bots.models import Bot, Membership, Organization, User
+from conversations import chat, services
+from conversations.models import Message
+from conversations.tests.factories import ConversationFactory, CustomerFactory
+from knowledge.models import KnowledgeSource
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +42,22 @@ def test_it_repairs_a_lost_credentials_file(data_dir):
     assert User.objects.get(email="agent@acme.example").check_password(
         passwords["agent@acme.example"]
     )
+
+
+def test_the_demo_bot_answers_as_soon_as_the_seed_returns(data_dir):
+    """`make run` prints its URLs after seeding: by then the knowledge is synced, with no
+    worker running, and the first customer question gets a grounded answer."""
+    call_command("seed_demo")
+    bot = Bot.objects.get(organization__name="Acme")
+    statuses = set(KnowledgeSource.objects.filter(bot=bot).values_list("status", flat=True))
+    assert statuses == {KnowledgeSource.Status.READY}
+
+    conversation = ConversationFactory(customer=CustomerFactory(bot=bot))
+    message, _ = services.message_add_user(
+        conversation=conversation, text="How long does shipping take?"
+    )
+    list(chat.turn_run(message=message))
+    answer = conversation.messages.get(sender=Message.Sender.AI)
+    assert answer.outcome == "answered"
+    assert "3 to 5 business days" in answer.text
+    assert answer.citations

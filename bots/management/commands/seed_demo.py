@@ -1,5 +1,5 @@
 """Seed the demo organization: Acme, its owner and agent, a support bot and its knowledge
-(bots/demo/: an FAQ, a help article and an intent file). Idempotent.
+(bots/demo/: an FAQ, a help article and an intent file), synced before it returns. Idempotent.
 
 Passwords are random per installation (never in the repository), kept in the data folder so a
 second `make run` prints the same ones. Delete that file to rotate them.
@@ -83,7 +83,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  bot    {bot.name}  widget key: {bot.public_key}")
 
     def _knowledge(self, bot: Bot) -> None:
-        from knowledge.models import KnowledgeSource
+        from knowledge.models import Chunk, KnowledgeSource
         from knowledge.services import source_upload
 
         for path in sorted(DEMO_KNOWLEDGE.iterdir()):
@@ -92,10 +92,13 @@ class Command(BaseCommand):
             unchanged = source and source.content_checksum == hashlib.sha256(data).hexdigest()
             if unchanged and source.status == KnowledgeSource.Status.READY:
                 continue
-            # The worker syncs it, as any upload: the server is up meanwhile, and the bot's
-            # knowledge page shows the progress.
-            source_upload(bot=bot, filename=path.name, data=data, source=source)
-            self.stdout.write(f"  knowledge {path.name}: queued for sync")
+            # Synced here, before `make run` prints its URLs: the demo bot answers from the
+            # first message (in the worker it waited for the worker's start and its model load).
+            source = source_upload(
+                bot=bot, filename=path.name, data=data, source=source, sync_now=True
+            )
+            passages = Chunk.objects.filter(document__source=source).count()
+            self.stdout.write(f"  knowledge {path.name}: {passages} passages synced")
 
     def _verified_emails(self, users) -> None:
         # allauth asks for a verified primary address on some flows; demo ones are verified.
