@@ -64,6 +64,8 @@ def _site_url() -> str:
 
 # The public URL: e-mail links (invitations, notifications) and the widget snippets.
 SITE_URL = _site_url()
+# /healthz tells anyone ok or not; its details (versions, errors) need this bearer token or staff.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 
 INSTALLED_APPS = [
     "daphne",  # first: its runserver serves HTTP and WebSocket in one process
