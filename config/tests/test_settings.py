@@ -127,3 +127,32 @@ def test_a_site_url_that_is_not_an_http_url_is_refused():
     result = _manage("check", SITE_URL="support.example.com")
     assert result.returncode != 0
     assert "SITE_URL must be an absolute http(s) URL" in result.stderr
+
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-0123456789abcdef",
+    "SITE_URL": "https://support.example.com",
+    "ALLOWED_HOSTS": "support.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://support.example.com",
+    "BEHIND_PROXY": "1",
+}
+
+
+def test_production_settings_pass_djangos_deployment_checks():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.django_db
+def test_production_over_https_redirects_http_and_sends_hsts(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    redirect = client.get("/accounts/login/")
+    assert redirect.status_code == 301
+    assert redirect["Location"].startswith("https://")
+    secure = client.get("/accounts/login/", secure=True)
+    assert "max-age=31536000" in secure["Strict-Transport-Security"]
+    # A container's health check over plain http on the loopback is answered, not redirected.
+    assert client.get("/healthz").status_code == 200
