@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config.views import healthz
+from config.views import admin_login, healthz
 
 admin.site.site_header = "Handoff administration"
 admin.site.site_title = "Handoff admin"
+admin.site.login = admin_login
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
