@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config.views import healthz
+from config.views import favicon, healthz
 
 admin.site.site_header = "Handoff administration"
 admin.site.site_title = "Handoff admin"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("conversations.widget_urls")),

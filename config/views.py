@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from django.http import JsonResponse
-from django.views.decorators.cache import never_cache
+from django.conf import settings
+from django.http import FileResponse, JsonResponse
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from config import checks
@@ -24,4 +25,14 @@ def healthz(request):
             report[name] = {"ok": False, "error": str(exc) or type(exc).__name__}
     return JsonResponse(
         {"status": "ok" if healthy else "error", **report}, status=200 if healthy else 503
+    )
+
+
+@require_GET
+@cache_control(public=True, max_age=86400)
+def favicon(request):
+    """/favicon.ico, which browsers ask for on every site whatever the page links: the same
+    icon the pages link (static/favicon.svg), instead of a 404 in every log."""
+    return FileResponse(
+        (settings.BASE_DIR / "static" / "favicon.svg").open("rb"), content_type="image/svg+xml"
     )
