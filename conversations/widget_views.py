@@ -108,10 +108,10 @@ def chat_page(request, public_key):
 
 
 def frame_ancestors(bot: Bot, *, addressed) -> str:
-    """The sites that may frame the chat: this server's own origins, exactly as the socket
-    counts them (not CSP's 'self', which also admits the https twin of an http origin), and
-    the bot's allowed origins. Each of those is validated again here, so a stray value can
-    never inject another directive into the header."""
+    """The sites that may frame the chat: this server's own origins, the list the socket and
+    config.json use (SITE_URL's too, which 'self' would leave out when the page was asked for
+    by another name), and the bot's allowed origins. Each of those is validated again here,
+    so a stray value can never inject another directive into the header."""
     if "*" in bot.allowed_origins:
         return "*"
     origins = own_origins(addressed=addressed)
@@ -128,7 +128,8 @@ def frame_ancestors(bot: Bot, *, addressed) -> str:
 @xframe_options_exempt
 @require_GET
 def widget_frame(request, public_key):
-    """The chat for an <iframe>: framing is allowed here only, by the bot's allowed origins."""
+    """The chat for an <iframe>: framing is allowed here only, by this server's own pages and
+    the bot's allowed origins."""
     bot = _public_bot(public_key)
     response = render(request, "conversations/widget_page.html", {"bot": bot, "framed": True})
     ancestors = frame_ancestors(bot, addressed=request_addressed_origin(request))
