@@ -1,9 +1,9 @@
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path, re_path
 
 from bots.consumers import OrganizationConsumer
+from config.origins import OwnOriginValidator
 from conversations.consumers import WidgetConsumer
 from escalation.consumers import ConsoleConsumer
 
@@ -22,7 +22,8 @@ widget_urlpatterns = [
 
 
 def websocket_application():
-    """Every socket: the widget's first, then the members' behind the host-origin check."""
-    members = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+    """Every socket: the widget's first, then the members', from this server's own pages only
+    (config.origins)."""
+    members = OwnOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
     # `^` matches every path and leaves it whole for the members' router.
     return URLRouter([*widget_urlpatterns, re_path(r"^", members)])

@@ -6,10 +6,10 @@ import logging
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import FileResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from config import checks
@@ -67,3 +67,13 @@ def admin_login(request, extra_context=None):
         return HttpResponseRedirect(target)
     # Signed in without admin rights: sending them to sign in again would loop.
     raise PermissionDenied("This account has no access to the admin.")
+
+
+@require_GET
+@cache_control(public=True, max_age=86400)
+def favicon(request):
+    """/favicon.ico, which browsers ask for on every site whatever the page links: the same
+    icon the pages link (static/favicon.svg), instead of a 404 in every log."""
+    return FileResponse(
+        (settings.BASE_DIR / "static" / "favicon.svg").open("rb"), content_type="image/svg+xml"
+    )

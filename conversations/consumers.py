@@ -7,7 +7,7 @@ chat runner in a worker thread, so this socket keeps receiving while the bot wri
 socket that drops mid-answer loses nothing: the answer completes in the database and a
 reconnecting `hello` with `after_id` returns it.
 
-Other sites open this socket, so it is not behind the members' AllowedHostsOriginValidator
+Other sites open this socket, so it is not behind the members' own-origin check
 (config/routing.py): each bot's allowed origins are checked here, and no cookie is read.
 """
 
@@ -20,17 +20,16 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import Http404
-from django.http.request import validate_host
 
 from bots import selectors as bot_selectors
 from bots.models import Bot
+from config.origins import origin_is_own, scope_addressed_origin
 from config.realtime import conversation_group, staff_conversation_group
 from conversations import chat, ratelimit, selectors, services
 from conversations.models import Conversation, Message
@@ -51,22 +50,11 @@ class BadFrame(ValueError):
     """A frame the protocol does not allow: answered with `error bad_frame`."""
 
 
-def origin_allowed(bot: Bot, origin: str | None) -> bool:
+def origin_allowed(bot: Bot, origin: str | None, *, addressed) -> bool:
     """The bot's allowed origins, plus this server's own pages (the Playground, the full-page
-    chat): SITE_URL's origin and ALLOWED_HOSTS. A `*` in ALLOWED_HOSTS does not count: it
-    would let every site embed every bot."""
-    return bot.origin_allowed(origin) or own_origin(origin)
-
-
-def own_origin(origin: str | None) -> bool:
-    """A page this server serves itself (SITE_URL's origin or one of ALLOWED_HOSTS)."""
-    if not origin:
-        return False
-    parts, site = urlsplit(origin), urlsplit(settings.SITE_URL)
-    if (parts.scheme, parts.netloc.lower()) == (site.scheme, site.netloc.lower()):
-        return True
-    hosts = [host for host in settings.ALLOWED_HOSTS if host != "*"]
-    return bool(parts.hostname) and validate_host(parts.hostname, hosts)
+    chat): exactly this server's origin, `addressed` being the one the request came to
+    (config.origins)."""
+    return bot.origin_allowed(origin) or origin_is_own(origin, addressed=addressed)
 
 
 def _db(func):
@@ -168,6 +156,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     conversation = None
     group: str | None = None
     ip: str | None = None
+    own_page = False  # opened from one of this server's own pages (config.origins)
     typing_at = 0.0
 
     async def connect(self):
@@ -180,9 +169,11 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         if self.bot is None:
             await self.close(code=4404)
             return
-        if not origin_allowed(self.bot, _header(self.scope, b"origin")):
+        origin, addressed = _header(self.scope, b"origin"), scope_addressed_origin(self.scope)
+        if not origin_allowed(self.bot, origin, addressed=addressed):
             await self.close(code=4403)
             return
+        self.own_page = origin_is_own(origin, addressed=addressed)
         client = self.scope.get("client") or [None]
         self.ip = ratelimit.client_ip(
             remote_addr=client[0], forwarded_for=_header(self.scope, b"x-forwarded-for")
@@ -239,9 +230,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         channel = _text(content, "channel") or Conversation.Channel.WIDGET
         if channel not in (Conversation.Channel.WIDGET, Conversation.Channel.PLAYGROUND):
             raise BadFrame('"channel" is "widget" or "playground".')
-        if channel == Conversation.Channel.PLAYGROUND and not own_origin(
-            _header(self.scope, b"origin")
-        ):
+        if channel == Conversation.Channel.PLAYGROUND and not self.own_page:
             # Test conversations are marked as such in the console; a customer's site must not
             # be able to pass its chats off as tests.
             raise BadFrame("The playground channel is only for this server's own pages.")

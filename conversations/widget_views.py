@@ -24,6 +24,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 
 from bots import selectors as bot_selectors
 from bots.models import Bot, validate_origin
+from config.origins import own_origins, request_addressed_origin
 from conversations import selectors, trace_display
 from conversations.consumers import origin_allowed
 from conversations.models import Message
@@ -67,7 +68,7 @@ def widget_config(request, public_key):
     # same-origin page or a script sends none, and the config is public anyway. The socket
     # refuses a disallowed origin regardless.
     origin = request.headers.get("Origin")
-    if origin and not origin_allowed(bot, origin):
+    if origin and not origin_allowed(bot, origin, addressed=request_addressed_origin(request)):
         response = JsonResponse(
             {
                 "error": f"{origin} may not embed this chat: add it to the bot's allowed "
@@ -106,29 +107,33 @@ def chat_page(request, public_key):
     return render(request, "conversations/widget_page.html", {"bot": bot, "framed": False})
 
 
-def frame_ancestors(bot: Bot) -> str:
-    """The sites that may frame the chat: the bot's allowed origins. Each is validated again
-    here, so a stray value can never inject another directive into the header."""
+def frame_ancestors(bot: Bot, *, addressed) -> str:
+    """The sites that may frame the chat: this server's own origins, the list the socket and
+    config.json use (SITE_URL's too, which 'self' would leave out when the page was asked for
+    by another name), and the bot's allowed origins. Each of those is validated again here,
+    so a stray value can never inject another directive into the header."""
     if "*" in bot.allowed_origins:
         return "*"
-    origins = []
+    origins = own_origins(addressed=addressed)
     for origin in bot.allowed_origins:
         try:
             validate_origin(origin)
         except ValidationError:
             continue
-        if not any(c in origin for c in " ;,\r\n'\""):
+        if not any(c in origin for c in " ;,\r\n'\"") and origin.rstrip("/") not in origins:
             origins.append(origin.rstrip("/"))
-    return " ".join(["'self'", *origins])
+    return " ".join(origins)
 
 
 @xframe_options_exempt
 @require_GET
 def widget_frame(request, public_key):
-    """The chat for an <iframe>: framing is allowed here only, by the bot's allowed origins."""
+    """The chat for an <iframe>: framing is allowed here only, by this server's own pages and
+    the bot's allowed origins."""
     bot = _public_bot(public_key)
     response = render(request, "conversations/widget_page.html", {"bot": bot, "framed": True})
-    response["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors(bot)}"
+    ancestors = frame_ancestors(bot, addressed=request_addressed_origin(request))
+    response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
     return response
 
 
@@ -165,6 +170,7 @@ def integrations(request, org, bot):
             "organization": membership.organization,
             "bot": bot,
             "snippets": snippets(bot=bot, base=site_url(request)),
+            "own_origins": own_origins(addressed=request_addressed_origin(request)),
         },
     )
 

@@ -14,7 +14,7 @@ def _sign_in(page, base, email):
     page.goto(f"{base}/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def test_the_owner_signs_in_through_the_login_page(
@@ -32,7 +32,7 @@ def test_a_wrong_password_is_refused_on_the_page(live_asgi_server, browser_conte
     page.goto(f"{live_asgi_server}/accounts/login/")
     page.get_by_label("Email").fill(owner.email)
     page.get_by_label("Password").fill("wrong password")
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_text("not correct")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
 

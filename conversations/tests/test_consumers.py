@@ -4,6 +4,7 @@ reconnects, resends, origins, bad frames, limits, handoff and tenant isolation."
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import pytest
@@ -11,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.test import Client
 
 from config.routing import websocket_application, widget_urlpatterns
 from conversations import services
@@ -39,8 +41,14 @@ def shop_bot(acme_bot):
     return acme_bot
 
 
-def _socket(key: str, origin: str | None = SHOP, app=None) -> WebsocketCommunicator:
+def _socket(
+    key: str, origin: str | None = SHOP, app=None, host: str | None = None, proto: str | None = None
+) -> WebsocketCommunicator:
+    """The widget's socket opened from a page of `origin`, addressed to `host` (its Host
+    header), through a proxy that says the page was served over `proto`."""
     headers = [(b"origin", origin.encode())] if origin else []
+    headers += [(b"host", host.encode())] if host else []
+    headers += [(b"x-forwarded-proto", proto.encode())] if proto else []
     return WebsocketCommunicator(
         app or URLRouter(widget_urlpatterns), f"/ws/widget/{key}/", headers=headers
     )
@@ -199,13 +207,114 @@ async def test_an_origin_the_bot_does_not_allow_is_closed_with_4403(shop_bot, or
     assert await _closed_with(ws) == 4403
 
 
-@pytest.mark.parametrize("origin", ["http://127.0.0.1:8000", "http://localhost:8000"])
-async def test_this_servers_own_pages_are_always_allowed(acme_bot, origin):
-    ws = _socket(acme_bot.public_key, origin=origin)
+async def _answers_ping(ws) -> bool:
     assert (await ws.connect())[0]
     await ws.send_json_to({"type": "ping"})
-    assert await ws.receive_json_from() == {"type": "pong"}
+    output = await ws.receive_output(timeout=5)
     await ws.disconnect()
+    if output["type"] == "websocket.close":
+        assert output["code"] == 4403
+        return False
+    assert json.loads(output["text"]) == {"type": "pong"}
+    return True
+
+
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        ("http://127.0.0.1:8000", None),  # SITE_URL's origin
+        ("http://localhost:8000", "localhost:8000"),  # the origin the socket was addressed to
+        ("http://127.0.0.1:8000", "127.0.0.1:8000"),
+        ("http://[::1]:8000", "[::1]:8000"),
+    ],
+)
+async def test_this_servers_own_pages_are_always_allowed(acme_bot, settings, origin, host):
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    assert await _answers_ping(_socket(acme_bot.public_key, origin=origin, host=host))
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://127.0.0.1:4000",  # a shop on another port of the same machine
+        "http://127.0.0.1",  # port 80
+        "https://127.0.0.1:8000",  # another scheme
+        "http://localhost:8000",  # another host than the socket was addressed to
+    ],
+)
+async def test_another_port_or_scheme_of_this_host_is_another_site(acme_bot, settings, origin):
+    # No allowed origins: only this server's own pages may chat, and those are exactly
+    # http://127.0.0.1:8000, where this socket was addressed.
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    assert acme_bot.allowed_origins == []
+    ws = _socket(acme_bot.public_key, origin=origin, host="127.0.0.1:8000")
+    assert not await _answers_ping(ws)
+
+
+async def test_a_page_served_over_https_by_a_proxy_is_this_servers_own(acme_bot, settings):
+    settings.SITE_URL = "http://127.0.0.1:8000"  # not yet set to the public address
+    settings.ALLOWED_HOSTS = ["support.acme.example"]
+    own = _socket(
+        acme_bot.public_key,
+        origin="https://support.acme.example",
+        host="support.acme.example",
+        proto="https",
+    )
+    assert await _answers_ping(own)
+    # Without the proxy's word the socket came in over plain http: another origin.
+    direct = _socket(
+        acme_bot.public_key, origin="https://support.acme.example", host="support.acme.example"
+    )
+    assert not await _answers_ping(direct)
+
+
+async def test_a_host_the_server_does_not_answer_to_makes_no_page_its_own(acme_bot, settings):
+    # A name someone else points at this server (DNS rebinding) does not make their page ours.
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    ws = _socket(acme_bot.public_key, origin="http://evil.example:8000", host="evil.example:8000")
+    assert not await _answers_ping(ws)
+
+
+async def test_the_playground_channel_is_only_for_this_servers_exact_origin(acme_bot, settings):
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    acme_bot.allowed_origins = ["http://127.0.0.1:4000"]
+    await database_sync_to_async(acme_bot.save)(update_fields=["allowed_origins"])
+    ws = _socket(acme_bot.public_key, origin="http://127.0.0.1:4000", host="127.0.0.1:8000")
+    assert (await ws.connect())[0]
+    await ws.send_json_to(
+        {"type": "hello", "visitor_id": "shop-visitor-1", "channel": "playground"}
+    )
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "bad_frame" and "own pages" in error["message"]
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("origin", "connects"),
+    [("http://127.0.0.1:8000", True), ("http://127.0.0.1:4000", False)],
+)
+async def test_members_sockets_open_only_from_this_servers_exact_origin(
+    agent, settings, origin, connects
+):
+    # The session cookie is sent to every port of a host: another port's page must not be
+    # able to open a member's socket with it.
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    browser = Client()
+    await database_sync_to_async(browser.force_login)(agent)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
+    members = WebsocketCommunicator(
+        websocket_application(),
+        "/ws/o/acme/",
+        headers=[
+            (b"origin", origin.encode()),
+            (b"host", b"127.0.0.1:8000"),
+            (b"cookie", cookie.encode()),
+        ],
+    )
+    connected, _ = await members.connect()
+    assert connected is connects
+    await members.disconnect()
 
 
 async def test_the_server_routes_an_embedding_site_to_the_widget_but_not_to_members(shop_bot):

@@ -362,7 +362,7 @@ def test_a_member_sees_the_trace_of_each_answer_in_the_playground(
     page.goto(f"{live_asgi_server}/accounts/login/")
     page.get_by_label("Email").fill(owner.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.goto(f"{live_asgi_server}/o/acme/bots/{demo_bot.slug}/playground/")
 
     _ask(page, "How long is the warranty on Acme products?")

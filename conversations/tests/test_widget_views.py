@@ -87,6 +87,41 @@ def test_it_allows_this_servers_own_pages(client, shop_bot, settings):
     assert client.get(url, HTTP_ORIGIN="https://handoff.example.org").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        ("http://127.0.0.1:8000", 200),  # this server's exact origin
+        ("http://127.0.0.1:4000", 403),  # a shop on another port of the same machine
+        ("http://127.0.0.1", 403),
+        ("https://127.0.0.1:8000", 403),
+    ],
+)
+def test_without_allowed_origins_only_this_servers_exact_origin_gets_the_config(
+    client, acme_bot, settings, origin, status
+):
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    url = reverse("widget_config", args=[acme_bot.public_key])
+    response = client.get(url, HTTP_ORIGIN=origin, HTTP_HOST="127.0.0.1:8000")
+    assert response.status_code == status
+
+
+def test_the_origin_a_request_was_addressed_to_is_this_servers_own(client, acme_bot, settings):
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    settings.ALLOWED_HOSTS = ["support.acme.example"]
+    url = reverse("widget_config", args=[acme_bot.public_key])
+    own = client.get(
+        url,
+        HTTP_ORIGIN="https://support.acme.example",
+        HTTP_HOST="support.acme.example",
+        HTTP_X_FORWARDED_PROTO="https",
+    )
+    assert own.status_code == 200
+    plain = client.get(
+        url, HTTP_ORIGIN="https://support.acme.example", HTTP_HOST="support.acme.example"
+    )
+    assert plain.status_code == 403
+
+
 def test_it_allows_every_site_with_a_star(client, shop_bot):
     shop_bot.allowed_origins = ["*"]
     shop_bot.save()
@@ -110,28 +145,39 @@ def test_it_serves_the_full_page_chat_without_allowing_framing(client, shop_bot)
     assert 'src="/widget.js"' in body
 
 
-def test_it_lets_only_the_allowed_origins_frame_the_chat(client, shop_bot):
+def test_it_lets_only_the_allowed_origins_frame_the_chat(client, shop_bot, settings):
+    settings.SITE_URL = "https://support.acme.example"
     shop_bot.allowed_origins = [SHOP, "http://localhost:3000"]
     shop_bot.save()
     response = client.get(reverse("widget_frame", args=[shop_bot.public_key]))
     assert response.status_code == 200
     assert "X-Frame-Options" not in response
     assert response["Content-Security-Policy"] == (
-        f"frame-ancestors 'self' {SHOP} http://localhost:3000"
+        f"frame-ancestors https://support.acme.example http://testserver {SHOP} "
+        "http://localhost:3000"
     )
 
 
-def test_a_bot_without_allowed_origins_is_framed_by_this_server_only(client, acme_bot):
-    response = client.get(reverse("widget_frame", args=[acme_bot.public_key]))
-    assert response["Content-Security-Policy"] == "frame-ancestors 'self'"
+def test_a_bot_without_allowed_origins_is_framed_by_this_server_only(client, acme_bot, settings):
+    # This server's own origins, exactly: SITE_URL's and the one the page was asked from.
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    response = client.get(
+        reverse("widget_frame", args=[acme_bot.public_key]), HTTP_HOST="localhost:8000"
+    )
+    assert response["Content-Security-Policy"] == (
+        "frame-ancestors http://127.0.0.1:8000 http://localhost:8000"
+    )
 
 
-def test_a_malformed_origin_never_reaches_the_frame_header(client, acme_bot):
+def test_a_malformed_origin_never_reaches_the_frame_header(client, acme_bot, settings):
     # Saved around the form's validation, e.g. by a script: dropped, not injected.
+    settings.SITE_URL = "http://127.0.0.1:8000"
     acme_bot.allowed_origins = [SHOP, "https://a.example; script-src *"]
     acme_bot.save()
-    response = client.get(reverse("widget_frame", args=[acme_bot.public_key]))
-    assert response["Content-Security-Policy"] == f"frame-ancestors 'self' {SHOP}"
+    response = client.get(
+        reverse("widget_frame", args=[acme_bot.public_key]), HTTP_HOST="127.0.0.1:8000"
+    )
+    assert response["Content-Security-Policy"] == f"frame-ancestors http://127.0.0.1:8000 {SHOP}"
 
 
 def test_the_public_pages_404_for_an_unknown_key(client, db):
@@ -168,6 +214,19 @@ def test_integrations_shows_managers_the_snippets_and_a_masked_secret(
     assert "hmac.new(" in body and "createHmac(" in body and "user_hash" in body
     assert "Reveal secret key" in body
     assert shop_bot.secret_key not in body
+
+
+def test_integrations_says_exactly_which_pages_may_chat_without_allowed_origins(
+    client, agent, acme, acme_bot, settings
+):
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    client.force_login(agent)
+    body = client.get(_integrations(acme, acme_bot), HTTP_HOST="127.0.0.1:8000").content.decode()
+    origins = body[body.index('id="origins"') :]
+    # What config.json, the socket and frame-ancestors accept, in the page's words.
+    assert "This server's own pages (<code>http://127.0.0.1:8000</code>) always may" in origins
+    assert "another port or scheme of the same host is another site" in origins
+    assert "only the full-page link and the Playground work" in origins
 
 
 def test_integrations_shows_agents_the_snippets_but_never_the_secret(client, agent, acme, acme_bot):

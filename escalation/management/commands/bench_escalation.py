@@ -174,8 +174,8 @@ async def _run(port: int, bench: _Bench, count: int, over: float) -> dict:
         )
     except websockets.InvalidStatus as exc:
         raise CommandError(
-            f"The member's socket was refused ({exc}): members' sockets only accept origins "
-            "in ALLOWED_HOSTS, which must include 127.0.0.1 for the bench."
+            f"The member's socket was refused ({exc}): members' sockets only accept this "
+            "server's own origin, and 127.0.0.1 must be in ALLOWED_HOSTS for the bench."
         ) from None
     async with member:
         listener = asyncio.create_task(console.listen(member))
