@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.html import escape
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import condition, require_GET, require_POST
@@ -148,12 +149,15 @@ def site_url(request) -> str:
 
 
 def snippets(*, bot: Bot, base: str) -> dict[str, str]:
+    """HTML for the owner to paste into their own site: every value in it is escaped, so a bot
+    named `Q"><script>…` gives a title, not a script on the owner's site."""
     frame = base + reverse("widget_frame", args=[bot.public_key])
+    # Plain text (escaped again where a page shows it), not markup for our own pages.
     return {
-        "script": f'<script src="{base}{reverse("widget_js")}" data-bot="{bot.public_key}" '
-        "async></script>",
-        "iframe": f'<iframe src="{frame}" title="Chat with {bot.name}" width="380" height="600" '
-        'style="border:0"></iframe>',
+        "script": f'<script src="{escape(base + reverse("widget_js"))}" '
+        f'data-bot="{escape(bot.public_key)}" async></script>',
+        "iframe": f'<iframe src="{escape(frame)}" title="Chat with {escape(bot.name)}" '
+        'width="380" height="600" style="border:0"></iframe>',
         "page": base + reverse("chat_page", args=[bot.public_key]),
     }
 

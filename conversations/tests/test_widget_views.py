@@ -2,10 +2,13 @@
 the answer trace. Anonymous → sign in, members → the page (the secret key for managers only),
 another organization → 404."""
 
+from html.parser import HTMLParser
+
 import pytest
 from django.urls import reverse
 
 from conversations.models import Conversation, Customer, Message
+from conversations.widget_views import snippets
 
 pytestmark = pytest.mark.django_db
 
@@ -423,3 +426,27 @@ def test_a_customer_message_has_no_trace_page(client, owner, acme, acme_bot):
     )
     client.force_login(owner)
     assert client.get(_trace(acme, acme_bot, customer_message)).status_code == 404
+
+
+def test_the_iframe_snippet_escapes_the_bots_name(client, owner, acme, acme_bot):
+    acme_bot.name = 'Q"><script>alert(document.cookie)</script>'
+    acme_bot.save(update_fields=["name"])
+    snippet = snippets(bot=acme_bot, base="https://support.acme.example")["iframe"]
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, dict(attrs)))
+
+    tags = Tags()
+    tags.feed(snippet)
+    # Pasted into the owner's site it is one iframe whose title is the name, and no script.
+    assert [tag for tag, _ in tags.tags] == ["iframe"]
+    assert tags.tags[0][1]["title"] == f"Chat with {acme_bot.name}"
+    # Shown on the Integrations page as text, escaped once more.
+    client.force_login(owner)
+    body = client.get(_integrations(acme, acme_bot)).content.decode()
+    assert "<script>alert(document.cookie)" not in body
