@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from allauth.account.adapter import get_adapter
 from django import forms
 
 from bots.models import PERSON_NAME_MAX_LENGTH, Bot, Invitation, Role, validate_person_name
@@ -64,8 +65,6 @@ class SignupForm(forms.Form):
         return cleaned_data
 
     def signup(self, request, user) -> None:
-        from allauth.account.adapter import get_adapter
-
         from bots.services import user_onboard, user_set_name
 
         user_set_name(user=user, name=self.cleaned_data["name"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.conf import settings
@@ -86,9 +87,11 @@ def user_onboard(
     sent to another address than the user's is left for its owner: the user founds their own.
     """
     if not user.name and user.get_full_name():
-        # Google's sign-up gives a first and last name and asks nothing.
+        # Google's sign-up gives a first and last name and asks nothing. A name that is not
+        # usable leaves display_name's fallback until the person sets one on their profile.
         full_name = " ".join(user.get_full_name().split())
-        user_set_name(user=user, name=full_name[: User._meta.get_field("name").max_length])
+        with contextlib.suppress(ValidationError):
+            user_set_name(user=user, name=full_name[: User._meta.get_field("name").max_length])
     if (
         invitation is not None
         and invitation.is_open
