@@ -217,6 +217,16 @@ class BotAdmin(TenantAdmin):
 class UserAdmin(BaseUserAdmin):
     """Only superusers manage accounts (Django's own permission checks apply)."""
 
-    list_display = ["email", "first_name", "last_name", "is_staff", "is_superuser", "last_login"]
-    search_fields = ["email", "first_name", "last_name"]
+    list_display = ["email", "shown_name", "is_staff", "is_superuser", "last_login"]
+    search_fields = ["email", "name", "first_name", "last_name"]
     ordering = ["email"]
+    # The name customers and teammates read (User.display_name) sits with the login.
+    fieldsets = [
+        (None, {"fields": ["username", "password"]}),
+        ("Personal info", {"fields": ["name", "email", "first_name", "last_name"]}),
+        *BaseUserAdmin.fieldsets[2:],
+    ]
+
+    @admin.display(description="Name", ordering="name")
+    def shown_name(self, user: User) -> str:
+        return user.display_name

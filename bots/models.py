@@ -8,6 +8,7 @@ configure bots and knowledge (also in Django admin), agents work the queue.
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -19,6 +20,14 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+PERSON_NAME_MAX_LENGTH = 80
+
+
+def validate_person_name(value: str) -> None:
+    """A name is read in one line: the chat's "Sam Rivera joined the chat", an e-mail subject."""
+    if any(unicodedata.category(ch) in {"Cc", "Zl", "Zp"} for ch in value):
+        raise ValidationError("Write your name on one line, without tabs or line breaks.")
+
 
 class User(AbstractUser):
     """People who sign in: owners, admins and agents. Customers in the widget are not users.
@@ -28,10 +37,21 @@ class User(AbstractUser):
     """
 
     email = models.EmailField("email address", unique=True)
+    # One name per person whatever the organization, as Intercom and Zendesk do: customers read
+    # it in the chat, teammates in the console and its e-mails. Asked at sign-up; empty only
+    # for accounts made another way (createsuperuser, rows older than the field).
+    name = models.CharField(
+        "name",
+        max_length=PERSON_NAME_MAX_LENGTH,
+        blank=True,
+        validators=[validate_person_name],
+        help_text="Shown to customers in the chat and to teammates in the console.",
+    )
 
     @property
     def display_name(self) -> str:
-        return self.get_full_name() or self.email.split("@")[0]
+        """What everyone else reads for this person: use it wherever a person is named."""
+        return self.name or self.get_full_name() or self.email.split("@")[0]
 
 
 class Organization(models.Model):
@@ -130,6 +150,10 @@ class Invitation(models.Model):
         Organization, on_delete=models.CASCADE, related_name="invitations"
     )
     email = models.EmailField()
+    # What the inviter called them: pre-fills the sign-up form, where the invitee may change it.
+    name = models.CharField(
+        max_length=PERSON_NAME_MAX_LENGTH, blank=True, validators=[validate_person_name]
+    )
     role = models.CharField(
         max_length=10,
         choices=[(Role.ADMIN, "Admin"), (Role.AGENT, "Agent")],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.conf import settings
@@ -61,6 +62,20 @@ def membership_add(*, organization: Organization, user: User, role: str) -> Memb
     return membership
 
 
+def user_set_name(*, user: User, name: str) -> User:
+    """The name customers and teammates read for `user` (User.display_name). Messages already
+    sent keep the name they were sent with."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Your name can't be empty."})
+    try:
+        user.name = User._meta.get_field("name").clean(name, user)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from exc
+    user.save(update_fields=["name"])
+    return user
+
+
 @transaction.atomic
 def user_onboard(
     *, user: User, organization_name: str = "", invitation: Invitation | None = None
@@ -68,9 +83,20 @@ def user_onboard(
     """First sign-in of a new user: join the inviting organization, or found a new one.
 
     Idempotent: both the e-mail sign-up form and the social sign-up signal call it, and a user
-    who already belongs somewhere (and has no invitation) keeps what they have.
+    who already belongs somewhere (and has no invitation) keeps what they have. An invitation
+    sent to another address than the user's is left for its owner: the user founds their own.
     """
-    if invitation is not None and invitation.is_open:
+    if not user.name and user.get_full_name():
+        # Google's sign-up gives a first and last name and asks nothing. A name that is not
+        # usable leaves display_name's fallback until the person sets one on their profile.
+        full_name = " ".join(user.get_full_name().split())
+        with contextlib.suppress(ValidationError):
+            user_set_name(user=user, name=full_name[: User._meta.get_field("name").max_length])
+    if (
+        invitation is not None
+        and invitation.is_open
+        and invitation.email.lower() == user.email.lower()
+    ):
         return invitation_accept(invitation=invitation, user=user)
     existing = user.memberships.select_related("organization").first()
     if existing is not None:
@@ -81,10 +107,15 @@ def user_onboard(
 
 
 def invitation_create(
-    *, organization: Organization, email: str, role: str, invited_by: User
+    *, organization: Organization, email: str, role: str, invited_by: User, name: str = ""
 ) -> Invitation:
-    """Invite `email` to `organization`, or resend the open invitation; mails after commit."""
+    """Invite `email` to `organization`, or resend the open invitation; mails after commit.
+    `name`, when the inviter knows it, greets the invitee and pre-fills their sign-up."""
     email = email.strip().lower()
+    try:
+        name = Invitation._meta.get_field("name").clean(name.strip(), None)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from exc
     if role not in (Role.ADMIN, Role.AGENT):
         raise ValidationError({"role": "Invite as an admin or an agent."})
     if organization.memberships.filter(user__email__iexact=email).exists():
@@ -104,7 +135,11 @@ def invitation_create(
             try:
                 with transaction.atomic():
                     invitation = Invitation.objects.create(
-                        organization=organization, email=email, role=role, invited_by=invited_by
+                        organization=organization,
+                        email=email,
+                        name=name,
+                        role=role,
+                        invited_by=invited_by,
                     )
             except IntegrityError:  # a concurrent invite of the same address won
                 invitation = Invitation.objects.get(
@@ -116,9 +151,10 @@ def invitation_create(
         else:
             # Re-inviting renews the deadline and the role rather than piling up invitations.
             invitation.role = role
+            invitation.name = name or invitation.name
             invitation.invited_by = invited_by
             invitation.expires_at = Invitation._meta.get_field("expires_at").default()
-            invitation.save(update_fields=["role", "invited_by", "expires_at"])
+            invitation.save(update_fields=["role", "name", "invited_by", "expires_at"])
         transaction.on_commit(lambda: _invitation_send(invitation.pk))
     return invitation
 

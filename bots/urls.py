@@ -6,6 +6,12 @@ from knowledge import views as knowledge_views
 urlpatterns = [
     path("", views.home, name="home"),
     path("organizations/new/", views.organization_create, name="organization_create"),
+    path("accounts/profile/", views.profile, name="profile"),
+    path(
+        "accounts/signup/without-invitation/",
+        views.signup_without_invitation,
+        name="signup_without_invitation",
+    ),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("o/<slug:org>/", views.organization_detail, name="organization_detail"),
     path("o/<slug:org>/bots/new/", views.bot_create, name="bot_create"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account.views import SignupView as AllauthSignupView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,6 +15,8 @@ from bots.forms import (
     BotForm,
     InvitationForm,
     OrganizationForm,
+    ProfileForm,
+    pending_invitation,
 )
 from bots.models import MANAGER_ROLES, Role
 
@@ -149,6 +152,62 @@ def invitation_revoke(request, org, invitation_id):
     services.invitation_revoke(invitation=invitation)
     messages.success(request, f"Invitation to {invitation.email} revoked.")
     return redirect("members", org)
+
+
+class SignupView(AllauthSignupView):
+    """allauth's sign-up page, told of the invitation the visitor followed, if any: it then
+    says what they are joining, asks no organization and keeps the invited address."""
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.invitation = pending_invitation(request)
+
+    def get_form_kwargs(self):
+        return super().get_form_kwargs() | {"invitation": self.invitation}
+
+    def get_initial(self):
+        initial = super().get_initial()
+        if self.invitation is not None:
+            initial["email"] = self.invitation.email
+            if self.invitation.name:
+                initial["name"] = self.invitation.name
+        return initial
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(**kwargs) | {"invitation": self.invitation}
+
+
+signup = SignupView.as_view()
+
+
+@require_POST
+def signup_without_invitation(request):
+    """The visitor followed an invitation but wants an account of their own (another address,
+    their own organization): forget the invitation in this browser. It stays open for its
+    address."""
+    request.session.pop(PENDING_INVITATION_KEY, None)
+    return redirect("account_signup")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    """The signed-in person's own profile; there is no way to name anyone else's."""
+    user = request.user
+    context = {"organization": selectors.organization_list_for_user(user=user).first()}
+    if request.method == "GET":
+        form = ProfileForm(initial={"name": user.display_name})
+        return render(request, "bots/profile.html", context | {"form": form})
+    form = ProfileForm(request.POST)
+    if form.is_valid():
+        try:
+            services.user_set_name(user=user, name=form.cleaned_data["name"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Your name is now {user.name}.")
+            return redirect("profile")
+    return render(request, "bots/profile.html", context | {"form": form}, status=400)
 
 
 @require_http_methods(["GET", "POST"])

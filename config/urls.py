@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from bots.views import signup
 from config.views import admin_login, favicon, healthz
 
 admin.site.site_header = "Handoff administration"
@@ -11,6 +12,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
+    # Ahead of allauth's own: the same page, aware of a pending invitation.
+    path("accounts/signup/", signup, name="account_signup"),
     path("accounts/", include("allauth.urls")),
     path("", include("conversations.widget_urls")),
     path("", include("bots.urls")),

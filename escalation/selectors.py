@@ -129,5 +129,5 @@ def transfer_targets(*, organization: Organization) -> QuerySet[Membership]:
     return (
         organization.memberships.select_related("user")
         .annotate(rank=rank)
-        .order_by("rank", "user__first_name", "user__email")
+        .order_by("rank", "user__name", "user__first_name", "user__email")
     )

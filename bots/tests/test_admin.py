@@ -118,3 +118,10 @@ def test_the_superuser_sees_every_organization(client, superuser, acme_bot, glob
     client.force_login(superuser)
     body = client.get(reverse("admin:bots_bot_changelist")).content.decode()
     assert "Acme Support" in body and "Globex Helper" in body
+
+
+def test_the_superuser_edits_a_persons_display_name(client, superuser, agent):
+    client.force_login(superuser)
+    assert "Sam" in client.get(reverse("admin:bots_user_changelist")).content.decode()
+    page = client.get(reverse("admin:bots_user_change", args=[agent.pk])).content.decode()
+    assert 'name="name"' in page

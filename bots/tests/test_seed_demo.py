@@ -29,6 +29,8 @@ def test_it_seeds_acme_once_and_keeps_the_passwords(data_dir, client, capsys):
     assert Bot.objects.filter(organization__name="Acme").count() == 1
     roles = dict(Membership.objects.values_list("user__email", "role"))
     assert roles == {"owner@acme.example": "owner", "agent@acme.example": "agent"}
+    names = {u.email: u.display_name for u in User.objects.all()}
+    assert names == {"owner@acme.example": "Ada Moreno", "agent@acme.example": "Sam Rivera"}
     out = capsys.readouterr().out
     assert first["owner@acme.example"] in out and first["agent@acme.example"] in out
     assert client.login(username="owner@acme.example", password=first["owner@acme.example"])
@@ -61,3 +63,14 @@ def test_the_demo_bot_answers_as_soon_as_the_seed_returns(data_dir):
     assert answer.outcome == "answered"
     assert "3 to 5 business days" in answer.text
     assert answer.citations
+
+
+def test_it_gives_earlier_demo_people_real_names_but_keeps_chosen_ones(data_dir):
+    """Demo rows seeded before names existed were called "Ada Owner" and "Sam Agent"."""
+    from bots.tests.factories import UserFactory
+
+    UserFactory(email="owner@acme.example", first_name="Ada", last_name="Owner", name="Ada Owner")
+    UserFactory(email="agent@acme.example", first_name="Sam", name="Samantha")
+    call_command("seed_demo")
+    names = {u.email: u.display_name for u in User.objects.all()}
+    assert names == {"owner@acme.example": "Ada Moreno", "agent@acme.example": "Samantha"}

@@ -235,3 +235,20 @@ def test_a_bots_chat_does_not_re_render_the_queue_on_every_message(
         services.message_add_user(conversation=carlas_chat, text="Hello there")
     assert [e for _g, e, _p in broadcasts] == ["message.created", "conversation.updated"]
     assert [e for _g, e, _p in broadcasts if e == "console.queue"] == []
+
+
+def test_the_customer_reads_the_name_the_agent_chose(
+    waiting, agent, broadcasts, django_capture_on_commit_callbacks
+):
+    from bots.services import user_set_name
+
+    user_set_name(user=agent, name="Sam Rivera")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_claim(conversation=waiting, agent=agent)
+        services.conversation_reply(conversation=waiting, agent=agent, text="Hello Carla")
+    customer = [
+        p["message"] for g, e, p in broadcasts if g == f"conv.{waiting.pk}" and "message" in p
+    ]
+    assert "Sam Rivera joined the chat" in [m["text"] for m in customer]
+    [reply] = [m for m in customer if m["text"] == "Hello Carla"]
+    assert reply["agent_name"] == "Sam Rivera"

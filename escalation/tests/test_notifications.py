@@ -451,6 +451,21 @@ def test_an_agents_reply_is_emailed_to_a_customer_who_left_an_address(
     assert mail.body.startswith("Your parcel left today.")
 
 
+def test_the_customer_e_mail_is_signed_with_the_agents_chosen_name(carlas_chat, agent, queued):
+    from bots.services import user_set_name
+    from conversations.services import conversation_claim, conversation_reply, customer_leave_email
+
+    user_set_name(user=agent, name="Sam Rivera")
+    escalation_open(conversation=carlas_chat, trigger="human_request", reason="Asked")
+    customer_leave_email(conversation=carlas_chat, email="carla@example.com")
+    conversation_claim(conversation=carlas_chat, agent=agent)
+    conversation_reply(conversation=carlas_chat, agent=agent, text="Your parcel left today.")
+
+    row = Notification.objects.get(target="carla@example.com")
+    assert row.subject == "Sam Rivera answered your question (Acme Support)"
+    assert "— Sam Rivera, Acme" in row.body
+
+
 def test_no_e_mail_goes_to_a_customer_who_did_not_ask_for_one(carlas_chat, agent, queued):
     from conversations.services import conversation_claim, conversation_reply, message_add_note
 

@@ -21,9 +21,11 @@ from bots.services import bot_create, membership_add, organization_create
 
 DEMO_ORG = "Acme"
 DEMO_PEOPLE = [
-    ("owner@acme.example", "Ada", "Owner", Role.OWNER),
-    ("agent@acme.example", "Sam", "Agent", Role.AGENT),
+    ("owner@acme.example", "Ada Moreno", Role.OWNER),
+    ("agent@acme.example", "Sam Rivera", Role.AGENT),
 ]
+# What earlier versions called them; a name a demo user chose on their profile stays.
+PLACEHOLDER_NAMES = {"", "Ada Owner", "Sam Agent"}
 DEMO_KNOWLEDGE = Path(__file__).resolve().parents[2] / "demo"
 DEMO_BOT = {
     "name": "Acme Support",
@@ -50,15 +52,17 @@ class Command(BaseCommand):
         passwords = load_passwords()
         with transaction.atomic():
             users = {}
-            for email, first, last, _role in DEMO_PEOPLE:
+            for email, name, _role in DEMO_PEOPLE:
                 user = User.objects.filter(email=email).first()
                 if user is None:
-                    user = User(email=email, username=email, first_name=first, last_name=last)
+                    user = User(email=email, username=email)
+                if user.name in PLACEHOLDER_NAMES:
+                    user.name = name
                 # Make the stored password and the account agree, whichever was lost.
                 password = passwords.get(email) or secrets.token_urlsafe(9)
                 if not user.pk or not user.check_password(password):
                     user.set_password(password)
-                    user.save()
+                user.save()
                 passwords[email] = password
                 users[email] = user
 
@@ -66,7 +70,7 @@ class Command(BaseCommand):
             owner = users[DEMO_PEOPLE[0][0]]
             if organization is None:
                 organization = organization_create(name=DEMO_ORG, owner=owner)
-            for email, _first, _last, role in DEMO_PEOPLE:
+            for email, _name, role in DEMO_PEOPLE:
                 membership_add(organization=organization, user=users[email], role=role)
             self._verified_emails(users.values())
 
@@ -78,8 +82,9 @@ class Command(BaseCommand):
         credentials_path().write_text(json.dumps(passwords, indent=2))
         credentials_path().chmod(0o600)
         self.stdout.write(self.style.SUCCESS(f"Demo organization {organization.name} is ready."))
-        for email, _first, _last, role in DEMO_PEOPLE:
-            self.stdout.write(f"  {role:<6} {email}  password: {passwords[email]}")
+        for email, _name, role in DEMO_PEOPLE:
+            name = users[email].display_name
+            self.stdout.write(f"  {role:<6} {email}  password: {passwords[email]}  ({name})")
         self.stdout.write(f"  bot    {bot.name}  widget key: {bot.public_key}")
 
     def _knowledge(self, bot: Bot) -> None:

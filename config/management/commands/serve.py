@@ -124,7 +124,7 @@ class Command(BaseCommand):
         demo = Organization.objects.filter(name=DEMO_ORG).values_list("slug", flat=True).first()
         if demo:
             lines.insert(4, f"  Console:    {base}/o/{demo}/console/")
-        for email, _first, _last, role in DEMO_PEOPLE:
+        for email, _name, role in DEMO_PEOPLE:
             if email in passwords:
                 lines.append(f"  Demo {role:<6} {email} / {passwords[email]}")
         channel = "channels-redis" if settings.REDIS_URL else "in-memory (single process)"
