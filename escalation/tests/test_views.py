@@ -166,6 +166,53 @@ def test_without_a_package_the_pane_falls_back_to_the_reason_and_the_bots_last_a
     assert "Mentioned refund" in html and "Refunds take 5 days." in html
 
 
+def test_it_opens_a_conversation_with_the_bot_and_shows_what_the_bot_used_and_wrote(
+    client, agent, carlas_chat
+):
+    # No escalation, so no package: all of it comes from the bot's last answer.
+    question = MessageFactory(conversation=carlas_chat, text="How long is the warranty?")
+    Message.objects.create(
+        conversation=carlas_chat,
+        sender="ai",
+        reply_to=question,
+        text="Acme products come with a two-year warranty.",
+        citations=[{"chunk_id": 7, "title": "Warranty", "url": "https://acme.example/w"}],
+    )
+    client.force_login(agent)
+    for headers in ({}, {"HTTP_HX_TARGET": "pane", **HTMX}):
+        response = client.get(_url("console_conversation", carlas_chat), **headers)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "The bot retrieved" in html and 'href="https://acme.example/w"' in html
+        assert "The bot drafted" in html and "two-year warranty." in html
+        assert ">Take over</button>" in html
+
+
+def test_it_opens_a_handoff_after_a_greeting_and_shows_the_bots_greeting_as_its_draft(
+    client, agent, carlas_chat
+):
+    # The greeting's answer retrieved nothing: the package's "retrieved" is empty, and the
+    # pane looks for it in the bot's last answer.
+    hello = MessageFactory(conversation=carlas_chat, text="hello")
+    Message.objects.create(
+        conversation=carlas_chat,
+        sender="ai",
+        reply_to=hello,
+        text="Hi! I'm Acme's assistant.",
+        trace={"intent": "greeting"},
+    )
+    MessageFactory(conversation=carlas_chat, text="talk to a human")
+    escalation_open(conversation=carlas_chat, trigger="human_request", reason="Asked for a person")
+    assert EscalationLog.objects.get(conversation=carlas_chat).package["retrieved"] == []
+    client.force_login(agent)
+    response = client.get(_url("console_conversation", carlas_chat))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "The bot drafted" in html and "Hi! I&#x27;m Acme&#x27;s assistant." in html
+    assert "The bot retrieved" not in html  # nothing to list, and no empty heading
+    assert ">Claim</button>" in html
+
+
 def test_an_agent_claims_and_the_pane_says_so(client, agent, waiting):
     client.force_login(agent)
     response = client.post(_url("console_claim", waiting), **HTMX)
