@@ -279,6 +279,35 @@ def test_it_transfers_to_a_queue_and_to_a_colleague(client, agent, admin_member,
     assert waiting.assigned_agent == admin_member
 
 
+def _transfer_menu(html: str) -> str:
+    return html[html.index('<select name="to"') : html.index("</select>")]
+
+
+def test_the_transfer_menu_never_defaults_to_the_queue_the_chat_waits_in(client, agent, waiting):
+    Conversation.objects.filter(pk=waiting.pk).update(queue="tier2")
+    client.force_login(agent)
+    html = client.get(_url("console_conversation", waiting)).content.decode()
+    assert '<span class="badge">Tier 2</span>' in html
+    menu = _transfer_menu(html)
+    # Nothing chosen until the agent chooses: a hurried click sends nothing anywhere.
+    assert "required" in menu.split(">")[0]
+    assert '<option value="" disabled selected>Transfer to…</option>' in menu
+    assert menu.count("selected") == 1
+    assert '<option value="queue:tier2" disabled>Tier 2 (waiting here)</option>' in menu
+    assert '<option value="queue:tier1">Tier 1</option>' in menu
+    assert '<option value="queue:manager">Manager</option>' in menu
+
+
+def test_an_agent_may_put_their_chat_back_in_its_own_queue(client, agent, waiting):
+    Conversation.objects.filter(pk=waiting.pk).update(queue="tier2")
+    client.force_login(agent)
+    html = client.post(_url("console_claim", waiting)).content.decode()
+    assert '<option value="queue:tier2">Tier 2 (its queue)</option>' in _transfer_menu(html)
+    client.post(_url("console_transfer", waiting), {"to": "queue:tier2"})
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.queue, waiting.assigned_agent) == ("waiting", "tier2", None)
+
+
 @pytest.mark.parametrize(
     "to",
     ["", "queue:vip", "queue:tier1", "agent:abc", "agent:999999", "agent:" + "9" * 30, "moon:1"],
