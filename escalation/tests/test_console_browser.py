@@ -286,3 +286,86 @@ def test_out_of_hours_the_customer_leaves_an_e_mail_address_in_the_widget(
     assert conversation.status == "waiting"  # it waits in the queue for the morning
     assert conversation.customer.email == "carla@example.com"
     assert customer.errors == []
+
+
+def _customer_chat(browser_context, shop, server, bot):
+    shop.embed(server, bot.public_key)
+    customer = browser_context.new_page()
+    customer.errors = []
+    customer.on("pageerror", lambda error: customer.errors.append(str(error)))
+    customer.goto(shop.origin)
+    customer.get_by_role("button", name="Chat with Acme Support").click()
+    chat = _widget(customer)
+    expect(customer.locator("handoff-chat")).to_have_attribute("data-state", "ready")
+    return customer, chat
+
+
+def _say(customer, text):
+    box = customer.get_by_label("Your message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_an_agent_opens_a_chat_the_bot_answered_from_with_the_bot_and_takes_it_over(
+    live_asgi_server, browser_context, chromium, shop, demo_bot, agent
+):
+    customer, chat = _customer_chat(browser_context, shop, live_asgi_server, demo_bot)
+    _say(customer, "How long is the warranty on Acme products?")
+    expect(chat.locator(".msg.ai.complete").last).to_contain_text(
+        "two-year warranty", timeout=ANSWER_MS
+    )
+    conversation = _conversation_of(demo_bot, customer)
+
+    sam_context, sam = _open_console(chromium, live_asgi_server, agent)
+    sam.locator(f'#with-bot li[data-conversation-id="{conversation.pk}"]').get_by_role(
+        "link"
+    ).click()
+    pane = sam.locator("#pane")
+    # The handoff package, from the bot's answer alone: nobody handed this one off.
+    package = pane.locator(".package")
+    expect(package).to_contain_text("The bot drafted")
+    expect(package).to_contain_text("two-year warranty")
+    expect(package.get_by_role("link", name=re.compile("Warranty"))).to_be_visible()
+
+    pane.get_by_role("button", name="Take over").click()
+    expect(pane).to_contain_text("With an agent: Sam")
+    expect(chat).to_contain_text("Sam joined the chat")
+    pane.get_by_label(re.compile("Reply to")).fill("Sam here: the warranty starts on delivery.")
+    pane.get_by_role("button", name="Send").click()
+    expect(chat.locator(".msg.agent").last).to_contain_text("the warranty starts on delivery.")
+    assert sam.errors == [] and customer.errors == []
+    sam_context.close()
+
+
+@pytest.mark.parametrize("opening", ["hello", "xqzv blorf wug"], ids=["greeting", "gibberish"])
+def test_a_customer_who_greeted_or_typed_nonsense_then_asks_for_a_human_is_claimed_and_answered(
+    live_asgi_server, browser_context, chromium, shop, demo_bot, agent, opening
+):
+    from escalation.services import escalation_rules_create_defaults
+
+    # The rules every bot made in the app starts with: "talk to a human" hands off.
+    escalation_rules_create_defaults(bot=demo_bot)
+    sam_context, sam = _open_console(chromium, live_asgi_server, agent)
+    customer, chat = _customer_chat(browser_context, shop, live_asgi_server, demo_bot)
+    _say(customer, opening)
+    expect(chat.locator(".msg.ai.complete:not(.greeting)")).to_have_count(1, timeout=ANSWER_MS)
+    bot_said = chat.locator(".msg.ai.complete:not(.greeting) .bubble").last.inner_text()
+    _say(customer, "talk to a human")
+    expect(chat).to_contain_text("Connecting you with a person…", timeout=ANSWER_MS)
+    conversation = _conversation_of(demo_bot, customer)
+
+    item = sam.locator(f'#queue .queue-item[data-conversation-id="{conversation.pk}"]')
+    item.get_by_role("link").click()
+    pane = sam.locator("#pane")
+    expect(pane.locator(".package")).to_contain_text("The bot drafted")
+    expect(pane.locator(".package .drafted")).to_contain_text(bot_said.strip()[:30])
+    expect(pane.locator(f"#transcript-{conversation.pk}")).to_contain_text("talk to a human")
+
+    pane.get_by_role("button", name="Claim").click()
+    expect(pane).to_contain_text("With an agent: Sam")
+    expect(chat).to_contain_text("Sam joined the chat")
+    pane.get_by_label(re.compile("Reply to")).fill("Hi, Sam here. What can I do for you?")
+    pane.get_by_role("button", name="Send").click()
+    expect(chat.locator(".msg.agent").last).to_contain_text("What can I do for you?")
+    assert sam.errors == [] and customer.errors == []
+    sam_context.close()

@@ -166,6 +166,53 @@ def test_without_a_package_the_pane_falls_back_to_the_reason_and_the_bots_last_a
     assert "Mentioned refund" in html and "Refunds take 5 days." in html
 
 
+def test_it_opens_a_conversation_with_the_bot_and_shows_what_the_bot_used_and_wrote(
+    client, agent, carlas_chat
+):
+    # No escalation, so no package: all of it comes from the bot's last answer.
+    question = MessageFactory(conversation=carlas_chat, text="How long is the warranty?")
+    Message.objects.create(
+        conversation=carlas_chat,
+        sender="ai",
+        reply_to=question,
+        text="Acme products come with a two-year warranty.",
+        citations=[{"chunk_id": 7, "title": "Warranty", "url": "https://acme.example/w"}],
+    )
+    client.force_login(agent)
+    for headers in ({}, {"HTTP_HX_TARGET": "pane", **HTMX}):
+        response = client.get(_url("console_conversation", carlas_chat), **headers)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "The bot retrieved" in html and 'href="https://acme.example/w"' in html
+        assert "The bot drafted" in html and "two-year warranty." in html
+        assert ">Take over</button>" in html
+
+
+def test_it_opens_a_handoff_after_a_greeting_and_shows_the_bots_greeting_as_its_draft(
+    client, agent, carlas_chat
+):
+    # The greeting's answer retrieved nothing: the package's "retrieved" is empty, and the
+    # pane looks for it in the bot's last answer.
+    hello = MessageFactory(conversation=carlas_chat, text="hello")
+    Message.objects.create(
+        conversation=carlas_chat,
+        sender="ai",
+        reply_to=hello,
+        text="Hi! I'm Acme's assistant.",
+        trace={"intent": "greeting"},
+    )
+    MessageFactory(conversation=carlas_chat, text="talk to a human")
+    escalation_open(conversation=carlas_chat, trigger="human_request", reason="Asked for a person")
+    assert EscalationLog.objects.get(conversation=carlas_chat).package["retrieved"] == []
+    client.force_login(agent)
+    response = client.get(_url("console_conversation", carlas_chat))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "The bot drafted" in html and "Hi! I&#x27;m Acme&#x27;s assistant." in html
+    assert "The bot retrieved" not in html  # nothing to list, and no empty heading
+    assert ">Claim</button>" in html
+
+
 def test_an_agent_claims_and_the_pane_says_so(client, agent, waiting):
     client.force_login(agent)
     response = client.post(_url("console_claim", waiting), **HTMX)
@@ -230,6 +277,35 @@ def test_it_transfers_to_a_queue_and_to_a_colleague(client, agent, admin_member,
     client.post(_url("console_transfer", waiting), {"to": f"agent:{admin_member.pk}"})
     waiting.refresh_from_db()
     assert waiting.assigned_agent == admin_member
+
+
+def _transfer_menu(html: str) -> str:
+    return html[html.index('<select name="to"') : html.index("</select>")]
+
+
+def test_the_transfer_menu_never_defaults_to_the_queue_the_chat_waits_in(client, agent, waiting):
+    Conversation.objects.filter(pk=waiting.pk).update(queue="tier2")
+    client.force_login(agent)
+    html = client.get(_url("console_conversation", waiting)).content.decode()
+    assert '<span class="badge">Tier 2</span>' in html
+    menu = _transfer_menu(html)
+    # Nothing chosen until the agent chooses: a hurried click sends nothing anywhere.
+    assert "required" in menu.split(">")[0]
+    assert '<option value="" disabled selected>Transfer to…</option>' in menu
+    assert menu.count("selected") == 1
+    assert '<option value="queue:tier2" disabled>Tier 2 (waiting here)</option>' in menu
+    assert '<option value="queue:tier1">Tier 1</option>' in menu
+    assert '<option value="queue:manager">Manager</option>' in menu
+
+
+def test_an_agent_may_put_their_chat_back_in_its_own_queue(client, agent, waiting):
+    Conversation.objects.filter(pk=waiting.pk).update(queue="tier2")
+    client.force_login(agent)
+    html = client.post(_url("console_claim", waiting)).content.decode()
+    assert '<option value="queue:tier2">Tier 2 (its queue)</option>' in _transfer_menu(html)
+    client.post(_url("console_transfer", waiting), {"to": "queue:tier2"})
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.queue, waiting.assigned_agent) == ("waiting", "tier2", None)
 
 
 @pytest.mark.parametrize(

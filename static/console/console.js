@@ -6,6 +6,7 @@
   const TYPING_EVERY_MS = 2500; // at most one "typing" frame per this while typing
   const TYPING_IDLE_MS = 3000; // then "stopped" after this long without a key
   const ALERT_PRIORITIES = new Set(["high", "urgent"]);
+  const LIST_ITEMS = "#queue li[data-conversation-id], #mine li[data-conversation-id], #with-bot li[data-conversation-id]";
 
   let socket = null; // htmx ws extension's socket wrapper, set on open
   let watching = null;
@@ -64,13 +65,33 @@
     const target = event.detail.target;
     if (!target || !target.classList || !target.classList.contains("transcript")) return;
     const last = target.lastElementChild;
-    if (last) last.scrollIntoView({ block: "nearest" });
+    target.scrollTop = target.scrollHeight; // the transcript scrolls, never the page
     // The agent has it on screen: a customer message read here is not "unread" in the queue.
     const pane = document.getElementById("pane");
     if (last && last.dataset.sender === "user" && pane && pane.dataset.seenUrl) {
       htmx.ajax("POST", pane.dataset.seenUrl, { source: pane, swap: "none" });
     }
   });
+
+  /* --- The open conversation, marked in whichever list holds it ------------------------- */
+  // The lists are rendered for everyone (pushed to the whole organization, or fetched by the
+  // poll), so which row is open is this page's to mark, after every swap.
+  function markOpen() {
+    const id = String(paneConversation() || "");
+    for (const item of document.querySelectorAll(LIST_ITEMS)) {
+      const open = item.dataset.conversationId === id;
+      item.classList.toggle("current", open);
+      const link = item.querySelector("a");
+      if (!link) continue;
+      if (open) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  function showLatest() {
+    const transcript = document.querySelector("#pane .transcript");
+    if (transcript) transcript.scrollTop = transcript.scrollHeight;
+  }
 
   /* --- Typing, to the customer -------------------------------------------------------- */
   let lastTyping = 0;
@@ -164,8 +185,11 @@
       htmx.trigger(document.body, "console-mine");
     } else if (elt.id === "pane") {
       watch(false);
+      showLatest();
     }
+    if (["queue", "mine", "with-bot", "pane"].includes(elt.id)) markOpen();
   });
+  document.addEventListener("htmx:historyRestore", markOpen);
 
   function setupNotifications() {
     const button = document.getElementById("notify-enable");
@@ -181,5 +205,7 @@
     scanQueue();
     setupNotifications();
     watch(false);
+    markOpen();
+    showLatest();
   });
 })();
