@@ -100,11 +100,11 @@ header .close{border:0;font-size:20px;line-height:1;padding:2px 6px}
 .typing i:nth-child(2){animation-delay:.15s}.typing i:nth-child(3){animation-delay:.3s}
 @keyframes b{50%{transform:translateY(-3px);opacity:.4}}
 @media (prefers-reduced-motion:reduce){.typing i{animation:none}}
-.end-box{align-self:stretch;max-width:100%;align-items:center;gap:8px;padding:6px 0;border-top:1px solid #e5e7eb}
-.rate{display:flex;gap:4px;justify-content:center}
-.rate button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:2px 8px;font-size:20px;line-height:1.2;color:#9ca3af}
-.rate button:hover,.rate button:focus-visible{color:#d97706;border-color:#d97706}
-.end-box .new{background:var(--c);color:var(--on);border:0;border-radius:999px;padding:6px 14px;font-size:14px}
+.end-box{align-self:stretch;max-width:100%;align-items:center;gap:8px}
+.rate{display:flex;gap:4px}
+.rate button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:0 8px;font-size:20px;color:#9ca3af}
+.rate button:hover,.rate button:focus{color:#d97706}
+.new{background:var(--c);color:var(--on);border:0;border-radius:999px;padding:6px 14px}
 .msg form.email{border:0;padding:4px 0;background:none}.email input{flex:1;min-width:0;border:1px solid #d1d5db;border-radius:8px;padding:6px}
 .alert{margin:0;padding:6px 12px;background:#fef2f2;color:#b91c1c;font-size:13px}
 .alert:empty{display:none}
@@ -161,7 +161,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
         $text: $("textarea"), $send: $(".send"), $count: $(".count"), $status: $(".status"),
         $escalate: $(".escalate"), $announce: $(".announce"),
       });
-      this.gone = new Set(); // conversations left for a new one: their late events are ignored
+      this.gone = new Set(); // conversations left for a new one
       this.$launcher.addEventListener("click", () => this.toggle(this.$panel.hidden));
       $(".close").addEventListener("click", () => this.toggle(false));
       this.$escalate.addEventListener("click", () => this.escalate());
@@ -317,14 +317,13 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
           this.status("");
           this.alert("");
           if (frame.bot) this.theme(frame.bot);
-          // The conversation asked for is gone (closed): show the one the server has, from
-          // its start, or none (the next message starts one).
-          const had = this.state.conversation_id, now = frame.conversation ? frame.conversation.id : null;
+          // Not the conversation asked for (it was closed): the server's one from its start, or none.
+          const had = this.state.conversation_id, now = frame.conversation && frame.conversation.id;
           if (had && now !== had) {
             this.clear();
-            delete this.state.conversation_id;
+            this.state.conversation_id = now || undefined;
             this.save();
-            if (now) { this.state.conversation_id = now; this.save(); this.hello(); break; }
+            if (now) { this.hello(); break; }
           }
           this.conversation(frame.conversation);
           for (const m of frame.messages || []) this.render(m);
@@ -360,76 +359,55 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       }
     }
 
-    /* The conversation's state (null: none yet; the first message or "Talk to a person"
-     * starts one, and the server then sends it in `conversation.updated`). */
+    /* null: no conversation yet (the first message or escalate starts one). */
     conversation(c) {
       this.convo = c || null;
-      if (c && c.id && c.id !== this.state.conversation_id) {
-        this.state.conversation_id = c.id;
-        this.save();
-      }
-      const s = c ? c.status : "";
+      if (c && c.id && c.id !== this.state.conversation_id) { this.state.conversation_id = c.id; this.save(); }
+      const s = c ? c.status : "", over = s === "resolved" || s === "closed";
       const text = { waiting: "Waiting for a person\u2026", active: c && c.assigned_agent ? `${c.assigned_agent} is here to help` : "A person is here to help", resolved: "Resolved", closed: "Closed" };
       this.status(text[s] || "");
-      const over = s === "resolved" || s === "closed";
-      // Asking for a person again in a finished conversation would seem to do nothing.
-      this.$escalate.hidden = s === "waiting" || s === "active" || over;
-      let end = this.root.querySelector(".end-box");
-      if (!over) {
-        if (end) { end.remove(); this.announce(""); }
-        return;
-      }
-      if (end) return; // already shown (this is called again after every typing pause)
-      end = this.ending(c);
-      this.$log.append(end);
-      // In view and said: the customer may be scrolled up, or not looking at the chat.
-      this.scrollDown();
-      end.scrollIntoView({ block: "nearest" });
-      const ask = c.csat == null ? " How did we do? Rate it from 1 to 5 stars, or start a new conversation." : " You can start a new conversation.";
-      this.announce(`This conversation is ${s === "closed" ? "closed" : "resolved"}.${ask}`);
+      // A finished chat offers a new one, not a person who would never come.
+      this.$escalate.hidden = over || s === "waiting" || s === "active";
+      const end = this.root.querySelector(".end-box");
+      if (!over) { if (end) { end.remove(); this.announce(""); } return; }
+      if (end) return; // shown once, though this runs again after every typing pause
+      this.$log.append(this.ending(c));
+      this.scrollDown(); // in view and said: the customer may be scrolled up, or looking away
+      this.announce(`This conversation is ${s}.${c.csat == null ? " How did we do? Rate it from 1 to 5 stars, or start a new conversation." : ""}`);
     }
 
-    /* The end of a resolved or closed conversation: the CSAT stars (once), and a new start. */
     ending(c) {
-      const box = h("div", { class: "msg system end-box" },
-        h("div", { class: "bubble", text: `This conversation is ${c.status === "closed" ? "closed" : "resolved"}.` }));
+      const box = h("div", { class: "msg system end-box" }, h("div", { class: "bubble", text: `This conversation is ${c.status}.` }));
       const again = h("button", { type: "button", class: "new", text: "Start a new conversation", onclick: () => this.fresh() });
       if (c.csat == null) {
-        const question = h("div", { class: "bubble", id: "rate-question", text: "How did we do?" });
-        const stars = h("div", { class: "rate", role: "radiogroup", "aria-labelledby": "rate-question" });
-        const buttons = [];
+        const ask = h("div", { class: "bubble", id: "rate-q", text: "How did we do?" });
+        const stars = h("div", { class: "rate", role: "radiogroup", "aria-labelledby": "rate-q" });
         for (let n = 1; n <= 5; n++) {
-          buttons.push(h("button", {
-            type: "button", role: "radio", "aria-checked": "false", tabindex: n === 1 ? "0" : "-1",
-            "aria-label": `${n} ${n === 1 ? "star" : "stars"}`, text: "\u2605",
+          stars.append(h("button", { type: "button", role: "radio", "aria-checked": "false", tabindex: n > 1 ? "-1" : "0", "aria-label": `${n} star${n > 1 ? "s" : ""}`, text: "\u2605",
             onclick: () => {
-              if (!this.send({ type: "rate", score: n })) { this.alert("Not connected yet; try again in a moment."); return; }
-              question.textContent = "Thank you!";
+              if (!this.send({ type: "rate", score: n })) return this.alert("Not connected yet; try again in a moment.");
+              ask.textContent = "Thank you!";
               stars.remove();
               this.announce("Thank you for your rating.");
               again.focus();
-            },
-          }));
+            } }));
         }
-        // One tab stop; the arrow keys move between the stars, as in a radio group.
+        // One tab stop; arrows move between the stars, as in a radio group.
         stars.addEventListener("keydown", (e) => {
           const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
           if (!step) return;
           e.preventDefault();
-          const i = buttons.indexOf(this.root.activeElement);
-          const next = buttons[(Math.max(i, 0) + step + buttons.length) % buttons.length];
-          buttons.forEach((b) => b.setAttribute("tabindex", b === next ? "0" : "-1"));
+          const all = [...stars.children], next = all[(Math.max(all.indexOf(this.root.activeElement), 0) + step + 5) % 5];
+          all.forEach((b) => b.setAttribute("tabindex", b === next ? "0" : "-1"));
           next.focus();
         });
-        stars.append(...buttons);
-        box.append(question, stars);
+        box.append(ask, stars);
       }
       box.append(again);
       return box;
     }
 
-    /* "Start a new conversation": forget the finished one; the next message starts another
-     * on the server (a hello without its id gets none back). */
+    /* "Start a new conversation": forget this one (its late events too) and greet without it. */
     fresh() {
       if (this.state.conversation_id) this.gone.add(this.state.conversation_id);
       delete this.state.conversation_id;
@@ -437,15 +415,14 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.clear();
       this.conversation(null);
       if (this.ws && this.ws.readyState === WebSocket.OPEN) this.hello();
-      this.announce("New conversation. Type your message.");
+      this.announce("New conversation.");
       this.$text.focus();
     }
 
     clear() {
       for (const { el } of this.messages.values()) el.remove();
       this.messages.clear();
-      const end = this.root.querySelector(".end-box");
-      if (end) end.remove();
+      this.root.querySelectorAll(".end-box").forEach((e) => e.remove());
       this.emailLeft = false;
     }
 
