@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from bots.tests.factories import PASSWORD
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Customer, Message
 from knowledge import services as knowledge_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -224,6 +224,37 @@ def test_a_reload_keeps_the_conversation(live_asgi_server, browser_context, shop
     hello = frames.of_type("hello", frames.sent)[0]
     assert hello["conversation_id"] == Conversation.objects.get(bot=demo_bot).pk
     assert Conversation.objects.filter(bot=demo_bot).count() == 1
+
+
+def test_opening_the_chat_stores_nothing_until_the_customer_asks(
+    live_asgi_server, browser_context, shop, acme_bot
+):
+    acme_bot.allowed_origins = [shop.origin]
+    acme_bot.save(update_fields=["allowed_origins"])
+    page, frames = _open_shop(browser_context, shop, live_asgi_server, acme_bot)
+    _launcher(page).click()
+    chat = _chat(page)
+    expect(chat).to_contain_text("Hi! I'm here to help")
+    for _ in range(50):
+        if frames.of_type("ready"):
+            break
+        page.wait_for_timeout(100)
+    assert frames.of_type("ready")[0]["conversation"] is None
+    assert not Conversation.objects.exists() and not Customer.objects.exists()
+
+    # "Talk to a person" is the first action: it starts the conversation, in the queue.
+    chat.get_by_role("button", name="Talk to a person").click()
+    expect(chat).to_contain_text("Connecting you with a person…")
+    expect(chat.locator(".status")).to_have_text("Waiting for a person…")
+    conversation = Conversation.objects.get(bot=acme_bot)
+    assert conversation.status == "waiting"
+
+    frames = Frames(page)
+    page.reload()
+    expect(_chat(page)).to_contain_text("Connecting you with a person…")
+    assert frames.of_type("hello", frames.sent)[0]["conversation_id"] == conversation.pk
+    assert Conversation.objects.count() == 1 and Customer.objects.count() == 1
+    assert page.errors == []
 
 
 @pytest.mark.parametrize("server_got_it", [False, True], ids=["lost", "echo-lost"])
