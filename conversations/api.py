@@ -117,6 +117,12 @@ def chat_send(request, bot):
         conversation = selectors.conversation_get_for_bot(bot=bot, conversation_id=conversation_id)
         customer = conversation.customer
     else:
+        # Before the customer is identified (maybe created): a refused first message stores
+        # neither a customer nor a conversation.
+        try:
+            services.message_check(text=text, client_message_id=client_message_id)
+        except services.MessageRejected as exc:
+            raise _rejected(text, exc) from None
         customer = _customer(bot, body.get("customer"))
     # Per customer only: every request comes from the site's server, so its IP says nothing
     # about who is sending.
@@ -125,16 +131,22 @@ def chat_send(request, bot):
     except ratelimit.RateLimited as exc:
         retry = {"Retry-After": str(exc.retry_after)}
         raise ApiError(429, exc.message, "rate_limited", headers=retry) from None
-    if conversation is None:
-        conversation = services.conversation_start(bot=bot, customer=customer, channel="api")
     try:
-        message, created = services.message_add_user(
-            conversation=conversation, text=text, client_message_id=client_message_id
-        )
+        if conversation is None:
+            # The conversation starts with its first message, in one transaction.
+            message, created = services.message_add_first(
+                bot=bot,
+                customer=customer,
+                channel="api",
+                text=text,
+                client_message_id=client_message_id,
+            )
+        else:
+            message, created = services.message_add_user(
+                conversation=conversation, text=text, client_message_id=client_message_id
+            )
     except services.MessageRejected as exc:
-        code = _rejection_code(text)
-        status = {"too_long": 413, "closed": 409}.get(code, 400)
-        raise ApiError(status, str(exc), code) from None
+        raise _rejected(text, exc) from None
     if created:
         events = _turn_events(message)
     else:
@@ -166,6 +178,11 @@ def _customer(bot: Bot, data):
         return services.customer_identify(bot=bot, user_hash=user_hash, **fields)
     except services.CustomerIdentityError as exc:
         raise ApiError(400, str(exc), "identity") from None
+
+
+def _rejected(text: str, exc: services.MessageRejected) -> ApiError:
+    code = _rejection_code(text)
+    return ApiError({"too_long": 413, "closed": 409}.get(code, 400), str(exc), code)
 
 
 def _rejection_code(text: str) -> str:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.http import Http404
 
 from bots import selectors as bot_selectors
@@ -152,6 +152,11 @@ def _turn_executor() -> ThreadPoolExecutor:
 
 class WidgetConsumer(AsyncJsonWebsocketConsumer):
     bot: Bot | None = None
+    # After `hello`: who the customer says they are (kept to create them with their first
+    # message) and, once they exist, the customer and their conversation.
+    greeted = False
+    identity: dict | None = None
+    channel: str = Conversation.Channel.WIDGET
     customer = None
     conversation = None
     group: str | None = None
@@ -198,7 +203,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             handler = getattr(self, f"on_{kind}", None) if kind in FRAME_TYPES else None
             if handler is None:
                 raise BadFrame(f"Unknown frame type {kind!r}.")
-            if kind != "hello" and self.conversation is None:
+            if kind != "hello" and not self.greeted:
                 await self._error("not_ready", "Send hello first.")
                 return
             await handler(content)
@@ -245,33 +250,71 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         customer, conversation = await _db(self._resume)(
             identity, details, conversation_id, channel
         )
-        group = conversation_group(conversation.pk)
+        self.identity, self.channel, self.customer = {**identity, **details}, channel, customer
+        self.greeted = True
+        await self._join(conversation)
+        return await _db(self._ready)(after_id)
+
+    def _resume(self, identity, details, conversation_id, channel):
+        # Nothing is created for a visitor who only opens the widget: the customer and the
+        # conversation come with the first message or request for a person (_first_*).
+        customer = services.customer_identify(bot=self.bot, **identity, **details, create=False)
+        # Someone else's conversation id is treated as none: the customer's own, or none yet.
+        conversation = services.conversation_resume(
+            bot=self.bot, customer=customer, conversation_id=conversation_id, channel=channel
+        )
+        return customer, conversation
+
+    async def _join(self, conversation: Conversation | None) -> None:
+        """Follow this conversation's events (None: no conversation yet), and stop following
+        the one before."""
+        group = conversation_group(conversation.pk) if conversation else None
         if group != self.group:
             if self.group:
                 await self.channel_layer.group_discard(self.group, self.channel_name)
             # Joined before reading the messages: an event in between is delivered after
             # `ready` (consumers handle one message at a time) rather than lost; clients keep
             # messages by id, so a repeat only replaces.
-            await self.channel_layer.group_add(group, self.channel_name)
-        self.customer, self.conversation, self.group = customer, conversation, group
-        return await _db(self._ready)(after_id)
+            if group:
+                await self.channel_layer.group_add(group, self.channel_name)
+        self.conversation, self.group = conversation, group
 
-    def _resume(self, identity, details, conversation_id, channel):
-        customer = services.customer_identify(bot=self.bot, **identity, **details)
-        # Someone else's conversation id is treated as none: a fresh or the customer's own.
-        conversation = services.conversation_resume(
-            bot=self.bot, customer=customer, conversation_id=conversation_id, channel=channel
-        )
-        return customer, conversation
+    async def _started(self, conversation: Conversation) -> None:
+        """A frame of this socket started the conversation (or found the one another tab
+        started): follow it, and send what its group heard before this socket joined it (the
+        conversation, the echo, a handoff notice) so the client learns its id."""
+        await self._join(conversation)
+        for frame in await _db(self._catch_up)():
+            await self.send_json(frame)
 
-    def _ready(self, after_id: int) -> dict:
+    def _catch_up(self) -> list[dict]:
         self.conversation.refresh_from_db()
         messages = selectors.messages_after(
-            conversation=self.conversation, after_id=after_id, limit=selectors.MAX_MESSAGES
+            conversation=self.conversation, after_id=0, limit=selectors.MAX_MESSAGES
         )
+        # In the order the group sends them: the messages, then the conversation's status.
+        return [
+            *({"type": "message.created", "message": message_payload(m)} for m in messages),
+            {
+                "type": "conversation.updated",
+                "conversation": conversation_payload(self.conversation, for_customer=True),
+            },
+        ]
+
+    def _ready(self, after_id: int) -> dict:
+        messages = []
+        if self.conversation is not None:
+            self.conversation.refresh_from_db()
+            messages = selectors.messages_after(
+                conversation=self.conversation, after_id=after_id, limit=selectors.MAX_MESSAGES
+            )
         return {
             "type": "ready",
-            "conversation": conversation_payload(self.conversation, for_customer=True),
+            "conversation": (
+                conversation_payload(self.conversation, for_customer=True)
+                if self.conversation is not None
+                else None
+            ),
             "messages": [message_payload(m) for m in messages],
             "bot": {
                 "name": self.bot.name,
@@ -288,15 +331,24 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         client_message_id = content.get("client_message_id")
         if client_message_id is not None and not isinstance(client_message_id, str):
             raise BadFrame('"client_message_id" must be text.')
+        first = self.conversation is None
         try:
-            message, created = await _db(self._message_add)(text, client_message_id)
+            if first:
+                message, created = await _db(self._first_message)(text, client_message_id)
+            else:
+                message, created = await _db(self._message_add)(text, client_message_id)
         except ratelimit.RateLimited as exc:
             await self._error("rate_limited", exc.message)
             return
         except services.MessageRejected as exc:
             await self._error(_rejection_code(text), str(exc))
             return
-        if not created:
+        if first:
+            # The echo is among the frames caught up on.
+            await self._started(message.conversation)
+            if not created:
+                return
+        elif not created:
             # A resend after a reconnect: stored once and answered once, but this client still
             # waits for its echo.
             await self.send_json({"type": "message.created", "message": message_payload(message)})
@@ -315,18 +367,56 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             conversation=self.conversation, text=text, client_message_id=client_message_id
         )
 
+    def _first_message(self, text: str, client_message_id: str | None):
+        """The message that starts the customer's conversation (and, for a new visitor, the
+        customer). A refused one stores neither: checked first, and the customer is created
+        in the transaction a rate limit rolls back."""
+        services.message_check(text=text, client_message_id=client_message_id)
+        with transaction.atomic():
+            customer = services.customer_identify(bot=self.bot, **self.identity)
+            ratelimit.chat_message_check(bot_id=self.bot.pk, visitor=f"c{customer.pk}", ip=self.ip)
+            added = services.message_add_first(
+                bot=self.bot,
+                customer=customer,
+                channel=self.channel,
+                text=text,
+                client_message_id=client_message_id,
+                continue_open=True,
+            )
+        self.customer = customer
+        return added
+
     async def on_escalate(self, content):
+        reason = "The customer asked for a person."
         try:
+            if self.conversation is None:
+                await self._started(await _db(self._first_escalate)(reason))
+                return
             await _db(escalation_services.escalation_request)(
-                conversation=self.conversation, reason="The customer asked for a person."
+                conversation=self.conversation, reason=reason
             )
         except services.ConversationStateError as exc:
             await self._error("closed", str(exc))
+
+    def _first_escalate(self, reason: str) -> Conversation:
+        """ "Talk to a person" before writing anything starts the conversation, in the queue.
+        customer_identify locks the customer to the end: a second tab doing the same waits,
+        then finds this conversation open and asks in it."""
+        with transaction.atomic():
+            customer = services.customer_identify(bot=self.bot, **self.identity)
+            conversation = services.conversation_resume(
+                bot=self.bot, customer=customer, conversation_id=None, channel=self.channel
+            ) or services.conversation_start(bot=self.bot, customer=customer, channel=self.channel)
+            escalation_services.escalation_request(conversation=conversation, reason=reason)
+        self.customer = customer
+        return conversation
 
     async def on_leave_email(self, content):
         email = content.get("email")
         if not isinstance(email, str):
             raise BadFrame('A leave_email frame needs "email".')
+        if self.conversation is None:
+            raise BadFrame("There is no conversation yet to answer by e-mail.")
         try:
             await _db(services.customer_leave_email)(conversation=self.conversation, email=email)
         except services.ConversationStateError as exc:
@@ -345,6 +435,8 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             raise BadFrame(str(exc)) from None
 
     def _feedback(self, message_id: int, value) -> None:
+        if self.conversation is None:
+            raise Http404
         message = selectors.message_get_for_conversation(
             conversation=self.conversation, message_id=message_id
         )
@@ -356,7 +448,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         active = content.get("active")
         if not isinstance(active, bool):
             raise BadFrame('"active" is true or false.')
-        if self.conversation.status not in (
+        if self.conversation is None or self.conversation.status not in (
             Conversation.Status.WAITING,
             Conversation.Status.ACTIVE,
         ):
@@ -377,6 +469,8 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def on_rate(self, content):
+        if self.conversation is None:
+            raise BadFrame("There is no conversation yet to rate.")
         try:
             await _db(services.conversation_rate)(
                 conversation=self.conversation, score=content.get("score")

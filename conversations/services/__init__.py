@@ -44,8 +44,10 @@ from conversations.services.lifecycle import (  # noqa: F401
 )
 from conversations.services.messages import (  # noqa: F401
     message_add_agent,
+    message_add_first,
     message_add_system,
     message_add_user,
+    message_check,
     message_complete,
     message_fail,
     message_feedback,

@@ -41,8 +41,13 @@ def customer_identify(
     name: str = "",
     email: str = "",
     attributes: dict | None = None,
-) -> Customer:
+    create: bool = True,
+) -> Customer | None:
     """The customer behind a widget or API session, created on first sight.
+
+    With `create=False` (the widget's `hello`) a customer not seen before is checked but not
+    stored, and None returned: they are created with their first message or request, so a
+    visitor who only loads a page with the widget leaves no row.
 
     Without `user_id` the customer is anonymous, one per browser (`visitor_id`). With it, the
     site vouches for who this is by signing the id with the bot's secret key, and the customer
@@ -81,6 +86,8 @@ def customer_identify(
         except ValidationError:
             raise CustomerIdentityError(f"{email[:100]} is not an e-mail address.") from None
 
+    if not create and not Customer.objects.filter(**lookup).exists():
+        return None
     with transaction.atomic():
         # get_or_create survives the race of two first messages: it inserts in a savepoint and,
         # on the unique constraint's IntegrityError, reads the row the other request created.

@@ -34,19 +34,22 @@ def conversation_start(*, bot: Bot, customer: Customer, channel: str = "widget")
 
 
 def conversation_resume(
-    *, bot: Bot, customer: Customer, conversation_id: int | None, channel: str = "widget"
-) -> Conversation:
+    *, bot: Bot, customer: Customer | None, conversation_id: int | None, channel: str = "widget"
+) -> Conversation | None:
     """The conversation a returning widget continues: the one it names if it is the customer's
-    own and not closed, else their latest open one, else a new one, on the same channel (a
-    Playground test never continues a real chat). An id of someone else's conversation is
-    treated as no id at all (no error that would confirm it exists)."""
+    own and not closed, else their latest open one, on the same channel (a Playground test
+    never continues a real chat); None if there is none. Nothing is created here: a
+    conversation starts with its first message (message_add_first) or request for a person,
+    so visitors who only open the widget leave no empty conversations. An id of someone
+    else's conversation is treated as no id at all (no error that would confirm it exists)."""
+    if customer is None:
+        return None
     own = Conversation.objects.filter(bot=bot, customer=customer, channel=channel)
     if conversation_id:
         named = own.exclude(status=Status.CLOSED).filter(pk=conversation_id).first()
         if named is not None:
             return named
-    latest = own.filter(status__in=OPEN_STATUSES).order_by("-created_at", "-pk").first()
-    return latest or conversation_start(bot=bot, customer=customer, channel=channel)
+    return own.filter(status__in=OPEN_STATUSES).order_by("-created_at", "-pk").first()
 
 
 def conversation_set_status(

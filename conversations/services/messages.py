@@ -10,11 +10,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bots.models import User
-from conversations.models import Conversation, Message
+from bots.models import Bot, User
+from conversations.models import Conversation, Customer, Message
 from conversations.sentiment import conversation_sentiment
 from conversations.services.common import (
     ANSWER_FIELDS,
+    OPEN_STATUSES,
     STATUS_FIELDS,
     ConversationStateError,
     MessageRejected,
@@ -24,11 +25,67 @@ from conversations.services.common import (
     _lock,
     _move,
 )
+from conversations.services.lifecycle import conversation_start
 from escalation.signals import assess_message
 
 log = logging.getLogger(__name__)
 
 MAX_CLIENT_MESSAGE_ID = Message._meta.get_field("client_message_id").max_length
+
+
+def message_check(*, text: str, client_message_id: str | None = None) -> None:
+    """Raise MessageRejected for a message message_add_user would refuse whatever the
+    conversation (not text, empty, too long, a client id too long): checked before a first
+    message creates its customer, so a refused one stores nothing."""
+    _clean_text(text)
+    if client_message_id and len(client_message_id.strip()) > MAX_CLIENT_MESSAGE_ID:
+        raise MessageRejected(f"The message id is longer than {MAX_CLIENT_MESSAGE_ID} characters.")
+
+
+def message_add_first(
+    *,
+    bot: Bot,
+    customer: Customer,
+    channel: str,
+    text: str,
+    client_message_id: str | None = None,
+    continue_open: bool = False,
+) -> tuple[Message, bool]:
+    """The customer's message that starts a conversation; returns (message, created), the
+    conversation being `message.conversation`.
+
+    Conversations exist from their first message: the conversation is created with it, in one
+    transaction, so a refused message (empty, too long) leaves none behind. A resend of a
+    message already stored (its `client_message_id` in one of the customer's conversations on
+    this channel: the socket dropped before the widget learnt which) returns it, created=False,
+    instead of starting a second conversation. With `continue_open` (the widget: one
+    conversation at a time) the customer's open conversation, if another tab just started
+    one, takes the message. Locks the customer row, so two first messages at once are
+    ordered and the second sees the first's conversation.
+    """
+    message_check(text=text, client_message_id=client_message_id)
+    client_message_id = (client_message_id or "").strip() or None
+    with transaction.atomic():
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        own = Conversation.objects.filter(bot=bot, customer=customer, channel=channel)
+        if client_message_id:
+            sent = (
+                Message.objects.filter(conversation__in=own, client_message_id=client_message_id)
+                .select_related("conversation")
+                .first()
+            )
+            if sent is not None:
+                return sent, False
+        conversation = None
+        if continue_open:
+            conversation = (
+                own.filter(status__in=OPEN_STATUSES).order_by("-created_at", "-pk").first()
+            )
+        if conversation is None:
+            conversation = conversation_start(bot=bot, customer=customer, channel=channel)
+        return message_add_user(
+            conversation=conversation, text=text, client_message_id=client_message_id
+        )
 
 
 def message_add_user(

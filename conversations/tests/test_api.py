@@ -193,6 +193,7 @@ def test_the_public_key_is_not_an_api_key(client, acme_bot):
         ("[1]", 400, "bad_request", "JSON object"),
         ("{}", 400, "bad_request", '"message" is required'),
         ('{"message": "   "}', 400, "empty", "empty"),
+        ('{"message": "", "customer": {"visitor_id": "shop-visitor-1"}}', 400, "empty", "empty"),
         ('{"message": "' + "a" * 20_000 + '"}', 413, "too_long", "20000 characters"),
         ('{"message": "Hi", "conversation_id": "7"}', 400, "bad_request", "whole number"),
         ('{"message": "Hi", "customer": "me"}', 400, "bad_request", '"customer"'),
@@ -202,7 +203,8 @@ def test_the_public_key_is_not_an_api_key(client, acme_bot):
         "bad-json",
         "not-object",
         "no-message",
-        "empty",
+        "blank",
+        "empty-named-customer",
         "too-long",
         "bad-id",
         "bad-customer",
@@ -214,7 +216,23 @@ def test_bad_requests_get_a_json_error_that_says_why(api, body, status, code, sa
     assert response.status_code == status
     assert response.json()["code"] == code
     assert says in response.json()["error"]
+    # Nothing is stored for a refused first message: no customer, no empty conversation.
     assert not Message.objects.exists()
+    assert not Conversation.objects.exists()
+    assert not Customer.objects.exists()
+
+
+async def test_a_retried_first_message_starts_one_conversation(async_client, acme_bot, scripted):
+    body = {
+        "message": "Hi",
+        "client_message_id": "req-1",
+        "customer": {"visitor_id": "shop-visitor-1"},
+    }
+    _response, once = await _chat(async_client, acme_bot, body)
+    _response, again = await _chat(async_client, acme_bot, body)
+    assert again == [("done", once[-1][1])]
+    assert await Conversation.objects.acount() == 1
+    assert await Message.objects.filter(sender=Message.Sender.USER).acount() == 1
 
 
 def test_a_conversation_of_another_bot_is_not_found(api, gus):

@@ -16,7 +16,7 @@ from django.test import Client
 
 from config.routing import websocket_application, widget_urlpatterns
 from conversations import services
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Customer, Message
 from conversations.tests import fixtures_rt
 from conversations.tests.factories import ConversationFactory, MessageFactory
 from conversations.tests.fixtures_rt import SHIPPING
@@ -98,6 +98,11 @@ def _messages(conversation_id) -> list[tuple[str, str, str]]:
     )
 
 
+@database_sync_to_async
+def _counts() -> tuple[int, int, int]:
+    return Customer.objects.count(), Conversation.objects.count(), Message.objects.count()
+
+
 # --- hello ------------------------------------------------------------------------------------
 async def test_hello_gets_ready_with_the_conversation_its_messages_and_the_bot(shop_bot, carla):
     conversation = await database_sync_to_async(ConversationFactory)(customer=carla)
@@ -118,17 +123,18 @@ async def test_hello_gets_ready_with_the_conversation_its_messages_and_the_bot(s
     await ws.disconnect()
 
 
-async def test_the_playground_records_its_conversations_as_tests(shop_bot, settings):
+async def test_the_playground_records_its_conversations_as_tests(shop_bot, settings, scripted):
     settings.SITE_URL = "https://support.acme.example"
     ws = _socket(shop_bot.public_key, origin="https://support.acme.example")
     assert (await ws.connect())[0]
     await ws.send_json_to(
         {"type": "hello", "visitor_id": "ada-playground-1", "channel": "playground"}
     )
-    ready = await ws.receive_json_from(timeout=5)
-    conversation = await database_sync_to_async(Conversation.objects.get)(
-        pk=ready["conversation"]["id"]
-    )
+    assert (await ws.receive_json_from(timeout=5))["type"] == "ready"
+    await ws.send_json_to({"type": "message", "text": "Shipping?"})
+    frames = await _until(ws, _completed)
+    started = frames[1]["conversation"]
+    conversation = await database_sync_to_async(Conversation.objects.get)(pk=started["id"])
     assert conversation.channel == "playground"
     await ws.disconnect()
 
@@ -146,13 +152,119 @@ async def test_a_customer_site_cannot_pass_its_chats_off_as_playground_tests(sho
     await ws.disconnect()
 
 
-async def test_a_first_hello_starts_a_conversation(shop_bot):
+async def test_a_first_hello_stores_nothing(shop_bot):
     ws, ready = await _connect(shop_bot, visitor_id="new-visitor-77", name="Nina")
-    assert ready["messages"] == []
-    conversation = await database_sync_to_async(Conversation.objects.get)(
-        pk=ready["conversation"]["id"]
+    assert ready["conversation"] is None and ready["messages"] == []
+    assert ready["bot"]["greeting"] == shop_bot.greeting
+    # A visitor who only opens the widget leaves no customer and no empty conversation.
+    assert await _counts() == (0, 0, 0)
+    await ws.disconnect()
+
+
+async def test_the_first_message_starts_the_conversation_and_says_which(shop_bot, scripted):
+    ws, _ready = await _connect(shop_bot, visitor_id="new-visitor-77", name="Nina")
+    await ws.send_json_to({"type": "message", "client_message_id": "c-1", "text": "Shipping?"})
+    echo = await ws.receive_json_from(timeout=5)
+    assert echo["type"] == "message.created" and echo["message"]["client_message_id"] == "c-1"
+    started = await ws.receive_json_from(timeout=5)
+    assert started["type"] == "conversation.updated"
+    assert started["conversation"]["status"] == "ai"
+    assert echo["message"]["conversation_id"] == started["conversation"]["id"]
+    answer = (await _until(ws, _completed))[-1]["message"]
+    assert answer["text"] == SHIPPING
+    conversation = await database_sync_to_async(
+        Conversation.objects.select_related("customer").get
+    )(pk=started["conversation"]["id"])
+    assert conversation.customer.visitor_id == "new-visitor-77"
+    assert conversation.customer.name == "Nina"
+    assert await _counts() == (1, 1, 2)
+    await ws.disconnect()
+
+
+async def test_a_first_message_resent_from_a_socket_that_never_learnt_the_conversation_starts_one(
+    shop_bot, scripted
+):
+    # Two sockets of one visitor, both greeted before any conversation existed (a reconnect
+    # racing the first send, or two tabs): the resend and the next message join the first's
+    # conversation instead of starting a second.
+    first, _ready = await _connect(shop_bot, visitor_id="new-visitor-77")
+    second, _ready = await _connect(shop_bot, visitor_id="new-visitor-77")
+    frame = {"type": "message", "client_message_id": "c-1", "text": "Shipping?"}
+    await first.send_json_to(frame)
+    started = (await _until(first, _completed))[1]["conversation"]
+
+    await second.send_json_to(frame)
+    joined = await _until(second, lambda f: f["type"] == "conversation.updated", timeout=5)
+    assert joined[-1]["conversation"]["id"] == started["id"]
+    await second.send_json_to({"type": "message", "client_message_id": "c-2", "text": "Norway?"})
+    await _until(second, lambda f: _completed(f) and "Norway" not in f["message"]["text"])
+    assert await _counts() == (1, 1, 4)
+    assert len(scripted.turns) == 2
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_talk_to_a_person_before_writing_starts_the_conversation_in_the_queue(shop_bot):
+    ws, _ready = await _connect(shop_bot, visitor_id="new-visitor-77")
+    await ws.send_json_to({"type": "escalate"})
+    notice = await ws.receive_json_from(timeout=5)
+    assert notice["message"]["sender"] == "system"
+    started = await ws.receive_json_from(timeout=5)
+    assert started["type"] == "conversation.updated"
+    assert started["conversation"]["status"] == "waiting"
+    assert notice["message"]["text"] == services.HANDOFF_MESSAGE
+    conversation = await database_sync_to_async(Conversation.objects.get)()
+    assert conversation.pk == started["conversation"]["id"]
+    assert conversation.handoff_reason == "The customer asked for a person."
+    await ws.disconnect()
+
+
+async def test_frames_that_need_a_conversation_are_refused_before_one_exists(shop_bot):
+    ws, _ready = await _connect(shop_bot, visitor_id="new-visitor-77")
+    for frame in (
+        {"type": "rate", "score": 5},
+        {"type": "feedback", "message_id": 1, "value": 1},
+        {"type": "leave_email", "email": "nina@example.com"},
+    ):
+        await ws.send_json_to(frame)
+        assert (await ws.receive_json_from(timeout=5))["code"] == "bad_frame"
+    await ws.send_json_to({"type": "typing", "active": True})  # nobody to tell: ignored
+    assert await ws.receive_nothing(timeout=0.3)
+    assert await _counts() == (0, 0, 0)
+    await ws.disconnect()
+
+
+async def test_after_a_resolve_a_hello_without_the_conversation_starts_a_new_one(
+    shop_bot, carlas_chat, scripted, agent
+):
+    await database_sync_to_async(services.message_add_user)(
+        conversation=carlas_chat, text="Where is my parcel?"
     )
-    assert conversation.bot_id == shop_bot.pk
+    await database_sync_to_async(services.conversation_handoff)(
+        conversation=carlas_chat, reason="Wants a person"
+    )
+    await database_sync_to_async(services.conversation_resolve)(
+        conversation=carlas_chat, agent=agent
+    )
+    # A reload shows the resolved conversation, to rate it...
+    ws, ready = await _connect(shop_bot, conversation_id=carlas_chat.pk)
+    assert ready["conversation"]["id"] == carlas_chat.pk
+    assert ready["conversation"]["status"] == "resolved"
+    # ..."Start a new conversation" greets again without it: nothing yet...
+    await ws.send_json_to({"type": "hello", "visitor_id": "carla-browser-1"})
+    fresh = await ws.receive_json_from(timeout=5)
+    assert fresh["type"] == "ready" and fresh["conversation"] is None and fresh["messages"] == []
+    # ...until the next message, which starts a new conversation; the old one stays resolved.
+    await ws.send_json_to({"type": "message", "text": "Another question"})
+    started = (await _until(ws, _completed))[1]
+    assert started["type"] == "conversation.updated"
+    assert started["conversation"]["id"] != carlas_chat.pk
+    await database_sync_to_async(carlas_chat.refresh_from_db)()
+    assert carlas_chat.status == "resolved"
+    assert [m[2] for m in await _messages(started["conversation"]["id"])] == [
+        "Another question",
+        SHIPPING,
+    ]
     await ws.disconnect()
 
 
@@ -183,11 +295,13 @@ async def test_a_signed_user_id_is_the_verified_customer(shop_bot, vera):
     signature = await database_sync_to_async(services.identity_signature)(
         bot=shop_bot, user_id="user-42"
     )
-    ws, ready = await _connect(
+    ws, _ready = await _connect(
         shop_bot, visitor_id="vera-phone-2", user_id="user-42", user_hash=signature
     )
+    await ws.send_json_to({"type": "escalate"})
+    started = await _until(ws, lambda f: f["type"] == "conversation.updated", timeout=5)
     conversation = await database_sync_to_async(Conversation.objects.get)(
-        pk=ready["conversation"]["id"]
+        pk=started[-1]["conversation"]["id"]
     )
     assert conversation.customer_id == vera.pk
     await ws.disconnect()
@@ -331,7 +445,7 @@ async def test_the_server_routes_an_embedding_site_to_the_widget_but_not_to_memb
 
 
 # --- messages and answers ---------------------------------------------------------------------
-async def test_a_message_is_echoed_then_answered_token_by_token_from_the_faq(faq_bot):
+async def test_a_message_is_echoed_then_answered_token_by_token_from_the_faq(faq_bot, carlas_chat):
     faq_bot.allowed_origins = [SHOP]
     await database_sync_to_async(faq_bot.save)(update_fields=["allowed_origins"])
     ws, ready = await _connect(faq_bot)
@@ -363,7 +477,7 @@ async def test_a_message_is_echoed_then_answered_token_by_token_from_the_faq(faq
 
 
 async def test_a_dropped_socket_loses_nothing_and_a_reconnect_gets_only_what_was_missed(
-    shop_bot, scripted
+    shop_bot, scripted, carlas_chat
 ):
     gate = scripted.hold()
     ws, ready = await _connect(shop_bot)
@@ -394,7 +508,7 @@ async def test_a_dropped_socket_loses_nothing_and_a_reconnect_gets_only_what_was
     await again.disconnect()
 
 
-async def test_two_quick_messages_are_answered_one_after_the_other(shop_bot, scripted):
+async def test_two_quick_messages_are_answered_one_after_the_other(shop_bot, scripted, carlas_chat):
     gate = scripted.hold()
     ws, ready = await _connect(shop_bot)
     await ws.send_json_to({"type": "message", "text": "Do you ship to Norway?"})
@@ -424,7 +538,7 @@ async def test_two_quick_messages_are_answered_one_after_the_other(shop_bot, scr
     await ws.disconnect()
 
 
-async def test_a_resent_message_is_stored_once_and_answered_once(shop_bot, scripted):
+async def test_a_resent_message_is_stored_once_and_answered_once(shop_bot, scripted, carlas_chat):
     ws, ready = await _connect(shop_bot)
     frame = {"type": "message", "client_message_id": "c-1", "text": "Shipping?"}
     await ws.send_json_to(frame)
@@ -440,7 +554,7 @@ async def test_a_resent_message_is_stored_once_and_answered_once(shop_bot, scrip
     await ws.disconnect()
 
 
-async def test_html_is_stored_and_sent_as_the_text_it_is(shop_bot, scripted):
+async def test_html_is_stored_and_sent_as_the_text_it_is(shop_bot, scripted, carlas_chat):
     ws, _ready = await _connect(shop_bot)
     text = "<script>alert('hi')</script> <b>bold</b>"
     await ws.send_json_to({"type": "message", "text": text})
@@ -452,7 +566,7 @@ async def test_html_is_stored_and_sent_as_the_text_it_is(shop_bot, scripted):
     await ws.disconnect()
 
 
-async def test_after_a_handoff_the_bot_stays_silent(shop_bot, scripted):
+async def test_after_a_handoff_the_bot_stays_silent(shop_bot, scripted, carlas_chat):
     ws, ready = await _connect(shop_bot)
     conversation = await database_sync_to_async(Conversation.objects.get)(
         pk=ready["conversation"]["id"]
@@ -476,7 +590,7 @@ async def test_after_a_handoff_the_bot_stays_silent(shop_bot, scripted):
     await ws.disconnect()
 
 
-async def test_escalate_hands_the_conversation_to_people(shop_bot):
+async def test_escalate_hands_the_conversation_to_people(shop_bot, carlas_chat):
     ws, ready = await _connect(shop_bot)
     await ws.send_json_to({"type": "escalate"})
     frames = await _until(ws, lambda f: f["type"] == "conversation.updated", timeout=5)
@@ -488,7 +602,7 @@ async def test_escalate_hands_the_conversation_to_people(shop_bot):
     await ws.disconnect()
 
 
-async def test_feedback_and_rating(shop_bot, scripted):
+async def test_feedback_and_rating(shop_bot, scripted, carlas_chat):
     ws, ready = await _connect(shop_bot)
     await ws.send_json_to({"type": "message", "text": "Shipping?"})
     answer = (await _until(ws, _completed))[-1]["message"]
@@ -578,19 +692,20 @@ async def test_a_message_before_hello_is_not_ready(shop_bot):
 
 
 async def test_a_20000_character_message_is_too_long_and_not_stored(shop_bot, scripted):
-    ws, ready = await _connect(shop_bot)
+    ws, _ready = await _connect(shop_bot)
     await ws.send_json_to({"type": "message", "text": "a" * 20_000})
     error = await ws.receive_json_from(timeout=5)
     assert error["code"] == "too_long"
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     assert f"20000 characters; the limit is {limit}" in error["message"]
-    assert await _messages(ready["conversation"]["id"]) == []
     await ws.send_json_to({"type": "message", "text": "   "})
     assert (await ws.receive_json_from(timeout=5))["code"] == "empty"
+    # Refused first messages start nothing: no customer, no empty conversation.
+    assert await _counts() == (0, 0, 0)
     await ws.disconnect()
 
 
-async def test_messages_past_the_rate_limit_are_refused(shop_bot, scripted, settings):
+async def test_messages_past_the_rate_limit_are_refused(shop_bot, scripted, settings, carlas_chat):
     settings.CHAT_RATE_PER_VISITOR = 2
     scripted.answer = "Sure."
     ws, ready = await _connect(shop_bot)
@@ -616,7 +731,7 @@ async def test_a_hello_naming_someone_elses_conversation_gets_a_fresh_one(
 
     for other in (dans, globex_chat):
         ws, ready = await _connect(shop_bot, conversation_id=other.pk)
-        assert ready["conversation"]["id"] not in (dans.pk, globex_chat.pk)
+        assert ready["conversation"] is None
         assert ready["messages"] == []
         await ws.disconnect()
 
@@ -632,7 +747,7 @@ async def test_another_conversations_events_never_reach_this_socket(shop_bot, da
 # --- across processes -------------------------------------------------------------------------
 @pytest.mark.redis
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
-async def test_an_answer_streams_through_the_redis_channel_layer(shop_bot, scripted):
+async def test_an_answer_streams_through_the_redis_channel_layer(shop_bot, scripted, carlas_chat):
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     ws, ready = await _connect(shop_bot)
     await ws.send_json_to({"type": "message", "client_message_id": "r-1", "text": "Shipping?"})

@@ -23,6 +23,7 @@ from conversations.services import (
     customer_identify,
     identity_signature,
     message_add_agent,
+    message_add_first,
     message_add_user,
     message_complete,
     message_fail,
@@ -156,8 +157,7 @@ def test_it_resumes_the_customers_named_conversation(carla, carlas_chat):
 
 def test_it_never_resumes_another_customers_conversation(carla, carlas_chat, dan):
     resumed = conversation_resume(bot=dan.bot, customer=dan, conversation_id=carlas_chat.pk)
-    assert resumed != carlas_chat
-    assert resumed.customer == dan
+    assert resumed is None
 
 
 def test_it_resumes_the_latest_open_conversation_instead_of_a_closed_one(carla, carlas_chat):
@@ -166,10 +166,44 @@ def test_it_resumes_the_latest_open_conversation_instead_of_a_closed_one(carla, 
     assert resumed == carlas_chat
 
 
-def test_it_starts_a_new_conversation_when_there_is_none_open(carla):
+def test_it_starts_nothing_when_there_is_no_open_conversation(carla):
     ConversationFactory(customer=carla, status=Status.CLOSED)
-    resumed = conversation_resume(bot=carla.bot, customer=carla, conversation_id=None)
-    assert resumed.status == Status.AI
+    ConversationFactory(customer=carla, status=Status.RESOLVED)
+    assert conversation_resume(bot=carla.bot, customer=carla, conversation_id=None) is None
+    assert carla.conversations.count() == 2
+
+
+def test_a_customer_not_seen_before_is_checked_but_not_stored_without_create(acme_bot):
+    assert customer_identify(bot=acme_bot, visitor_id="browser-abc-123", create=False) is None
+    with pytest.raises(CustomerIdentityError):
+        customer_identify(bot=acme_bot, visitor_id="no", create=False)
+    assert not Customer.objects.exists()
+
+
+def test_a_known_customer_is_updated_without_create(carla):
+    found = customer_identify(
+        bot=carla.bot, visitor_id=carla.visitor_id, email="carla@example.com", create=False
+    )
+    assert found == carla and found.email == "carla@example.com"
+
+
+def test_a_refused_first_message_starts_no_conversation(carla):
+    with pytest.raises(MessageRejected):
+        message_add_first(bot=carla.bot, customer=carla, channel="widget", text="  ")
+    assert not carla.conversations.exists()
+
+
+def test_a_first_message_starts_a_conversation_and_a_resend_returns_it(carla, carlas_chat):
+    carlas_chat.status = Status.RESOLVED
+    carlas_chat.save(update_fields=["status"])
+    first, created = message_add_first(
+        bot=carla.bot, customer=carla, channel="widget", text="Hi", client_message_id="c-1"
+    )
+    assert created and first.conversation != carlas_chat
+    again, created = message_add_first(
+        bot=carla.bot, customer=carla, channel="widget", text="Hi", client_message_id="c-1"
+    )
+    assert (again, created) == (first, False)
     assert carla.conversations.count() == 2
 
 

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from bots.tests.factories import PASSWORD
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Customer, Message
 from knowledge import services as knowledge_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -226,6 +226,37 @@ def test_a_reload_keeps_the_conversation(live_asgi_server, browser_context, shop
     assert Conversation.objects.filter(bot=demo_bot).count() == 1
 
 
+def test_opening_the_chat_stores_nothing_until_the_customer_asks(
+    live_asgi_server, browser_context, shop, acme_bot
+):
+    acme_bot.allowed_origins = [shop.origin]
+    acme_bot.save(update_fields=["allowed_origins"])
+    page, frames = _open_shop(browser_context, shop, live_asgi_server, acme_bot)
+    _launcher(page).click()
+    chat = _chat(page)
+    expect(chat).to_contain_text("Hi! I'm here to help")
+    for _ in range(50):
+        if frames.of_type("ready"):
+            break
+        page.wait_for_timeout(100)
+    assert frames.of_type("ready")[0]["conversation"] is None
+    assert not Conversation.objects.exists() and not Customer.objects.exists()
+
+    # "Talk to a person" is the first action: it starts the conversation, in the queue.
+    chat.get_by_role("button", name="Talk to a person").click()
+    expect(chat).to_contain_text("Connecting you with a person…")
+    expect(chat.locator(".status")).to_have_text("Waiting for a person…")
+    conversation = Conversation.objects.get(bot=acme_bot)
+    assert conversation.status == "waiting"
+
+    frames = Frames(page)
+    page.reload()
+    expect(_chat(page)).to_contain_text("Connecting you with a person…")
+    assert frames.of_type("hello", frames.sent)[0]["conversation_id"] == conversation.pk
+    assert Conversation.objects.count() == 1 and Customer.objects.count() == 1
+    assert page.errors == []
+
+
 @pytest.mark.parametrize("server_got_it", [False, True], ids=["lost", "echo-lost"])
 def test_a_message_sent_as_the_socket_drops_is_neither_lost_nor_doubled(
     live_asgi_server, browser_context, shop, demo_bot, server_got_it
@@ -269,7 +300,9 @@ def test_a_message_sent_as_the_socket_drops_is_neither_lost_nor_doubled(
     expect(chat.locator(".msg.user")).to_have_count(1)
     expect(_bot_answers(page)).to_have_count(1)
     hellos = [f for f in sent if f["type"] == "hello"]
-    assert len(hellos) == 2 and hellos[1]["conversation_id"]
+    assert len(hellos) == 2
+    # Resent before the widget knew of a conversation: one was started, once.
+    assert Conversation.objects.filter(bot=demo_bot).count() == 1
     messages = [f for f in sent if f["type"] == "message"]
     assert {f["client_message_id"] for f in messages} == {dropped[0]["client_message_id"]}
     if not server_got_it:

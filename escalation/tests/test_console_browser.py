@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from bots.tests.factories import PASSWORD
 from conversations.models import Conversation, Message
 from conversations.tests import test_widget_browser as widget_browser
+from escalation.tests.factories import EscalationRuleFactory
 
 # The shop's page on another origin and Acme's bot with the demo knowledge, as the widget's
 # own browser tests use them.
@@ -83,12 +84,12 @@ def test_a_customer_asks_for_a_person_and_an_agent_takes_the_chat_and_gives_it_b
     chat = _widget(customer)
     expect(chat).to_contain_text("Hi! I'm here to help")
     expect(customer.locator("handoff-chat")).to_have_attribute("data-state", "ready")
-    conversation = _conversation_of(demo_bot, customer)
-    # An urgent one, so the console also alerts (as escalation rules would rank it).
-    Conversation.objects.filter(pk=conversation.pk).update(priority="urgent")
+    # An urgent one, so the console also alerts.
+    EscalationRuleFactory(bot=demo_bot, trigger="human_request", phrases="", priority="urgent")
 
     chat.get_by_role("button", name="Talk to a person").click()
     expect(chat).to_contain_text("Connecting you with a person…")
+    conversation = _conversation_of(demo_bot, customer)
 
     # Pushed, not polled: within 2 s, and the page was never reloaded.
     item = sam.locator(f'#queue .queue-item[data-conversation-id="{conversation.pk}"]')
@@ -157,7 +158,7 @@ def test_a_customer_asks_for_a_person_and_an_agent_takes_the_chat_and_gives_it_b
 
 
 def _conversation_of(bot, page) -> Conversation:
-    """The customer's conversation, once the widget's hello has created it."""
+    """The customer's conversation, once their first message or request has created it."""
     for _ in range(100):
         conversation = Conversation.objects.select_related("customer").filter(bot=bot).first()
         if conversation is not None:
@@ -230,9 +231,9 @@ def test_a_reply_to_a_closed_chat_shows_as_a_count_on_the_launcher(
     launcher.click()
     chat = _widget(customer)
     expect(customer.locator("handoff-chat")).to_have_attribute("data-state", "ready")
-    conversation = _conversation_of(demo_bot, customer)
     chat.get_by_role("button", name="Talk to a person").click()
     expect(chat).to_contain_text("Connecting you with a person…")
+    conversation = _conversation_of(demo_bot, customer)
     chat.get_by_role("button", name="Close").click()  # the customer reads on meanwhile
     expect(chat).to_be_hidden()
 
@@ -270,10 +271,10 @@ def test_out_of_hours_the_customer_leaves_an_e_mail_address_in_the_widget(
     customer.get_by_role("button", name="Chat with Acme Support").click()
     chat = _widget(customer)
     expect(customer.locator("handoff-chat")).to_have_attribute("data-state", "ready")
-    conversation = _conversation_of(demo_bot, customer)
 
     chat.get_by_role("button", name="Talk to a person").click()
     expect(chat).to_contain_text("We're away right now")
+    conversation = _conversation_of(demo_bot, customer)
     field = chat.get_by_label(re.compile("e-mail", re.I))
     field.fill("not an address")
     field.press("Enter")  # the browser's own check stops it; nothing is sent

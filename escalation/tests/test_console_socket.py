@@ -142,7 +142,7 @@ async def test_a_bad_frame_is_answered_and_the_socket_stays_open(agent, acme, fr
     await sam.disconnect()
 
 
-async def test_the_agent_typing_reaches_the_customers_widget(agent, acme_bot, carla):
+async def test_the_agent_typing_reaches_the_customers_widget(agent, acme_bot, carla, carlas_chat):
     acme_bot.allowed_origins = ["https://shop.acme.example"]
     await database_sync_to_async(acme_bot.save)(update_fields=["allowed_origins"])
     widget = WebsocketCommunicator(
@@ -170,7 +170,7 @@ async def test_the_agent_typing_reaches_the_customers_widget(agent, acme_bot, ca
 
 
 async def test_the_customer_typing_reaches_the_console_only_while_a_person_is_there(
-    agent, acme_bot, carla
+    agent, acme_bot, carla, carlas_chat
 ):
     acme_bot.allowed_origins = ["https://shop.acme.example"]
     await database_sync_to_async(acme_bot.save)(update_fields=["allowed_origins"])

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bots.models import Membership
+from conversations import services
 from conversations.models import Conversation, Message
 from conversations.tests.factories import ConversationFactory, CustomerFactory, MessageFactory
 from escalation.models import EscalationLog
@@ -423,3 +424,12 @@ def test_each_list_refreshes_alone(client, agent, carla, dan):
     assert "Carla" not in bot
     presence = client.get(_url("console"), HTTP_HX_TARGET="availability", **HTMX)
     assert presence.content.decode().lstrip().startswith('<div id="availability"')
+
+
+def test_the_with_the_bot_list_leaves_out_conversations_nobody_wrote_in(client, agent, carla, dan):
+    ConversationFactory(customer=carla)  # as an older widget's hello left one
+    chat = ConversationFactory(customer=dan)
+    services.message_add_user(conversation=chat, text="Do you ship to Norway?")
+    client.force_login(agent)
+    bot = client.get(_url("console"), HTTP_HX_TARGET="with-bot", **HTMX).content.decode()
+    assert "Dan" in bot and "Carla" not in bot

@@ -42,7 +42,7 @@ def _system_message(frame) -> bool:
 
 
 async def test_out_of_hours_the_customer_may_leave_an_email(closed_today):
-    ws, ready = await _connect(closed_today)
+    ws, _ready = await _connect(closed_today)
     await ws.send_json_to({"type": "escalate"})
     frames = await _until(ws, lambda f: f["type"] == "conversation.updated", timeout=5)
     [notice] = [f["message"] for f in frames if _system_message(f)]
@@ -65,7 +65,7 @@ async def test_out_of_hours_the_customer_may_leave_an_email(closed_today):
     assert "carla@example.com" in thanks[-1]["message"]["text"]
     conversation = await database_sync_to_async(
         Conversation.objects.select_related("customer").get
-    )(pk=ready["conversation"]["id"])
+    )(pk=frames[-1]["conversation"]["id"])
     assert conversation.customer.email == "carla@example.com"
     assert conversation.status == Conversation.Status.WAITING
     await ws.disconnect()
@@ -95,12 +95,12 @@ async def test_the_button_is_a_manual_request_with_the_human_request_rules_queue
     rule = await database_sync_to_async(EscalationRuleFactory)(
         bot=shop_bot, trigger="human_request", phrases="", priority="high", queue="tier2"
     )
-    ws, ready = await _connect(shop_bot)
+    ws, _ready = await _connect(shop_bot)
     await ws.send_json_to({"type": "escalate"})
-    await _until(ws, lambda f: f["type"] == "conversation.updated", timeout=5)
+    frames = await _until(ws, lambda f: f["type"] == "conversation.updated", timeout=5)
     log = await database_sync_to_async(
         EscalationLog.objects.select_related("conversation", "rule").get
-    )(conversation_id=ready["conversation"]["id"])
+    )(conversation_id=frames[-1]["conversation"]["id"])
     assert (log.trigger, log.manual, log.rule_id) == ("human_request", True, rule.pk)
     assert (log.conversation.priority, log.conversation.queue) == ("high", "tier2")
     await ws.disconnect()

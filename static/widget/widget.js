@@ -100,8 +100,11 @@ header .close{border:0;font-size:20px;line-height:1;padding:2px 6px}
 .typing i:nth-child(2){animation-delay:.15s}.typing i:nth-child(3){animation-delay:.3s}
 @keyframes b{50%{transform:translateY(-3px);opacity:.4}}
 @media (prefers-reduced-motion:reduce){.typing i{animation:none}}
-.rate{display:flex;gap:4px;justify-content:center}
-.rate button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:2px 8px}
+.end-box{align-self:stretch;max-width:100%;align-items:center;gap:8px}
+.rate{display:flex;gap:4px}
+.rate button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:0 8px;font-size:20px;color:#9ca3af}
+.rate button:hover,.rate button:focus{color:#d97706}
+.new{background:var(--c);color:var(--on);border:0;border-radius:999px;padding:6px 14px}
 .msg form.email{border:0;padding:4px 0;background:none}.email input{flex:1;min-width:0;border:1px solid #d1d5db;border-radius:8px;padding:6px}
 .alert{margin:0;padding:6px 12px;background:#fef2f2;color:#b91c1c;font-size:13px}
 .alert:empty{display:none}
@@ -124,6 +127,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
     <button type="button" class="close" aria-label="Close chat">\u00d7</button></header>
   <div class="log" role="log" aria-live="polite" aria-relevant="additions text" tabindex="0" aria-label="Messages"></div>
   <p class="alert" role="alert"></p>
+  <p class="sr announce" role="status"></p>
   <form><label class="sr" for="text">Your message</label>
     <textarea id="text" rows="1" placeholder="Type your message\u2026" aria-describedby="count"></textarea>
     <button class="send" type="submit">Send</button></form>
@@ -155,8 +159,9 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       Object.assign(this, {
         $launcher: $(".launcher"), $panel: $(".panel"), $log: $(".log"), $alert: $(".alert"),
         $text: $("textarea"), $send: $(".send"), $count: $(".count"), $status: $(".status"),
-        $escalate: $(".escalate"),
+        $escalate: $(".escalate"), $announce: $(".announce"),
       });
+      this.gone = new Set(); // conversations left for a new one
       this.$launcher.addEventListener("click", () => this.toggle(this.$panel.hidden));
       $(".close").addEventListener("click", () => this.toggle(false));
       this.$escalate.addEventListener("click", () => this.escalate());
@@ -240,7 +245,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (e.key === "Escape" && !this.page) { e.preventDefault(); this.toggle(false); return; }
       if (e.key !== "Tab" || this.page) return;
       const items = [...this.$panel.querySelectorAll("button,textarea,a[href],[tabindex='0']")]
-        .filter((el) => !el.disabled && !el.closest("[hidden]") && el.getClientRects().length);
+        .filter((el) => !el.disabled && el.tabIndex >= 0 && !el.closest("[hidden]") && el.getClientRects().length);
       if (!items.length) return;
       const first = items[0], last = items[items.length - 1];
       const active = this.root.activeElement;
@@ -307,19 +312,29 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
 
     receive(frame) {
       switch (frame.type) {
-        case "ready":
+        case "ready": {
           this.ready = true;
           this.status("");
           this.alert("");
           if (frame.bot) this.theme(frame.bot);
+          // Not the conversation asked for (it was closed): the server's one from its start, or none.
+          const had = this.state.conversation_id, now = frame.conversation && frame.conversation.id;
+          if (had && now !== had) {
+            this.clear();
+            this.state.conversation_id = now || undefined;
+            this.save();
+            if (now) { this.hello(); break; }
+          }
           this.conversation(frame.conversation);
           for (const m of frame.messages || []) this.render(m);
           for (const m of this.state.outbox) if (!this.local(m.id)) this.renderLocal(m);
           // Resent with the same client_message_id: stored once however often it arrives.
           for (const m of this.state.outbox) this.send({ type: "message", client_message_id: m.id, text: m.text });
           break;
+        }
         case "message.created":
         case "message.updated":
+          if (frame.message && this.gone.has(frame.message.conversation_id)) break;
           this.unseen(frame.message);
           this.render(frame.message);
           break;
@@ -332,6 +347,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
           break;
         }
         case "conversation.updated":
+          if (frame.conversation && this.gone.has(frame.conversation.id)) break;
           this.conversation(frame.conversation);
           break;
         case "typing":
@@ -343,30 +359,71 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       }
     }
 
+    /* null: no conversation yet (the first message or escalate starts one). */
     conversation(c) {
-      if (!c) return;
-      if (c.id && c.id !== this.state.conversation_id) {
-        this.state.conversation_id = c.id;
-        this.save();
-      }
-      this.convo = c;
-      const text = { waiting: "Waiting for a person\u2026", active: c.assigned_agent ? `${c.assigned_agent} is here to help` : "A person is here to help", resolved: "Resolved" };
-      this.status(text[c.status] || "");
-      this.$escalate.hidden = c.status === "waiting" || c.status === "active";
-      const rate = this.root.querySelector(".rate-box");
-      if (rate) rate.remove();
-      if (c.status === "resolved" && c.csat == null) this.$log.append(this.rating());
+      this.convo = c || null;
+      if (c && c.id && c.id !== this.state.conversation_id) { this.state.conversation_id = c.id; this.save(); }
+      const s = c ? c.status : "", over = s === "resolved" || s === "closed";
+      const text = { waiting: "Waiting for a person\u2026", active: c && c.assigned_agent ? `${c.assigned_agent} is here to help` : "A person is here to help", resolved: "Resolved", closed: "Closed" };
+      this.status(text[s] || "");
+      // A finished chat offers a new one, not a person who would never come.
+      this.$escalate.hidden = over || s === "waiting" || s === "active";
+      const end = this.root.querySelector(".end-box");
+      if (!over) { if (end) { end.remove(); this.announce(""); } return; }
+      if (end) return; // shown once, though this runs again after every typing pause
+      this.$log.append(this.ending(c));
+      this.scrollDown(); // in view and said: the customer may be scrolled up, or looking away
+      this.announce(`This conversation is ${s}.${c.csat == null ? " How did we do? Rate it from 1 to 5 stars, or start a new conversation." : ""}`);
     }
 
-    rating() {
-      const box = h("div", { class: "msg system rate-box" }, h("div", { class: "bubble", text: "How did we do?" }));
-      const row = h("div", { class: "rate", role: "group", "aria-label": "Rate this conversation" });
-      for (let n = 1; n <= 5; n++) {
-        row.append(h("button", { type: "button", "aria-label": `${n} of 5`, text: "\u2605".repeat(n),
-          onclick: () => { this.send({ type: "rate", score: n }); box.replaceChildren(h("div", { class: "bubble", text: "Thank you!" })); } }));
+    ending(c) {
+      const box = h("div", { class: "msg system end-box" }, h("div", { class: "bubble", text: `This conversation is ${c.status}.` }));
+      const again = h("button", { type: "button", class: "new", text: "Start a new conversation", onclick: () => this.fresh() });
+      if (c.csat == null) {
+        const ask = h("div", { class: "bubble", id: "rate-q", text: "How did we do?" });
+        const stars = h("div", { class: "rate", role: "radiogroup", "aria-labelledby": "rate-q" });
+        for (let n = 1; n <= 5; n++) {
+          stars.append(h("button", { type: "button", role: "radio", "aria-checked": "false", tabindex: n > 1 ? "-1" : "0", "aria-label": `${n} star${n > 1 ? "s" : ""}`, text: "\u2605",
+            onclick: () => {
+              if (!this.send({ type: "rate", score: n })) return this.alert("Not connected yet; try again in a moment.");
+              ask.textContent = "Thank you!";
+              stars.remove();
+              this.announce("Thank you for your rating.");
+              again.focus();
+            } }));
+        }
+        // One tab stop; arrows move between the stars, as in a radio group.
+        stars.addEventListener("keydown", (e) => {
+          const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
+          if (!step) return;
+          e.preventDefault();
+          const all = [...stars.children], next = all[(Math.max(all.indexOf(this.root.activeElement), 0) + step + 5) % 5];
+          all.forEach((b) => b.setAttribute("tabindex", b === next ? "0" : "-1"));
+          next.focus();
+        });
+        box.append(ask, stars);
       }
-      box.append(row);
+      box.append(again);
       return box;
+    }
+
+    /* "Start a new conversation": forget this one (its late events too) and greet without it. */
+    fresh() {
+      if (this.state.conversation_id) this.gone.add(this.state.conversation_id);
+      delete this.state.conversation_id;
+      this.save();
+      this.clear();
+      this.conversation(null);
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) this.hello();
+      this.announce("New conversation.");
+      this.$text.focus();
+    }
+
+    clear() {
+      for (const { el } of this.messages.values()) el.remove();
+      this.messages.clear();
+      this.root.querySelectorAll(".end-box").forEach((e) => e.remove());
+      this.emailLeft = false;
     }
 
     error({ code, message }) {
@@ -465,7 +522,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
 
     place(el, id) {
       // In id order, before any bubble still being sent.
-      const after = [...this.$log.children].find((c) => (c.dataset.id && Number(c.dataset.id) > id) || c.dataset.cid || c.classList.contains("rate-box"));
+      const after = [...this.$log.children].find((c) => (c.dataset.id && Number(c.dataset.id) > id) || c.dataset.cid || c.classList.contains("end-box"));
       this.$log.insertBefore(el, after || null);
     }
 
@@ -541,6 +598,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
     local(cid) { return this.$log.querySelector(`[data-cid="${CSS.escape(cid)}"]`); }
     status(text) { this.$status.textContent = text || ""; }
     alert(text) { this.$alert.textContent = text || ""; }
+    announce(text) { this.$announce.textContent = text || ""; }
     scrollDown() { this.$log.scrollTop = this.$log.scrollHeight; }
   }
 

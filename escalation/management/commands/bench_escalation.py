@@ -91,13 +91,25 @@ class _Console:
 
     def __init__(self):
         self.sent: dict[int, float] = {}  # conversation id -> when `escalate` was sent
+        self.seen: dict[int, float] = {}  # conversation id -> its first frame on the console
         self.latency: dict[int, float] = {}
         self.arrived: dict[int, asyncio.Event] = {}
         self.last_frame = time.perf_counter()
 
     def expect(self, conversation_id: int, sent: float) -> asyncio.Event:
+        """The escalation `sent` then started this conversation: the widget learns its id
+        with the handoff, so the console may have listed it already."""
         self.sent[conversation_id] = sent
-        return self.arrived.setdefault(conversation_id, asyncio.Event())
+        event = self.arrived.setdefault(conversation_id, asyncio.Event())
+        if conversation_id in self.seen:
+            self._arrived(conversation_id, self.seen[conversation_id])
+        return event
+
+    def _arrived(self, conversation_id: int, now: float) -> None:
+        sent = self.sent.get(conversation_id)
+        if sent is not None and conversation_id not in self.latency:
+            self.latency[conversation_id] = (now - sent) * 1000
+            self.arrived[conversation_id].set()
 
     async def listen(self, ws) -> None:
         async for frame in ws:
@@ -106,10 +118,8 @@ class _Console:
             if isinstance(frame, bytes):
                 continue
             for conversation_id in frame_conversation_ids(frame):
-                sent = self.sent.get(conversation_id)
-                if sent is not None and conversation_id not in self.latency:
-                    self.latency[conversation_id] = (now - sent) * 1000
-                    self.arrived[conversation_id].set()
+                self.seen.setdefault(conversation_id, now)
+                self._arrived(conversation_id, now)
 
 
 async def _widget(url, start_at, console, results, connected, go):
@@ -126,35 +136,33 @@ async def _widget(url, start_at, console, results, connected, go):
                 ready = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
                 if ready.get("type") == "ready":
                     break
-            conversation_id = int(ready["conversation"]["id"])
             connected.append(1)
             await go.wait()
             await asyncio.sleep(start_at)
-            arrived = console.expect(conversation_id, time.perf_counter())
+            sent = time.perf_counter()
+            # The visitor's first action starts the conversation: the widget learns its id
+            # with the handoff.
             await ws.send(json.dumps({"type": "escalate"}))
-            # The widget's own frames (the handoff notice, then its status) are read meanwhile,
-            # and the socket stays open until the last one, so the server never sends to a
-            # socket already closed.
-            told = asyncio.create_task(_customer_told(ws))
+            conversation_id = await asyncio.wait_for(_customer_told(ws), timeout=30)
+            arrived = console.expect(conversation_id, sent)
             try:
                 await asyncio.wait_for(arrived.wait(), timeout=30)
             except TimeoutError:
                 record["error"] = "no frame about the conversation on the console in 30 s"
             record["latency_ms"] = console.latency.get(conversation_id)
-            await asyncio.wait_for(told, timeout=30)
     except Exception as exc:  # counted and reported, never hidden
         record["error"] = f"{type(exc).__name__}: {exc}"
 
 
-async def _customer_told(ws) -> None:
-    """Until the widget hears that its conversation waits for a person."""
+async def _customer_told(ws) -> int:
+    """Until the widget hears that its conversation waits for a person: its id."""
     while True:
         frame = json.loads(await ws.recv())
         if frame.get("type") == "error":
             raise RuntimeError(frame.get("message"))
         conversation = frame.get("conversation") or {}
         if frame.get("type") == "conversation.updated" and conversation.get("status") == "waiting":
-            return
+            return int(conversation["id"])
 
 
 async def _run(port: int, bench: _Bench, count: int, over: float) -> dict:
