@@ -14,7 +14,6 @@ Other sites open this socket, so it is not behind the members' own-origin check
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import threading
@@ -29,6 +28,7 @@ from django.http import Http404
 
 from bots import selectors as bot_selectors
 from bots.models import Bot
+from config import safejson
 from config.origins import origin_is_own, scope_addressed_origin
 from config.realtime import conversation_group, staff_conversation_group
 from conversations import chat, ratelimit, selectors, services
@@ -216,7 +216,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
             raise BadFrame(f"A frame is at most {MAX_FRAME_BYTES // 1024} KB.")
         try:
-            content = json.loads(text_data)
+            content = safejson.loads(text_data)
         except ValueError:
             raise BadFrame("A frame is one JSON object.") from None
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
