@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from bots.models import Membership
+from config import safejson
 from config.realtime import organization_group
 
 
@@ -41,6 +42,16 @@ class OrganizationConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        # Decoded here: the base class's decoding error (or a RecursionError from JSON nested
+        # thousands deep) would end the socket with 1011. A malformed frame is ignored.
+        try:
+            content = safejson.loads(text_data) if text_data else None
+        except ValueError:
+            return
+        if isinstance(content, dict):
+            await self.receive_json(content)
 
     async def receive_json(self, content, **kwargs):
         # Members only listen on this channel; writes go through HTTP views and services.

@@ -270,6 +270,12 @@ CHAT_PENDING_STALE_SECONDS = env_int("CHAT_PENDING_STALE_SECONDS", 120, minimum=
 # Fixed one-minute windows in the cache: shared by all processes only when REDIS_URL is set.
 CHAT_RATE_PER_VISITOR = env_int("CHAT_RATE_PER_VISITOR", 20, minimum=1)
 CHAT_RATE_PER_IP = env_int("CHAT_RATE_PER_IP", 60, minimum=1)
+# The widget's other requests (hello, talk to a person, leave an e-mail, feedback, rating) are
+# counted the same way, apart from messages, with the same limits.
+# New conversations: per socket, and per client IP an hour (a page of fresh visitor ids must
+# not fill the queue and every agent's inbox).
+CHAT_CONVERSATIONS_PER_SOCKET = env_int("CHAT_CONVERSATIONS_PER_SOCKET", 5, minimum=1)
+CHAT_CONVERSATIONS_PER_IP_HOUR = env_int("CHAT_CONVERSATIONS_PER_IP_HOUR", 30, minimum=1)
 
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "/static/"

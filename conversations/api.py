@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bots import selectors as bot_selectors
 from bots.models import Bot
+from config import safejson
 from conversations import chat, ratelimit, selectors, services
 from conversations.models import Message
 from conversations.payloads import conversation_payload, message_payload
@@ -82,7 +83,7 @@ def api_view(view):
 
 def _body(request) -> dict:
     try:
-        body = json.loads(request.body or b"null")
+        body = safejson.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "The request body is not valid JSON.") from None
     if not isinstance(body, dict):

@@ -14,7 +14,6 @@ Other sites open this socket, so it is not behind the members' own-origin check
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import threading
@@ -29,6 +28,7 @@ from django.http import Http404
 
 from bots import selectors as bot_selectors
 from bots.models import Bot
+from config import safejson
 from config.origins import origin_is_own, scope_addressed_origin
 from config.realtime import conversation_group, staff_conversation_group
 from conversations import chat, ratelimit, selectors, services
@@ -163,6 +163,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     ip: str | None = None
     own_page = False  # opened from one of this server's own pages (config.origins)
     typing_at = 0.0
+    started = 0  # conversations this socket started (ratelimit.conversation_start_check)
 
     async def connect(self):
         _warm_embedder()
@@ -206,9 +207,25 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             if kind != "hello" and not self.greeted:
                 await self._error("not_ready", "Send hello first.")
                 return
+            if kind in COUNTED_FRAMES:
+                await _db(ratelimit.chat_request_check)(
+                    bot_id=self.bot.pk, visitor=self._visitor_key(content), ip=self.ip
+                )
             await handler(content)
+        except ratelimit.RateLimited as exc:
+            await self._error("rate_limited", exc.message)
         except BadFrame as exc:
             await self._error("bad_frame", str(exc))
+
+    def _visitor_key(self, content: dict) -> str:
+        """Whom a request is counted against: the customer, once there is one; before that
+        (hello) the visitor the frame names, clipped: it is the client's word, and the limit
+        per client IP is what holds a client that invents visitors."""
+        if self.customer is not None:
+            return f"c{self.customer.pk}"
+        identity = content if not self.greeted else (self.identity or {})
+        name = identity.get("user_id") or identity.get("visitor_id")
+        return f"v{str(name)[:64]}"
 
     def _decode(self, text_data, bytes_data) -> dict:
         if text_data is None:
@@ -216,7 +233,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
             raise BadFrame(f"A frame is at most {MAX_FRAME_BYTES // 1024} KB.")
         try:
-            content = json.loads(text_data)
+            content = safejson.loads(text_data)
         except ValueError:
             raise BadFrame("A frame is one JSON object.") from None
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
@@ -372,6 +389,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         customer). A refused one stores neither: checked first, and the customer is created
         in the transaction a rate limit rolls back."""
         services.message_check(text=text, client_message_id=client_message_id)
+        self._conversation_start_check()
         with transaction.atomic():
             customer = services.customer_identify(bot=self.bot, **self.identity)
             ratelimit.chat_message_check(bot_id=self.bot.pk, visitor=f"c{customer.pk}", ip=self.ip)
@@ -402,6 +420,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         """ "Talk to a person" before writing anything starts the conversation, in the queue.
         customer_identify locks the customer to the end: a second tab doing the same waits,
         then finds this conversation open and asks in it."""
+        self._conversation_start_check()
         with transaction.atomic():
             customer = services.customer_identify(bot=self.bot, **self.identity)
             conversation = services.conversation_resume(
@@ -410,6 +429,10 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             escalation_services.escalation_request(conversation=conversation, reason=reason)
         self.customer = customer
         return conversation
+
+    def _conversation_start_check(self) -> None:
+        ratelimit.conversation_start_check(ip=self.ip, started_on_socket=self.started)
+        self.started += 1
 
     async def on_leave_email(self, content):
         email = content.get("email")
@@ -494,6 +517,9 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
 
 
 FRAME_TYPES = {"hello", "message", "escalate", "leave_email", "feedback", "rate", "typing"}
+# Counted against the request limits; messages have their own, typing is throttled per socket
+# (TYPING_MIN_SECONDS) and ping does no work.
+COUNTED_FRAMES = {"hello", "escalate", "leave_email", "feedback", "rate"}
 
 
 def _text(content: dict, field: str) -> str:

@@ -1,4 +1,5 @@
-"""How fast customers may send messages: per visitor and per client IP, in the cache.
+"""How fast customers may send messages and requests, per visitor and per client IP, and how
+many conversations one socket or one client address may start; counted in the cache.
 
 Fixed one-minute windows: a counter per key and window, created with `cache.add` and counted
 with `cache.incr`, both atomic on Redis, so every process shares the count when REDIS_URL is set
@@ -54,20 +55,50 @@ def chat_message_check(*, bot_id: int, visitor: str, ip: str | None = None) -> N
 
     The IP limit is across bots: one client flooding many widgets is still one client.
     """
+    _check("message", "messages", bot_id=bot_id, visitor=visitor, ip=ip)
+
+
+def chat_request_check(*, bot_id: int, visitor: str, ip: str | None = None) -> None:
+    """The same limits for the widget's other frames (hello, escalate, leave_email, feedback,
+    rate), counted apart from messages so that asking for a person never costs a message."""
+    _check("request", "requests", bot_id=bot_id, visitor=visitor, ip=ip)
+
+
+def conversation_start_check(*, ip: str | None, started_on_socket: int) -> None:
+    """Before a socket starts a conversation: at most CHAT_CONVERSATIONS_PER_SOCKET on one
+    socket, and CHAT_CONVERSATIONS_PER_IP_HOUR from one client address in an hour."""
+    if started_on_socket >= settings.CHAT_CONVERSATIONS_PER_SOCKET:
+        raise RateLimited(
+            retry_after=WINDOW_SECONDS,
+            message="This chat has started as many conversations as it may. "
+            "Reload the page to start another.",
+        )
     if ip:
-        retry = hit(f"ip:{ip}", limit=settings.CHAT_RATE_PER_IP)
+        limit = settings.CHAT_CONVERSATIONS_PER_IP_HOUR
+        retry = hit(f"conversations:ip:{ip}", limit=limit, window=3600)
         if retry:
-            raise _limited(retry, settings.CHAT_RATE_PER_IP, "from your network")
-    retry = hit(f"visitor:{bot_id}:{visitor}", limit=settings.CHAT_RATE_PER_VISITOR)
+            raise RateLimited(
+                retry_after=retry,
+                message=f"That is more than {limit} new conversations an hour from your "
+                f"network. Please wait {retry // 60 + 1} minutes, or write in this one.",
+            )
+
+
+def _check(kind: str, noun: str, *, bot_id: int, visitor: str, ip: str | None) -> None:
+    if ip:
+        retry = hit(f"{kind}:ip:{ip}", limit=settings.CHAT_RATE_PER_IP)
+        if retry:
+            raise _limited(retry, settings.CHAT_RATE_PER_IP, noun, "from your network")
+    retry = hit(f"{kind}:visitor:{bot_id}:{visitor}", limit=settings.CHAT_RATE_PER_VISITOR)
     if retry:
-        raise _limited(retry, settings.CHAT_RATE_PER_VISITOR, "")
+        raise _limited(retry, settings.CHAT_RATE_PER_VISITOR, noun, "")
 
 
-def _limited(retry_after: int, limit: int, where: str) -> RateLimited:
+def _limited(retry_after: int, limit: int, noun: str, where: str) -> RateLimited:
     source = f" {where}" if where else ""
     return RateLimited(
         retry_after=retry_after,
-        message=f"That is more than {limit} messages a minute{source}. "
+        message=f"That is more than {limit} {noun} a minute{source}. "
         f"Please wait {retry_after} seconds and send it again.",
     )
 

@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from bots import services as bot_services
 from bots.models import Membership
+from config import safejson
 from config.realtime import conversation_group, organization_group, staff_conversation_group
 from conversations.models import Conversation
 from escalation.live import error_html, message_html, pane_status_html, typing_html
@@ -178,7 +179,7 @@ def _decode(text_data) -> dict:
     if len(text_data.encode()) > MAX_FRAME_BYTES:
         raise BadFrame(f"A frame is at most {MAX_FRAME_BYTES // 1024} KB.")
     try:
-        frame = json.loads(text_data)
+        frame = safejson.loads(text_data)
     except ValueError:
         raise BadFrame("A frame is one JSON object.") from None
     if not isinstance(frame, dict) or frame.get("type") not in FRAME_TYPES:

@@ -52,3 +52,13 @@ async def test_it_answers_a_ping(agent):
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from() == {"type": "pong"}
     await communicator.disconnect()
+
+
+async def test_a_frame_nested_thousands_deep_leaves_the_socket_open(agent):
+    communicator = _communicator(agent)
+    await communicator.connect()
+    await communicator.send_to(text_data="[" * 20_000)
+    await communicator.send_to(text_data="not json")
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()

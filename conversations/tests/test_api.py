@@ -198,6 +198,8 @@ def test_the_public_key_is_not_an_api_key(client, acme_bot):
         ('{"message": "Hi", "conversation_id": "7"}', 400, "bad_request", "whole number"),
         ('{"message": "Hi", "customer": "me"}', 400, "bad_request", '"customer"'),
         ('{"message": "Hi", "customer": {"visitor_id": "x"}}', 400, "identity", "visitor id"),
+        ("[" * 20_000, 400, "bad_request", "not valid JSON"),
+        ('{"message": "Hi", "customer": ' + "[" * 40 + "]" * 40 + "}", 400, "bad_request", "JSON"),
     ],
     ids=[
         "bad-json",
@@ -209,6 +211,8 @@ def test_the_public_key_is_not_an_api_key(client, acme_bot):
         "bad-id",
         "bad-customer",
         "bad-visitor",
+        "nested-20000-deep",
+        "nested-40-deep",
     ],
 )
 def test_bad_requests_get_a_json_error_that_says_why(api, body, status, code, says):

@@ -650,6 +650,8 @@ async def test_feedback_on_another_conversations_message_is_refused(shop_bot, da
         '{"type": "hello", "visitor_id": "carla-browser-1", "after_id": "x"}',
         '{"type": "hello"}',
         '{"type": "message", "text": "' + "x" * (64 * 1024) + '"}',
+        "[" * 20_000,
+        '{"type": "message", "text": "hi", "x": ' + "[" * 40 + "]" * 40 + "}",
     ],
     ids=[
         "not-json",
@@ -662,6 +664,8 @@ async def test_feedback_on_another_conversations_message_is_refused(shop_bot, da
         "after-id-not-a-number",
         "hello-without-visitor",
         "over-64-kb",
+        "nested-20000-deep",
+        "nested-40-deep",
     ],
 )
 async def test_a_bad_frame_is_answered_and_the_socket_stays_open(shop_bot, frame):

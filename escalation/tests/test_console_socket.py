@@ -120,6 +120,7 @@ async def test_another_organization_cannot_watch_or_type(outsider, carlas_chat):
     "frame, says",
     [
         ("not json", "one JSON object"),
+        ("[" * 3_000, "one JSON object"),  # under the 4 KB limit, past the parser's depth
         ("[1, 2]", '"type"'),
         ('{"type": "shout"}', '"type"'),
         ('{"type": "watch"}', '"conversation_id"'),
