@@ -139,7 +139,7 @@ class OrganizationAdmin(TenantAdmin):
 class MembershipAdminForm(forms.ModelForm):
     class Meta:
         model = Membership
-        fields = "__all__"
+        fields = ["role"]  # the admin adds the others
 
     def clean_role(self):
         role = self.cleaned_data["role"]
@@ -157,6 +157,7 @@ class MembershipAdmin(TenantAdmin):
     sockets (bots.consumers.MemberSocket)."""
 
     form = MembershipAdminForm
+    fields = ["user", "organization", "role", "availability", "capacity", "queues", "last_seen_at"]
     roles = (Role.OWNER,)
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role"]
