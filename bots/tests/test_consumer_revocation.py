@@ -75,3 +75,9 @@ async def test_another_organizations_page_is_untouched(agent, outsider, acme):
     await olga.send_json_to({"type": "ping"})
     assert json.loads(await olga.receive_from(timeout=5)) == {"type": "pong"}
     await olga.disconnect()
+
+
+async def test_deleting_the_account_closes_the_page_socket(agent, acme):
+    sam = await _connected(agent)
+    await database_sync_to_async(services.user_delete)(user=agent)
+    assert await _closed_with(sam) == 4403

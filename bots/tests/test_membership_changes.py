@@ -200,3 +200,15 @@ def test_deactivating_a_person_in_admin_tells_their_sockets(
     agent.refresh_from_db()
     assert not agent.is_active
     assert (f"user.{agent.pk}", "user.deactivated", {}) in broadcasts
+
+
+def test_deleting_a_person_in_admin_tells_their_sockets(
+    client, superuser, agent, broadcasts, django_capture_on_commit_callbacks
+):
+    client.force_login(superuser)
+    agent_id = agent.pk
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:bots_user_delete", args=[agent_id]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Membership.objects.filter(user_id=agent_id).exists()
+    assert (f"user.{agent_id}", "user.deleted", {}) in broadcasts
