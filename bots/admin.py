@@ -11,10 +11,18 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role, User
 from bots.selectors import organization_ids_with_role
+from bots.services import (
+    membership_check_owner_kept,
+    membership_remove,
+    membership_set_role,
+    user_delete,
+    user_set_active,
+)
 
 
 class TenantAdmin(admin.ModelAdmin):
@@ -128,8 +136,28 @@ class OrganizationAdmin(TenantAdmin):
         return request.user.is_superuser
 
 
+class MembershipAdminForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["role"]  # the admin adds the others
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        if self.instance.pk:
+            try:
+                membership_check_owner_kept(membership=self.instance, role=role)
+            except ValidationError as exc:
+                raise ValidationError(exc.messages) from exc
+        return role
+
+
 @admin.register(Membership)
 class MembershipAdmin(TenantAdmin):
+    """Removals and role changes go through the services, which close the person's open
+    sockets (bots.consumers.MemberSocket)."""
+
+    form = MembershipAdminForm
+    fields = ["user", "organization", "role", "availability", "capacity", "queues", "last_seen_at"]
     roles = (Role.OWNER,)
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role"]
@@ -138,6 +166,39 @@ class MembershipAdmin(TenantAdmin):
     def has_add_permission(self, request):
         # People join through invitations, so they choose their own password.
         return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a membership to another person or organization would be a removal without
+        # its event: remove it and invite instead.
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "user", "organization"] if obj else fields
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.role == Role.OWNER:
+            try:
+                membership_check_owner_kept(membership=obj)
+            except ValidationError:
+                return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        role = obj.role
+        if change and "role" in form.changed_data:
+            obj.role = form.initial["role"]
+        super().save_model(request, obj, form, change)
+        if obj.role != role:
+            membership_set_role(membership=obj, role=role)
+            obj.role = role
+
+    def delete_model(self, request, obj):
+        membership_remove(membership=obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            try:
+                membership_remove(membership=membership)
+            except ValidationError as exc:
+                self.message_user(request, f"{membership}: {exc.messages[0]}", messages.ERROR)
 
 
 @admin.register(Invitation)
@@ -230,3 +291,19 @@ class UserAdmin(BaseUserAdmin):
     @admin.display(description="Name", ordering="name")
     def shown_name(self, user: User) -> str:
         return user.display_name
+
+    def save_model(self, request, obj, form, change):
+        # Deactivating goes through the service, which closes the person's open sockets.
+        is_active = obj.is_active
+        if change and "is_active" in form.changed_data:
+            obj.is_active = form.initial["is_active"]
+        super().save_model(request, obj, form, change)
+        if obj.is_active != is_active:
+            user_set_active(user=obj, is_active=is_active)
+
+    def delete_model(self, request, obj):
+        user_delete(user=obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            user_delete(user=user)

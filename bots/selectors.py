@@ -29,11 +29,15 @@ def organization_ids_with_role(*, user, roles=MANAGER_ROLES) -> list[int]:
 
 
 def membership_get(*, user, organization_slug: str) -> Membership:
+    """The user's membership of the organization, read fresh: the member sockets ask on every
+    frame, with a user object from when they connected, so a deactivated account is checked
+    here in the database rather than on that object."""
     if not user.is_authenticated:
         raise Http404
     return get_object_or_404(
-        Membership.objects.select_related("organization"),
+        Membership.objects.select_related("organization", "user"),
         user=user,
+        user__is_active=True,
         organization__slug=organization_slug,
     )
 

@@ -58,8 +58,93 @@ def membership_add(*, organization: Organization, user: User, role: str) -> Memb
     if not created and membership.role != role and role == Role.OWNER:
         membership.role = role
         membership.save(update_fields=["role"])
+        _tell_sockets_role_changed(membership)
     _sync_staff_flag(user)
     return membership
+
+
+def membership_check_owner_kept(*, membership: Membership, role: str | None = None) -> None:
+    """Refuse to leave an organization without an owner: removing its last owner (`role` None)
+    or giving them `role`. Nobody could then manage its members."""
+    if membership.role != Role.OWNER or role == Role.OWNER:
+        return
+    owners = Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER)
+    if not owners.exclude(pk=membership.pk).exists():
+        raise ValidationError(
+            {"role": "An organization keeps at least one owner: make someone else owner first."}
+        )
+
+
+def _locked(membership: Membership) -> Membership:
+    # The organization's owners locked too: two owners demoting each other at once must not
+    # both pass the last-owner check.
+    list(
+        Membership.objects.select_for_update()
+        .filter(organization_id=membership.organization_id, role=Role.OWNER)
+        .values_list("pk", flat=True)
+    )
+    return Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    """Take a person out of an organization.
+
+    After commit their open sockets of it are told (`membership.removed` on `user.<id>`) and
+    close; until then, and should the event be lost, every frame re-reads the membership."""
+    membership = _locked(membership)
+    membership_check_owner_kept(membership=membership)
+    user, organization_id = membership.user, membership.organization_id
+    membership.delete()
+    _sync_staff_flag(user)
+    realtime.broadcast_on_commit(
+        realtime.user_group(user.pk), "membership.removed", organization_id=organization_id
+    )
+
+
+@transaction.atomic
+def membership_set_role(*, membership: Membership, role: str) -> Membership:
+    """Give a member another role. Their open sockets of the organization close after commit
+    (`membership.role_changed`) and reconnect with the new role."""
+    if role not in Role.values:
+        raise ValidationError({"role": f"A role is owner, admin or agent, not {role!r}."})
+    current = _locked(membership)
+    if current.role == role:
+        return current
+    membership_check_owner_kept(membership=current, role=role)
+    current.role = role
+    current.save(update_fields=["role"])
+    _sync_staff_flag(current.user)
+    _tell_sockets_role_changed(current)
+    return current
+
+
+def _tell_sockets_role_changed(membership: Membership) -> None:
+    realtime.broadcast_on_commit(
+        realtime.user_group(membership.user_id),
+        "membership.role_changed",
+        organization_id=membership.organization_id,
+    )
+
+
+@transaction.atomic
+def user_set_active(*, user: User, is_active: bool) -> User:
+    """Deactivate (or reactivate) an account. A deactivated person's sessions stop working at
+    their next request (Django's auth) and every member socket they hold closes after commit
+    (`user.deactivated`)."""
+    user.is_active = is_active
+    user.save(update_fields=["is_active"])
+    if not is_active:
+        realtime.broadcast_on_commit(realtime.user_group(user.pk), "user.deactivated")
+    return user
+
+
+@transaction.atomic
+def user_delete(*, user: User) -> None:
+    """Delete an account and its memberships; its open member sockets close after commit."""
+    user_id = user.pk
+    user.delete()
+    realtime.broadcast_on_commit(realtime.user_group(user_id), "user.deleted")
 
 
 def user_set_name(*, user: User, name: str) -> User:
@@ -296,7 +381,11 @@ def membership_console_closed(*, membership: Membership) -> Membership:
         left = 0
     if left <= 0:
         cache.delete(key)
-        membership.refresh_from_db(fields=["availability"])
+        try:
+            membership.refresh_from_db(fields=["availability"])
+        except Membership.DoesNotExist:  # removed while the console was open: nobody to mark
+            cache.delete(_console_key(CONSOLE_AWAY_KEY, membership))
+            return membership
         if membership.availability == Membership.Availability.AWAY:
             cache.set(_console_key(CONSOLE_AWAY_KEY, membership), True, CONSOLE_AWAY_REMEMBERED)
         else:

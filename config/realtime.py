@@ -32,6 +32,12 @@ def staff_conversation_group(conversation_id: int) -> str:
     return f"staff.conv.{conversation_id}"
 
 
+def user_group(user_id: int) -> str:
+    """Every member socket of one person, whatever the organization: told when their rights
+    change (removed, another role, deactivated) so those sockets close."""
+    return f"user.{user_id}"
+
+
 def broadcast(group: str, event: str, **payload) -> None:
     """Send `event` to every socket in `group`; consumers handle it in `on_event`.
 

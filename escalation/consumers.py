@@ -5,6 +5,10 @@ follows the one conversation the console has open (`watch`: membership checked, 
 `staff.conv.<id>`), relays the agent's typing to the customer's widget, and keeps the member's
 presence: online while a console is open, offline when the last one closes.
 
+It keeps no right its person has lost (bots.consumers.MemberSocket): every frame and every
+piece of a watched conversation re-reads the membership, and a removal, a new role or a
+deactivation closes it (4403, 4409) and takes it out of every group at once.
+
 Messages reach the watchers as the JSON payload the customer's widget gets, and are rendered
 to the transcript's partial here rather than in the services: most conversations are watched
 by nobody (the bot's), so rendering on commit would render every bot message for no one;
@@ -17,13 +21,15 @@ import json
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import Http404
 
 from bots import services as bot_services
+from bots.consumers import MemberSocket
 from bots.models import Membership
 from config import safejson
 from config.realtime import conversation_group, organization_group, staff_conversation_group
-from conversations.models import Conversation
 from escalation.live import error_html, message_html, pane_status_html, typing_html
+from escalation.selectors import console_conversation_get
 
 MAX_FRAME_BYTES = 4 * 1024
 FRAME_TYPES = {"ping", "watch", "typing"}
@@ -34,36 +40,22 @@ class BadFrame(ValueError):
 
 
 @database_sync_to_async
-def _membership(user, slug: str) -> Membership | None:
-    if not user or not user.is_authenticated:
-        return None
-    return (
-        Membership.objects.select_related("user", "organization")
-        .filter(user=user, organization__slug=slug)
-        .first()
-    )
+def _conversation_in(membership: Membership, conversation_id: int) -> bool:
+    try:
+        console_conversation_get(membership=membership, conversation_id=conversation_id)
+    except Http404:
+        return False
+    return True
 
 
-@database_sync_to_async
-def _conversation_in(organization_id: int, conversation_id: int) -> bool:
-    return Conversation.objects.filter(
-        pk=conversation_id, bot__organization_id=organization_id
-    ).exists()
-
-
-class ConsoleConsumer(AsyncWebsocketConsumer):
-    membership: Membership | None = None
+class ConsoleConsumer(MemberSocket, AsyncWebsocketConsumer):
     group: str | None = None
     watching: int | None = None
     # What the console last showed of the watched conversation (status, agent, priority, queue).
     watched_status: tuple | None = None
 
     async def connect(self):
-        slug = self.scope["url_route"]["kwargs"]["org"]
-        self.membership = await _membership(self.scope.get("user"), slug)
-        if self.membership is None:
-            # 4403: not signed in, or not a member. Same answer for both: no existence leak.
-            await self.close(code=4403)
+        if await self.member_connect() is None:
             return
         # Online before the socket opens: the page, told it is open, shows it.
         await database_sync_to_async(bot_services.membership_console_opened)(
@@ -73,9 +65,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
-    async def disconnect(self, code):
-        if self.membership is None:
-            return
+    async def leave(self):
+        """Out of every group, and one console fewer for presence: on the browser's goodbye or
+        when the server closes (membership removed, role changed), whichever comes first."""
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
         await self._unwatch()
@@ -85,6 +77,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
 
     # --- Frames in ---------------------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None):
+        # Every frame, whatever it asks: the person may have lost this organization since.
+        if not await self.member_allowed():
+            return
         try:
             frame = _decode(text_data)
             await getattr(self, f"on_{frame['type']}")(frame)
@@ -96,7 +91,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
 
     async def on_watch(self, frame):
         conversation_id = _id(frame)
-        if not await _conversation_in(self.membership.organization_id, conversation_id):
+        if not await _conversation_in(self.membership, conversation_id):
             # Another organization's conversation and one that does not exist look alike.
             raise BadFrame(f"There is no conversation {conversation_id} here.")
         if conversation_id != self.watching:
@@ -150,16 +145,26 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         """The organization's partials as they come; the watched conversation's messages and
         the customer typing, rendered to their partials. Nothing else (JSON for other pages,
         the bot's tokens) is for the console."""
+        if await self.member_event(message) or self.closed_with is not None:
+            return  # closed by the server: what was already on its way is dropped too
         if message.get("html"):
             await self.send(text_data=message["html"])
             return
         event = message.get("event")
         conversation = message.get("conversation") or {}
-        if event == "conversation.updated" and conversation.get("id") == self.watching:
+        status = event == "conversation.updated" and conversation.get("id") == self.watching
+        said = event in ("message.created", "message.updated") and message.get("message")
+        typing = event == "typing" and self.watching is not None
+        # What the customer says reaches members only: re-read as for a frame, should the
+        # membership have gone without its event. (The queue, one partial for the whole
+        # organization, is not re-checked per socket; the event closes those.)
+        if not (status or said or typing) or not await self.member_allowed():
+            return
+        if status:
             await self._status_changed(conversation)
-        elif event in ("message.created", "message.updated") and message.get("message"):
+        elif said:
             await self.send(text_data=message_html(message=message["message"]))
-        elif event == "typing" and self.watching is not None:
+        else:
             await self.send(
                 text_data=typing_html(
                     conversation_id=self.watching,
