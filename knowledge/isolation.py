@@ -20,11 +20,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.conf import settings  # read by parse_budget only: the child never configures Django
+
 from knowledge.parsers import ParseBudget, ParsedDocument, ParseError
 
 _ROOT = Path(__file__).resolve().parent.parent
 _TARGET = "knowledge.parsers:parse_upload"
 _MEMORY = 2 * 1024 * 1024 * 1024
+
+
+def parse_budget() -> ParseBudget:
+    """The budget config/settings.py sets (KNOWLEDGE_PARSE_*)."""
+    mb = 1024 * 1024
+    return ParseBudget(
+        page_bytes=settings.KNOWLEDGE_PARSE_MAX_PAGE_MB * mb,
+        expanded_bytes=settings.KNOWLEDGE_PARSE_MAX_EXPANDED_MB * mb,
+        text_bytes=settings.KNOWLEDGE_PARSE_MAX_TEXT_MB * mb,
+        pages=settings.KNOWLEDGE_PARSE_MAX_PAGES,
+        seconds=settings.KNOWLEDGE_PARSE_SECONDS,
+    )
 
 
 def parse_isolated(

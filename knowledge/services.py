@@ -25,11 +25,10 @@ from bots.models import Bot
 from knowledge import intents, web
 from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import EmbeddingError, get_embedder
-from knowledge.isolation import parse_isolated
+from knowledge.isolation import parse_budget, parse_isolated
 from knowledge.models import Chunk, Document, KnowledgeSource
 from knowledge.parsers import (
     MAX_UPLOAD_BYTES,
-    ParseBudget,
     ParsedDocument,
     ParseError,
     detect_format,
@@ -119,17 +118,6 @@ def upload_check(*, filename: str, data: bytes) -> str:
     if not data.strip():
         raise ParseError("The file is empty.")
     return detect_format(filename, data)
-
-
-def parse_budget() -> ParseBudget:
-    mb = 1024 * 1024
-    return ParseBudget(
-        page_bytes=settings.KNOWLEDGE_PARSE_MAX_PAGE_MB * mb,
-        expanded_bytes=settings.KNOWLEDGE_PARSE_MAX_EXPANDED_MB * mb,
-        text_bytes=settings.KNOWLEDGE_PARSE_MAX_TEXT_MB * mb,
-        pages=settings.KNOWLEDGE_PARSE_MAX_PAGES,
-        seconds=settings.KNOWLEDGE_PARSE_SECONDS,
-    )
 
 
 def _upload_documents(source: KnowledgeSource) -> list[ParsedDocument]:

@@ -99,7 +99,7 @@ def test_the_child_answers_documents_and_line_errors_like_the_parser():
 def test_the_settings_set_the_budget(settings):
     settings.KNOWLEDGE_PARSE_MAX_PAGE_MB = 3
     settings.KNOWLEDGE_PARSE_SECONDS = 7
-    budget = services.parse_budget()
+    budget = isolation.parse_budget()
     assert (budget.page_bytes, budget.seconds) == (3 * MB, 7)
 
 
