@@ -246,6 +246,17 @@ KNOWLEDGE_ADAPTER = env_bool("KNOWLEDGE_ADAPTER", True)
 KNOWLEDGE_ADAPTER_MIN_ARTICLES = env_int("KNOWLEDGE_ADAPTER_MIN_ARTICLES", 20, minimum=2)
 KNOWLEDGE_ADAPTER_CACHE = env_int("KNOWLEDGE_ADAPTER_CACHE", 4, minimum=1, maximum=64)
 
+# --- Knowledge: reading uploads (knowledge/parsers.py, knowledge/isolation.py) -----------------
+# What reading one file may cost, in the worker's child process: a few KB of PDF can expand into
+# megabytes of drawing instructions that take minutes to walk. Past a limit the file is refused
+# with the reason, and the source's previous version keeps serving.
+# At most half the worker task's timeout (Q_CLUSTER): the sync still has to embed what was read.
+KNOWLEDGE_PARSE_SECONDS = env_int("KNOWLEDGE_PARSE_SECONDS", 60, minimum=1, maximum=300)
+KNOWLEDGE_PARSE_MAX_PAGES = env_int("KNOWLEDGE_PARSE_MAX_PAGES", 1000, minimum=1)
+KNOWLEDGE_PARSE_MAX_PAGE_MB = env_int("KNOWLEDGE_PARSE_MAX_PAGE_MB", 1, minimum=1, maximum=1024)
+KNOWLEDGE_PARSE_MAX_EXPANDED_MB = env_int("KNOWLEDGE_PARSE_MAX_EXPANDED_MB", 32, minimum=1)
+KNOWLEDGE_PARSE_MAX_TEXT_MB = env_int("KNOWLEDGE_PARSE_MAX_TEXT_MB", 20, minimum=1)
+
 # --- Knowledge: web page and sitemap sources (knowledge/web.py) -------------------------------
 KNOWLEDGE_SITEMAP_MAX_PAGES = env_int("KNOWLEDGE_SITEMAP_MAX_PAGES", 500, minimum=1, maximum=50_000)
 # Off by default: any organization's owner can add a URL, and the worker fetching internal

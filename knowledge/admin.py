@@ -8,14 +8,15 @@ from django.contrib import admin
 from bots.admin import TenantAdmin
 from knowledge import services
 from knowledge.models import Chunk, Document, IntentModel, KnowledgeSource
-from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError, detect_format, parse_upload
+from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError
 
 
 class KnowledgeSourceForm(forms.ModelForm):
     upload = forms.FileField(
         required=False,
         help_text="For an uploaded file: intent JSON/YAML, FAQ CSV, Markdown, HTML, text, PDF or "
-        "JSONL articles. A new file replaces this source's documents once it has synced.",
+        "JSONL articles. The worker checks a new file first; it replaces this source's "
+        "documents once it has passed and synced, and a refused one leaves them serving.",
     )
     # Checked by the service's rules in clean(), not by URLField's (which guesses a scheme).
     url = forms.CharField(
@@ -45,7 +46,8 @@ class KnowledgeSourceForm(forms.ModelForm):
             )
         data = upload.read()
         try:
-            parse_upload(filename=upload.name, data=data, format=detect_format(upload.name, data))
+            # Only the cheap checks: the worker reads the file, within its budget.
+            services.upload_check(filename=upload.name, data=data)
         except ParseError as exc:
             raise forms.ValidationError(str(exc)) from None
         return upload.name, data

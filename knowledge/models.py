@@ -25,6 +25,7 @@ class KnowledgeSource(models.Model):
         SITEMAP = "sitemap", "Sitemap"
 
     class Status(models.TextChoices):
+        CHECKING = "checking", "Checking…"
         PENDING = "pending", "Waiting to sync"
         SYNCING = "syncing", "Syncing"
         READY = "ready", "Ready"
@@ -39,6 +40,12 @@ class KnowledgeSource(models.Model):
     # The last accepted upload: what a re-sync or a re-embed rebuilds from.
     content = models.BinaryField(null=True, blank=True, editable=False)
     content_checksum = models.CharField(max_length=64, blank=True, editable=False)
+    # A new upload waiting for the worker to read it: it replaces `content` only once it has
+    # parsed within its budget, so a bad or hostile file never stops the previous one serving.
+    candidate = models.BinaryField(null=True, blank=True, editable=False)
+    candidate_filename = models.CharField(max_length=255, blank=True, editable=False)
+    candidate_format = models.CharField(max_length=12, blank=True, editable=False)
+    candidate_checksum = models.CharField(max_length=64, blank=True, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     progress_done = models.PositiveIntegerField(default=0)

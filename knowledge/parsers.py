@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import yaml
 from bs4 import BeautifulSoup, NavigableString, Tag
-from pypdf import PdfReader
+from pypdf import PdfReader, apply_configuration
+from pypdf.errors import LimitReachedError
 
 FORMATS = ("intents", "faq_csv", "markdown", "html", "text", "pdf", "jsonl")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -40,6 +41,26 @@ _MAX_TITLE_CHARS = 300
 
 class ParseError(ValueError):
     """A user-facing message that names the line, row or field at fault."""
+
+
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ParseBudget:
+    """What reading one file may cost. A few KB of PDF can expand into megabytes of drawing
+    instructions that take minutes of CPU to walk, so every limit is on the expanded content,
+    not on the upload's size. The defaults are those of config/settings.py."""
+
+    page_bytes: int = 1 * _MB  # one PDF page's decompressed content
+    expanded_bytes: int = 32 * _MB  # all pages' content together, and any one PDF stream
+    text_bytes: int = 20 * _MB  # the text extracted, whatever the format
+    pages: int = 1000
+    seconds: float = 60  # enforced by knowledge/isolation.py, which can stop the reader
+
+
+def budget_mb(limit: int) -> str:
+    return f"{limit / _MB:.3g} MB" if limit >= _MB // 10 else f"{limit / 1024:.3g} KB"
 
 
 @dataclass
@@ -73,7 +94,10 @@ def detect_format(filename: str, data: bytes) -> str:
     raise ParseError(f"Can't read {what}. Accepted: {ACCEPTED}.")
 
 
-def parse_upload(*, filename: str, data: bytes, format: str | None = None) -> list[ParsedDocument]:
+def parse_upload(
+    *, filename: str, data: bytes, format: str | None = None, budget: ParseBudget | None = None
+) -> list[ParsedDocument]:
+    budget = budget or ParseBudget()
     if len(data) > MAX_UPLOAD_BYTES:
         raise ParseError(
             f"The file is {len(data) / 1024 / 1024:.1f} MB; "
@@ -86,7 +110,7 @@ def parse_upload(*, filename: str, data: bytes, format: str | None = None) -> li
         raise ParseError(f'Unknown format "{fmt}"; expected one of: {", ".join(FORMATS)}.')
     name = _basename(filename)
     if fmt == "pdf":
-        docs = _parse_pdf(name, data)
+        docs = _parse_pdf(name, data, budget)
     else:
         text = _decode(data)
         if not text.strip():
@@ -94,6 +118,11 @@ def parse_upload(*, filename: str, data: bytes, format: str | None = None) -> li
         docs = _PARSERS[fmt](name, text)
     if not docs:
         raise ParseError(f'"{name}" contains no documents.')
+    if sum(len(doc.body.encode()) for doc in docs) > budget.text_bytes:
+        raise ParseError(
+            f'"{name}" holds more than {budget_mb(budget.text_bytes)} of text, the limit for one '
+            "file. Split it into smaller files."
+        )
     return docs
 
 
@@ -501,15 +530,39 @@ def _parse_text(name: str, text: str) -> list[ParsedDocument]:
     return [_single(name, title, body, {})]
 
 
-def _parse_pdf(name: str, data: bytes) -> list[ParsedDocument]:
+def _parse_pdf(name: str, data: bytes, budget: ParseBudget) -> list[ParsedDocument]:
+    expands = (
+        f'"{name}" expands to more than {budget_mb(budget.expanded_bytes)} of content, the limit '
+        "for one file. Split it into smaller files, or upload its text as .txt or .md."
+    )
+    # pypdf's own limits stop any single stream (content, font, image) from decompressing past
+    # the budget; the page checks below add up what text extraction would have to walk.
+    limits = {
+        key: budget.expanded_bytes
+        for key in (
+            "maximum_declared_stream_length",
+            "array_based_stream_maximum_output_length",
+            "zlib_maximum_output_length",
+            "lzw_maximum_output_length",
+            "run_length_maximum_output_length",
+            "brotli_maximum_output_length",
+            "jbig2_maximum_output_length",
+            "stream_decoding_work_maximum_length",
+        )
+    }
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ParseError(f'"{name}" is password-protected; remove the password and try again.')
-        pages = [page.extract_text() or "" for page in reader.pages]
-        meta_title = (reader.metadata.title or "") if reader.metadata else ""
+        with apply_configuration(**limits):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise ParseError(
+                    f'"{name}" is password-protected; remove the password and try again.'
+                )
+            pages = _pdf_pages(name, reader, budget, expands)
+            meta_title = (reader.metadata.title or "") if reader.metadata else ""
     except ParseError:
         raise
+    except LimitReachedError as e:
+        raise ParseError(expands) from e
     except Exception as e:  # pypdf raises many exception types on damaged files
         raise ParseError(f'"{name}" could not be read as a PDF (damaged or not a PDF).') from e
     # Words hyphenated at a line end are rejoined; "e-\nmail" becomes "email", a fair price.
@@ -524,6 +577,30 @@ def _parse_pdf(name: str, data: bytes) -> list[ParsedDocument]:
     first = body.split("\n", 1)[0].strip()
     title = str(meta_title).strip() or (first if len(first) < 120 else _humanise(_stem(name)))
     return [_single(name, title, body, {})]
+
+
+def _pdf_pages(name: str, reader: PdfReader, budget: ParseBudget, expands: str) -> list[str]:
+    count = len(reader.pages)
+    if count > budget.pages:
+        raise ParseError(
+            f'"{name}" has {count} pages; the limit is {budget.pages}. Split it into smaller files.'
+        )
+    pages, total = [], 0
+    for number, page in enumerate(reader.pages, 1):
+        # Decoded once here and cached by pypdf for extract_text: measuring costs no extra work.
+        contents = page.get_contents()
+        size = len(contents.get_data()) if contents is not None else 0
+        if size > budget.page_bytes:
+            raise ParseError(
+                f'"{name}" page {number} expands to {size / _MB:.1f} MB of drawing instructions; '
+                f"a page of text needs far less, and the limit is {budget_mb(budget.page_bytes)}. "
+                "Upload its text as .txt or .md, or export the PDF again without the drawing."
+            )
+        total += size
+        if total > budget.expanded_bytes:
+            raise ParseError(expands)
+        pages.append(page.extract_text() or "")
+    return pages
 
 
 # --- JSON Lines articles ----------------------------------------------------------------------

@@ -8,12 +8,14 @@ from knowledge.models import Chunk, KnowledgeSource
 
 
 def source_list(*, bot: Bot) -> QuerySet[KnowledgeSource]:
-    return bot.knowledge_sources.defer("content").order_by("-created_at")
+    return bot.knowledge_sources.defer("content", "candidate").order_by("-created_at")
 
 
 def source_get(*, bot: Bot, source_id: int) -> KnowledgeSource:
     """A source of this bot (the bot was itself fetched through the member's organization)."""
-    return get_object_or_404(KnowledgeSource.objects.defer("content"), bot=bot, pk=source_id)
+    return get_object_or_404(
+        KnowledgeSource.objects.defer("content", "candidate"), bot=bot, pk=source_id
+    )
 
 
 def busy(*, bot: Bot, sources: list[KnowledgeSource]) -> bool:
@@ -22,7 +24,12 @@ def busy(*, bot: Bot, sources: list[KnowledgeSource]) -> bool:
         bot.embedding_model != bot.embedding_model_active
         and not bot.embedding_error
         or any(
-            s.status in (KnowledgeSource.Status.PENDING, KnowledgeSource.Status.SYNCING)
+            s.status
+            in (
+                KnowledgeSource.Status.CHECKING,
+                KnowledgeSource.Status.PENDING,
+                KnowledgeSource.Status.SYNCING,
+            )
             for s in sources
         )
     )
@@ -45,6 +52,8 @@ def sync_status(*, bot: Bot) -> dict:
                 "format": s.format,
                 "status": s.status,
                 "error": s.error,
+                # A new upload being checked; "status" is "checking" meanwhile.
+                "checking": s.candidate_filename or None,
                 "progress": {"done": s.progress_done, "total": s.progress_total},
                 "documents": s.document_count,
                 "chunks": s.chunk_count,

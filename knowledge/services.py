@@ -25,8 +25,14 @@ from bots.models import Bot
 from knowledge import intents, web
 from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import EmbeddingError, get_embedder
+from knowledge.isolation import parse_budget, parse_isolated
 from knowledge.models import Chunk, Document, KnowledgeSource
-from knowledge.parsers import ParsedDocument, ParseError, detect_format, parse_upload
+from knowledge.parsers import (
+    MAX_UPLOAD_BYTES,
+    ParsedDocument,
+    ParseError,
+    detect_format,
+)
 from knowledge.signals import knowledge_changed_notify
 
 log = logging.getLogger(__name__)
@@ -68,25 +74,27 @@ def source_upload(
     name: str = "",
     sync_now: bool = False,
 ) -> KnowledgeSource:
-    """Accept a file as a new source, or as the new version of `source`.
+    """Accept a file as a new source, or as the new version of `source`, to be read later.
 
-    The file is parsed here, before anything is saved: a malformed file raises ParseError with
-    the line or field at fault, and the source keeps serving its previous version. The sync
-    itself runs in the worker (or now, with sync_now, for commands and tests).
+    Only cheap checks run here (size, empty, a format recognised by name or content): reading
+    a file can take a crafted one minutes, so the worker does it in a child process it can
+    stop (knowledge/isolation.py). The file waits as the source's candidate, status "checking";
+    a file that fails to parse within its budget is refused there with the line, field or
+    limit at fault, and the previous version keeps serving. With sync_now (commands, tests) the
+    check and sync run before this returns, and a refusal raises ParseError.
     """
-    fmt = detect_format(filename, data)
-    documents = parse_upload(filename=filename, data=data, format=fmt)
+    fmt = upload_check(filename=filename, data=data)
     with transaction.atomic():
         if source is None:
             source = KnowledgeSource(bot=bot, kind=KnowledgeSource.Kind.UPLOAD)
         else:
             source = KnowledgeSource.objects.select_for_update().get(pk=source.pk, bot=bot)
         source.name = name or source.name or filename
-        source.filename = filename
-        source.format = fmt
-        source.content = data
-        source.content_checksum = _sha256(data)
-        source.status = KnowledgeSource.Status.PENDING
+        source.candidate = data
+        source.candidate_filename = filename
+        source.candidate_format = fmt
+        source.candidate_checksum = _sha256(data)
+        source.status = KnowledgeSource.Status.CHECKING
         source.error = ""
         source.progress_done, source.progress_total = 0, 0
         source.save()
@@ -95,9 +103,90 @@ def source_upload(
 
             transaction.on_commit(lambda: enqueue_source_sync(source.pk))
     if sync_now:
-        source_sync(source=source, documents=documents)
+        source_sync(source=source)
         source.refresh_from_db()
     return source
+
+
+def upload_check(*, filename: str, data: bytes) -> str:
+    """The checks cheap enough for a web request: the size, something in it, a known format."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ParseError(
+            f"The file is {len(data) / 1024 / 1024:.1f} MB; "
+            f"the limit is {MAX_UPLOAD_BYTES // 1024 // 1024} MB."
+        )
+    if not data.strip():
+        raise ParseError("The file is empty.")
+    return detect_format(filename, data)
+
+
+def _upload_documents(source: KnowledgeSource) -> list[ParsedDocument]:
+    """Read the source's candidate, which becomes its content if it passes, else its content.
+
+    A refused candidate is dropped and the reason recorded on the source (ParseError raised);
+    its documents, chunks and content are untouched, so it serves as before and stays ready
+    (failed when it had no previous version).
+    """
+    if not source.candidate_checksum:
+        if source.content is None:
+            raise ParseError("Nothing was uploaded for this source; upload a file.")
+        return parse_isolated(
+            filename=source.filename,
+            data=bytes(source.content),
+            format=source.format,
+            budget=parse_budget(),
+        )
+    checksum, filename = source.candidate_checksum, source.candidate_filename
+    try:
+        documents = parse_isolated(
+            filename=filename,
+            data=bytes(source.candidate),
+            format=source.candidate_format,
+            budget=parse_budget(),
+        )
+    except ParseError as exc:
+        serving = (
+            f" The previous version ({source.filename}) keeps serving." if source.content else ""
+        )
+        error = f"{filename} was refused: {exc}{serving}"
+        # With a previous version the source is still ready: it answers from that version.
+        status = KnowledgeSource.Status.READY if source.content else KnowledgeSource.Status.FAILED
+        if not _candidate_clear(source, checksum, status=status, error=error):
+            raise _Superseded from None
+        raise _Refused(error) from None
+    promoted = _candidate_clear(
+        source,
+        checksum,
+        content=source.candidate,
+        content_checksum=checksum,
+        filename=filename,
+        format=source.candidate_format,
+    )
+    if not promoted:  # a newer upload arrived meanwhile: its own task reads and syncs it
+        raise _Superseded
+    return documents
+
+
+def _candidate_clear(source: KnowledgeSource, checksum: str, **fields) -> bool:
+    """Clear the candidate with these changes, unless a newer upload has replaced it."""
+    cleared = dict(
+        candidate=None, candidate_filename="", candidate_format="", candidate_checksum=""
+    )
+    updated = KnowledgeSource.objects.filter(pk=source.pk, candidate_checksum=checksum).update(
+        **cleared, **fields, updated_at=timezone.now()
+    )
+    if updated:
+        for key, value in {**cleared, **fields}.items():
+            setattr(source, key, value)
+    return bool(updated)
+
+
+class _Superseded(Exception):
+    """A newer upload replaced the candidate this sync was reading."""
+
+
+class _Refused(ParseError):
+    """A candidate that failed to parse, already recorded on its source."""
 
 
 def source_resync(*, source: KnowledgeSource) -> None:
@@ -126,9 +215,7 @@ def source_sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | No
                 ),
             )
         elif documents is None:
-            documents = parse_upload(
-                filename=source.filename, data=bytes(source.content), format=source.format
-            )
+            documents = _upload_documents(source)
         _mark(source, status=KnowledgeSource.Status.SYNCING, error="")
         try:
             _apply(source, bot, documents)
@@ -141,8 +228,11 @@ def source_sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | No
             source, status=KnowledgeSource.Status.FAILED, error=str(exc), **web.retry_later(source)
         )
         return
+    except _Superseded:
+        return
     except ParseError as exc:
-        _mark(source, status=KnowledgeSource.Status.FAILED, error=str(exc))
+        if not isinstance(exc, _Refused):
+            _mark(source, status=KnowledgeSource.Status.FAILED, error=str(exc))
         raise
     except Exception as exc:
         log.exception("sync of knowledge source %s failed", source.pk)

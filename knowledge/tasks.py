@@ -11,12 +11,16 @@ def enqueue_source_sync(source_id: int) -> None:
 
 def source_sync(source_id: int) -> None:
     from knowledge.models import KnowledgeSource
+    from knowledge.parsers import ParseError
     from knowledge.services import source_sync as sync
 
     source = KnowledgeSource.objects.select_related("bot").filter(pk=source_id).first()
     if source is None:
         return
-    sync(source=source)
+    try:
+        sync(source=source)
+    except ParseError:
+        return  # a refused file: the source says why on the knowledge page, nothing to retry
 
 
 def sources_sync_due() -> None:

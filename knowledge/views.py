@@ -70,7 +70,7 @@ def source_upload(request, org, bot):
         source = services.source_upload(bot=bot, filename=filename, data=data)
     except ParseError as exc:
         return _page(request, membership, bot, error=str(exc), status=400)
-    messages.success(request, f"{source.name} uploaded; syncing now.")
+    messages.success(request, f"{source.name} uploaded; checking it now.")
     return redirect("bot_knowledge", org, bot.slug)
 
 
@@ -101,7 +101,11 @@ def source_replace(request, org, bot, source_id):
     except ParseError as exc:
         error = f"{source.name} was not replaced; its previous version keeps serving. {exc}"
         return _page(request, membership, bot, error=error, status=400)
-    messages.success(request, f"New version of {source.name} uploaded; syncing now.")
+    messages.success(
+        request,
+        f"New version of {source.name} uploaded; checking it now. "
+        "The current version keeps serving until the new one passes.",
+    )
     return redirect("bot_knowledge", org, bot.slug)
 
 

@@ -34,6 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.netguard import private_address
+from knowledge.isolation import parse_budget, parse_isolated
 from knowledge.models import Chunk, Document, KnowledgeSource
 from knowledge.parsers import MAX_UPLOAD_BYTES, ParsedDocument, ParseError, detect_format
 from knowledge.parsers import parse_upload as parse_file
@@ -214,7 +215,10 @@ def page_documents(url: str, http: httpx.Client) -> list[ParsedDocument]:
     name = _filename(url)
     try:
         fmt = _format(fetched, name)
-        documents = parse_file(filename=name, data=fetched.data, format=fmt)
+        # A PDF can take minutes of CPU for a few KB, so it is read where it can be stopped;
+        # the other formats cost about their size, already capped, and stay in this process.
+        parse = parse_isolated if fmt == "pdf" else parse_file
+        documents = parse(filename=name, data=fetched.data, format=fmt, budget=parse_budget())
     except ParseError as exc:
         raise FetchError(f"{url}: {exc}") from None
     for doc in documents:

@@ -49,12 +49,28 @@ def test_an_owner_uploads_an_faq_and_it_syncs(client, owner, acme_bot, upload):
     assert "faq.csv" in page and "Ready" in page
 
 
-def test_a_malformed_file_is_refused_with_its_line_and_nothing_is_kept(client, owner, acme_bot):
+def test_a_malformed_file_is_refused_with_its_line_and_nothing_is_kept(
+    client, owner, acme_bot, upload
+):
     client.force_login(owner)
     bad = b"question,answer\nWhere is my order?,\n"
-    response = client.post(_url("knowledge_upload", acme_bot), {"file": _file(bad)})
+    response = upload(_url("knowledge_upload", acme_bot), _file(bad))
+    assert response.status_code == 302  # read by the worker, not in the request
+    source = KnowledgeSource.objects.get()
+    assert source.status == "failed"
+    assert "Row 2: the answer column is empty" in source.error  # the row at fault is named
+    assert source.content is None and not Document.objects.exists()
+    page = client.get(_url("bot_knowledge", acme_bot)).content.decode()
+    assert "Row 2: the answer column is empty" in page
+
+
+def test_an_unknown_format_is_refused_in_the_request(client, owner, acme_bot):
+    client.force_login(owner)
+    response = client.post(
+        _url("knowledge_upload", acme_bot), {"file": _file(b"\x00\x01binary", "data.bin")}
+    )
     assert response.status_code == 400
-    assert "2" in response.content.decode()  # the row at fault is named
+    assert "Accepted:" in response.content.decode()
     assert not KnowledgeSource.objects.exists()
 
 
@@ -70,11 +86,11 @@ def test_a_bad_replacement_keeps_the_old_version(client, owner, acme_bot, upload
     client.force_login(owner)
     upload(_url("knowledge_upload", acme_bot))
     source = KnowledgeSource.objects.get()
-    response = client.post(
-        _url("knowledge_replace", acme_bot, source.pk), {"file": _file(b"\xff\xfe\x00garbage")}
-    )
-    assert response.status_code == 400
-    assert "keeps serving" in response.content.decode()
+    response = upload(_url("knowledge_replace", acme_bot, source.pk), _file(b"\xff\xfe\x00garbage"))
+    assert response.status_code == 302  # read by the worker, not in the request
+    source.refresh_from_db()
+    assert "keeps serving" in source.error and source.filename == "faq.csv"
+    assert "keeps serving" in client.get(_url("bot_knowledge", acme_bot)).content.decode()
     assert Document.objects.filter(source=source).count() == 4
 
 
@@ -149,12 +165,35 @@ def test_resync_shows_the_source_pending_until_the_worker_runs(client, owner, ac
     assert 'hx-trigger="every 2s"' in page, "the page polls while a sync is pending"
 
 
-def test_admin_upload_refuses_a_malformed_file_at_the_field(client, owner, acme_bot):
+def test_admin_upload_refuses_a_malformed_file_with_its_row(
+    client, owner, acme_bot, q_sync, django_capture_on_commit_callbacks
+):
+    client.force_login(owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:knowledge_knowledgesource_add"),
+            {
+                "bot": acme_bot.pk,
+                "name": "Broken",
+                "kind": "upload",
+                "sync_interval": "1 00:00:00",
+                "upload": _file(b"question,answer\nWhy?,\n"),
+            },
+        )
+    assert response.status_code == 302  # read by the worker, not in the request
+    source = KnowledgeSource.objects.get()
+    assert source.status == "failed" and "Row 2" in source.error
+    assert not Document.objects.exists()
+    change = reverse("admin:knowledge_knowledgesource_change", args=[source.pk])
+    assert "Row 2" in client.get(change).content.decode()
+
+
+def test_admin_upload_refuses_an_unknown_format_at_the_field(client, owner, acme_bot):
     client.force_login(owner)
     response = client.post(
         reverse("admin:knowledge_knowledgesource_add"),
-        {"bot": acme_bot.pk, "name": "Broken", "upload": _file(b"question,answer\nWhy?,\n")},
+        {"bot": acme_bot.pk, "name": "Junk", "upload": _file(b"\x00\x01binary", "data.bin")},
     )
     assert response.status_code == 200
-    assert "Row 2" in response.content.decode()
+    assert "Accepted:" in response.content.decode()
     assert not KnowledgeSource.objects.exists()

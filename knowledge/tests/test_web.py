@@ -14,6 +14,7 @@ from knowledge import services, web
 from knowledge.models import Document, KnowledgeSource
 from knowledge.retrieval import search_documents
 from knowledge.tests.conftest import html_page, sitemap
+from knowledge.tests.pdfs import pdf_bomb
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +58,16 @@ def test_it_fetches_a_page_and_answers_from_it_citing_the_page(acme_bot, site, a
     assert (hit.title, hit.url) == ("Shipping times", url)
     assert site.requests[-1] == ("/help/shipping", web.USER_AGENT)
     assert source.next_sync_at - source.last_synced_at == source.sync_interval
+
+
+def test_a_pdf_bomb_on_a_site_is_refused_with_its_page(site, acme_bot, add, monkeypatch):
+    site.put("/manual.pdf", pdf_bomb(), "application/pdf")
+    read_here = []
+    monkeypatch.setattr(web, "parse_file", lambda **kwargs: read_here.append(kwargs))
+    source = add(acme_bot, site.url("/manual.pdf"))
+    assert source.status == KnowledgeSource.Status.FAILED
+    assert "manual.pdf" in source.error and "page 1 expands to 1.9 MB" in source.error
+    assert read_here == [], "a PDF is read in the child process that can be stopped"
 
 
 def test_it_follows_redirects_and_reads_other_formats(site, acme_bot, add):
