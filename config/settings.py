@@ -271,7 +271,8 @@ CHAT_PENDING_STALE_SECONDS = env_int("CHAT_PENDING_STALE_SECONDS", 10, minimum=1
 # the worker's schedule, every minute.
 CHAT_RECOVER_EVERY_SECONDS = env_int("CHAT_RECOVER_EVERY_SECONDS", 3, minimum=0)
 # Fault injection for the crash tests and `manage.py bench_recovery`, never for production:
-# every answer waits this long after it is saved, so a process can be killed mid-answer.
+# the first attempt of every answer waits this long after it is saved, so a process can be
+# killed mid-answer (the recovery's retry does not wait).
 CHAT_FAULT_ANSWER_DELAY_SECONDS = env_int("CHAT_FAULT_ANSWER_DELAY_SECONDS", 0, minimum=0)
 # Messages a minute, per visitor (per customer on the API) and per client IP on the widget.
 # Fixed one-minute windows in the cache: shared by all processes only when REDIS_URL is set.

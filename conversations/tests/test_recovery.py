@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from config import heartbeat as beats
 from conversations import chat, recovery, services
 from conversations.models import Conversation, Message
 from conversations.tests import fixtures_rt
@@ -45,7 +46,7 @@ def _cut_off(conversation, message):
 def test_it_heartbeats_a_pending_answer_before_its_first_token(carlas_chat, scripted, monkeypatch):
     # Retrieval and the extractive answer send no token for seconds: the answer must still
     # look alive, or a sweep fails it and a retry answers twice.
-    monkeypatch.setattr(recovery, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(beats, "HEARTBEAT_SECONDS", 0.05)
     gate = scripted.hold()
     message = _ask(carlas_chat)
     turn = threading.Thread(target=lambda: list(chat.turn_run(message=message)))
