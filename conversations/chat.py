@@ -35,6 +35,7 @@ from conversations.models import Conversation, Message
 from escalation import rules
 from escalation.models import Mode, Trigger
 from escalation.services import escalation_open
+from knowledge import services as knowledge_services
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +373,9 @@ _recovering_pid: int | None = None
 
 
 def turn_recover_start() -> None:
-    """Sweep every CHAT_RECOVER_EVERY_SECONDS in this serving process, from now on; call it on
-    the server's event loop (config/asgi.py does, on the first request the process serves).
+    """Sweep every CHAT_RECOVER_EVERY_SECONDS in this serving process, from now on, for answers
+    a crash cut off (and knowledge syncs whose worker died); call it on the server's event loop
+    (config/asgi.py does, on the first request the process serves).
 
     So a restarted server finishes what it was writing when it died as soon as those answers'
     heartbeat is stale, instead of at the worker's next minute. On this event loop, through
@@ -392,7 +394,7 @@ _recover_tasks: set[asyncio.Task] = set()  # referenced, so the loop does not dr
 
 
 async def _recover_forever() -> None:
-    run = sync_to_async(_turn_recover_closing, thread_sensitive=False)
+    run = sync_to_async(_recover_round, thread_sensitive=False)
     while True:
         try:
             await run()
@@ -402,9 +404,12 @@ async def _recover_forever() -> None:
         await asyncio.sleep(settings.CHAT_RECOVER_EVERY_SECONDS)
 
 
-def _turn_recover_closing() -> dict:
+def _recover_round() -> None:
     try:
-        return turn_recover()
+        turn_recover()
+        # Knowledge syncs whose worker died are queued again here too: within seconds of
+        # their lease running out, instead of at the worker's next minute.
+        knowledge_services.sources_requeue_stalled()
     finally:
         close_old_connections()
 
