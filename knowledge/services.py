@@ -205,7 +205,8 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
     removed = [key for key in existing if key not in wanted]
     drafts = {key: _drafts(wanted[key][0]) for key in to_embed}
     texts = [draft.embed_text for key in to_embed for draft in drafts[key]]
-    _mark(source, progress_done=0, progress_total=len(texts))
+    # progress_done is set by the embedding: from what an interrupted run saved, not from 0.
+    _mark(source, progress_total=len(texts), **({} if texts else {"progress_done": 0}))
     vectors = _embed_with_progress(source, model, texts)
     # New chunks join the bot's current adapter space too; a retrain follows if articles changed.
     adapter = bot.embedding_adapter

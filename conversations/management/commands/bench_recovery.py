@@ -117,12 +117,21 @@ class Server:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        groups = children_of(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        # serve stops its children, but a worker it had to kill leaves its cluster's processes
+        # behind (holding database connections): nothing of a bench outlives it.
+        for group in groups:
             try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 # --- Answers ------------------------------------------------------------------------------------
@@ -245,6 +254,119 @@ def bench_answers(bot, trials: int) -> dict:
     return _summary(results, "answered")
 
 
+# --- Syncs --------------------------------------------------------------------------------------
+def _articles(count: int, salt: str) -> bytes:
+    """`count` articles of one passage each (two texts to embed with the title), unlike any
+    earlier trial's, as JSON Lines."""
+    words = "shipping returns warranty invoice account order parcel refund courier address"
+    lines = []
+    for i in range(count):
+        body = " ".join(f"{w}{(i * 7 + j) % 97}" for j, w in enumerate(words.split() * 12))
+        lines.append(
+            json.dumps(
+                {"id": f"{salt}-{i}", "title": f"Article {i} of {salt}", "body": f"{salt} {body}"}
+            )
+        )
+    return "\n".join(lines).encode()
+
+
+def _wait(condition, seconds: float, step: float = 0.2):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    return None
+
+
+def sync_trial(server: Server, bot, texts: int, seconds: float = 600) -> dict:
+    """One crash of web and worker mid-sync on `server` (running); leaves it running again.
+
+    A source synced once (the previous version), then a new version of `texts` texts to embed;
+    killed once some of it is embedded. Checks that the previous version serves until the new
+    one is complete, and that the new one ends with every chunk once.
+    """
+    from knowledge.models import Chunk, Document, EmbeddingCache, KnowledgeSource
+    from knowledge.services import source_upload
+
+    salt = uuid.uuid4().hex[:8]
+    source = source_upload(bot=bot, filename="old.jsonl", data=_articles(2, f"old{salt}"))
+
+    def ready():
+        source.refresh_from_db()
+        return source.status == KnowledgeSource.Status.READY
+
+    if not _wait(ready, seconds):
+        raise RuntimeError(f"the previous version did not sync: {source.status} {source.error}")
+    previous = set(Chunk.objects.filter(document__source=source).values_list("pk", flat=True))
+    source_upload(
+        bot=bot, source=source, filename="new.jsonl", data=_articles(texts // 2, f"new{salt}")
+    )
+
+    def embedding():
+        source.refresh_from_db()
+        return source.status == KnowledgeSource.Status.SYNCING and source.progress_done > 0
+
+    if not _wait(embedding, seconds):
+        raise RuntimeError(f"the new version never started embedding: {source.status}")
+    server.kill()
+    killed_at = timezone.now()
+    saved = EmbeddingCache.objects.count()
+    stalled = KnowledgeSource.objects.get(pk=source.pk)
+    # The crash left the previous version whole.
+    served = previous == set(
+        Chunk.objects.filter(document__source=source).values_list("pk", flat=True)
+    )
+    back = server.start()
+    requeued = _wait(
+        lambda: KnowledgeSource.objects.filter(
+            pk=source.pk, updated_at__gt=stalled.updated_at
+        ).exists(),
+        seconds,
+    )
+    requeue_s = time.monotonic() - back
+
+    def synced():
+        source.refresh_from_db()
+        return (
+            source.status == KnowledgeSource.Status.READY
+            and source.last_synced_at is not None
+            and source.last_synced_at > killed_at
+        )
+
+    done = bool(requeued and _wait(synced, seconds, step=0.5))
+    recover_s = time.monotonic() - back
+    chunks = Chunk.objects.filter(document__source=source)
+    distinct = chunks.values("document_id", "position", "kind").distinct().count()
+    documents = Document.objects.filter(source=source).count()
+    return {
+        "synced": done and documents == texts // 2 and chunks.count() == texts,
+        "duplicated": chunks.count() != distinct,
+        "previous_served": served and stalled.status == KnowledgeSource.Status.SYNCING,
+        "recover_s": round(recover_s, 1) if done else None,
+        "requeue_s": round(requeue_s, 1) if requeued else None,
+        "progress_at_kill": f"{stalled.progress_done}/{stalled.progress_total}",
+        "saved_at_kill": saved,
+    }
+
+
+def bench_syncs(bot, trials: int, texts: int) -> dict:
+    server = Server()
+    server.start()
+    results = []
+    try:
+        for _ in range(trials):
+            results.append(sync_trial(server, bot, texts))
+    finally:
+        server.stop()
+    summary = _summary(results, "synced")
+    summary["texts"] = texts
+    summary["requeue_s_p50"] = _p50([r["requeue_s"] for r in results if r["requeue_s"]])
+    summary["previous_served"] = sum(1 for r in results if r["previous_served"])
+    return summary
+
+
 def _summary(results: list[dict], done: str) -> dict:
     seconds = [r["recover_s"] for r in results if r["recover_s"] is not None]
     return {
@@ -255,7 +377,11 @@ def _summary(results: list[dict], done: str) -> dict:
             "p50": _p50(seconds),
             "max": max(seconds) if seconds else None,
         },
-        "pipeline_s_p50": _p50([r["pipeline_s"] for r in results if r.get("pipeline_s")]),
+        **(
+            {"pipeline_s_p50": _p50([r["pipeline_s"] for r in results])}
+            if done == "answered"
+            else {}
+        ),
         "each_s": [r["recover_s"] for r in results],
     }
 
@@ -270,8 +396,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--answers", type=int, default=10, help="crashes mid-answer")
         parser.add_argument("--syncs", type=int, default=10, help="crashes mid-sync")
+        parser.add_argument(
+            "--sync-texts", type=int, default=3000, help="texts to embed in each synced version"
+        )
 
-    def handle(self, *args, answers: int, syncs: int, **options):
+    def handle(self, *args, answers: int, syncs: int, sync_texts: int, **options):
         from conversations.management.commands.bench_chat import _load_demo
         from knowledge.evaluation import throwaway_bot
 
@@ -283,4 +412,7 @@ class Command(BaseCommand):
             if answers:
                 report["answers"] = bench_answers(bot, answers)
                 self.stdout.write(f"answers: {json.dumps(report['answers'])}")
+            if syncs:
+                report["syncs"] = bench_syncs(bot, syncs, sync_texts)
+                self.stdout.write(f"syncs: {json.dumps(report['syncs'])}")
         self.stdout.write(json.dumps(report))
