@@ -251,7 +251,12 @@ def bench_answers(bot, trials: int) -> dict:
             results.append(answer_trial(server, bot, QUESTIONS[i % len(QUESTIONS)]))
     finally:
         server.stop()
-    return _summary(results, "answered")
+    summary = _summary(results, "answered")
+    # When the retry started, from the server being back: the sweep's part of recover_s.
+    started = [r["retry_started_s"] for r in results]
+    summary["retry_started_s"] = {"p50": _p50(started), "max": max(started, default=None)}
+    summary["restart_s_p50"] = _p50([r["restart_s"] for r in results])
+    return summary
 
 
 # --- Syncs --------------------------------------------------------------------------------------
