@@ -1,6 +1,7 @@
-"""Crashes for real: `manage.py serve` SIGKILLed mid-answer (web and worker), started again, and
-the customer's answer measured to the widget (conversations/management/commands/bench_recovery.py
-runs the same trial N times for `make bench`)."""
+"""Crashes for real: `manage.py serve` (web and worker) SIGKILLed mid-answer and mid-sync, started
+again, and the recovery measured: the customer's answer to the widget, the knowledge source to
+ready (conversations/management/commands/bench_recovery.py runs the same trials N times for
+`make bench`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from bots.tests.factories import BotFactory
 from conversations.management.commands import bench_recovery
 from conversations.models import Message
+from knowledge.models import EmbeddingCache
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,3 +41,18 @@ def test_it_answers_a_question_cut_off_by_a_crash_once_within_30_s(acme):
     [cut_off, answer] = Message.objects.filter(sender=Message.Sender.AI).order_by("id")
     assert cut_off.state == Message.State.FAILED and cut_off.trace["cut_off"] is True
     assert answer.state == Message.State.COMPLETE and answer.trace["attempt"] == 2
+
+
+def test_a_sync_killed_midway_is_requeued_within_a_minute_and_completes_once(acme_bot):
+    server = bench_recovery.Server()
+    server.start()
+    try:
+        trial = bench_recovery.sync_trial(server, acme_bot, texts=600)
+    finally:
+        server.stop()
+    print(trial)
+    assert trial["saved_at_kill"] > 0, trial  # what was embedded before the kill was kept
+    assert trial["previous_served"], trial  # the old version served throughout
+    assert trial["requeue_s"] is not None and trial["requeue_s"] <= 60, trial
+    assert trial["synced"] and not trial["duplicated"], trial
+    assert EmbeddingCache.objects.count() == 0  # the new version serves: no vectors left over
