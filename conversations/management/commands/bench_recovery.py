@@ -369,6 +369,8 @@ def bench_syncs(bot, trials: int, texts: int) -> dict:
     summary["texts"] = texts
     summary["requeue_s_p50"] = _p50([r["requeue_s"] for r in results if r["requeue_s"]])
     summary["previous_served"] = sum(1 for r in results if r["previous_served"])
+    # Texts embedded before each kill, which the resumed sync did not embed again.
+    summary["progress_at_kill"] = [r["progress_at_kill"] for r in results]
     return summary
 
 
