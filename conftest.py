@@ -203,6 +203,8 @@ def live_asgi_server(transactional_db, settings):
     from django.db import connections
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
+    # Each test sets up the answers it checks: no sweep retrying them behind its back.
+    settings.CHAT_RECOVER_EVERY_SECONDS = 0
     # The fork must not share the parent's open database sockets. It inherits the settings
     # as pytest-django left them, already naming the test database.
     connections.close_all()

@@ -275,8 +275,16 @@ LLM_TIMEOUT = env_int("LLM_TIMEOUT", 15, minimum=1, maximum=300)
 # Answers computed at once per web process; more wait their turn (each holds a thread).
 CHAT_TURN_THREADS = env_int("CHAT_TURN_THREADS", 8, minimum=1, maximum=256)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000, minimum=100, maximum=100_000)
-# A bot message still `pending` after this long was cut off (a crash, a restart): it is retried.
-CHAT_PENDING_STALE_SECONDS = env_int("CHAT_PENDING_STALE_SECONDS", 120, minimum=10)
+# A bot message `pending` with no heartbeat for this long was cut off (a crash, a restart): it is
+# retried. The heartbeat beats every 2 s while an answer is written (conversations.recovery).
+CHAT_PENDING_STALE_SECONDS = env_int("CHAT_PENDING_STALE_SECONDS", 10, minimum=10)
+# How often the serving process sweeps for cut-off answers (conversations.recovery); 0: only
+# the worker's schedule, every minute.
+CHAT_RECOVER_EVERY_SECONDS = env_int("CHAT_RECOVER_EVERY_SECONDS", 3, minimum=0)
+# Fault injection for the crash tests and `manage.py bench_recovery`, never for production:
+# the first attempt of every answer waits this long after it is saved, so a process can be
+# killed mid-answer (the recovery's retry does not wait).
+CHAT_FAULT_ANSWER_DELAY_SECONDS = env_int("CHAT_FAULT_ANSWER_DELAY_SECONDS", 0, minimum=0)
 # Messages a minute, per visitor (per customer on the API) and per client IP on the widget.
 # Fixed one-minute windows in the cache: shared by all processes only when REDIS_URL is set.
 CHAT_RATE_PER_VISITOR = env_int("CHAT_RATE_PER_VISITOR", 20, minimum=1)

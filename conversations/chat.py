@@ -4,8 +4,9 @@ The widget's socket and the HTTP API both call `turn_run` on a saved customer me
 worker thread. The answer is saved as `pending` before the first token, its tokens are relayed
 live to the conversation's group (and yielded to the API's event stream), the text so far is
 saved every half second, and the finished answer is completed, or failed and handed to people.
-So a dropped socket or HTTP connection loses nothing, and a crash leaves a pending row that
-`turn_recover` (every minute, in the worker) fails and answers again.
+So a dropped socket or HTTP connection loses nothing, and a crash leaves a pending row whose
+heartbeat stops (conversations.recovery): `turn_recover` (every few seconds in the serving
+process, every minute in the worker) fails it and answers again.
 
 Rolling summary: the pipeline reads the last WINDOW_TURNS complete messages verbatim. Once a
 conversation is longer, the customer's questions that fell out of the window are kept in
@@ -16,21 +17,25 @@ on every turn, so it is deterministic, needs no model, and never drifts from wha
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from config import realtime
-from conversations import pipeline, selectors, services
+from conversations import pipeline, recovery, selectors, services
 from conversations.models import Conversation, Message
 from escalation import rules
 from escalation.models import Mode, Trigger
 from escalation.services import escalation_open
+from knowledge import services as knowledge_services
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +93,21 @@ def turn_run(*, message: Message, attempt: int = 1) -> Iterator[dict]:
         except services.ConversationStateError:
             # A person took over, or another run answers this message: the bot stays silent.
             return
-        yield from _answer(
-            conversation=conversation,
-            reply=reply,
-            turn=turn,
-            attempt=attempt,
-            message=message,
-            offer=decision,
-            bot_rules=bot_rules,
-        )
+        with recovery.heartbeat(reply.pk):
+            if settings.CHAT_FAULT_ANSWER_DELAY_SECONDS and attempt == 1:
+                # Fault injection for the crash tests and `bench_recovery` only: an answer
+                # being written for that long, so a process can be killed in the middle (the
+                # retry that recovers it is not slowed).
+                time.sleep(settings.CHAT_FAULT_ANSWER_DELAY_SECONDS)
+            yield from _answer(
+                conversation=conversation,
+                reply=reply,
+                turn=turn,
+                attempt=attempt,
+                message=message,
+                offer=decision,
+                bot_rules=bot_rules,
+            )
     except Exception as exc:
         log.exception("turn for message %s failed (attempt %s)", message.pk, attempt)
         yield from _turn_fail(
@@ -324,43 +335,94 @@ def _clip(text: str) -> str:
     return text[: SUMMARY_QUESTION_CHARS - 1].rstrip() + "…"
 
 
-# --- Recovery (django-q2 schedule, every minute) ---------------------------------------------
+# --- Recovery: the serving process every few seconds, the worker every minute ---------------
 def turn_recover() -> dict:
-    """Finish turns a crash or restart cut off.
+    """Finish turns a crash or restart cut off; one run at a time across all processes (a run
+    that finds another at work returns {"skipped": True}).
 
-    Fails bot answers stuck in `pending` (services.messages_fail_stale), then answers again each
-    conversation's latest customer message that still has no answer: its answer failed, or it
-    never got one. A message tried MAX_ATTEMPTS times goes to people instead, with a note to
+    Fails bot answers whose heartbeat stopped (services.messages_fail_stale), then answers
+    again each conversation's latest customer message that still has no answer: its answer
+    failed or was cut off, or it never got one. A message whose answer failed MAX_ATTEMPTS
+    times, or was cut off recovery.MAX_CUT_OFFS times, goes to people instead, with a note to
     the customer. Each retry's trace records its attempt number.
     """
-    failed = services.messages_fail_stale()
-    stale_before = timezone.now() - timedelta(seconds=settings.CHAT_PENDING_STALE_SECONDS)
-    retried = handed_off = 0
-    unanswered = selectors.messages_unanswered(
-        since=timezone.now() - RECOVER_WITHIN, stale_before=stale_before, limit=RECOVER_BATCH
-    )
-    for message in unanswered:
-        if message.bot_attempts >= MAX_ATTEMPTS:
-            _recover_give_up(message)
-            handed_off += 1
-            continue
-        for _event in turn_run(message=message, attempt=message.bot_attempts + 1):
-            pass
-        retried += 1
+    with recovery.one_at_a_time() as held:
+        if not held:
+            return {"skipped": True}
+        failed = services.messages_fail_stale()
+        stale_before = timezone.now() - timedelta(seconds=settings.CHAT_PENDING_STALE_SECONDS)
+        retried = handed_off = 0
+        unanswered = selectors.messages_unanswered(
+            since=timezone.now() - RECOVER_WITHIN, stale_before=stale_before, limit=RECOVER_BATCH
+        )
+        for message in unanswered:
+            errors = message.bot_attempts - message.bot_cut_offs
+            if errors >= MAX_ATTEMPTS or message.bot_cut_offs >= recovery.MAX_CUT_OFFS:
+                _recover_give_up(message, errors=errors)
+                handed_off += 1
+                continue
+            for _event in turn_run(message=message, attempt=message.bot_attempts + 1):
+                pass
+            retried += 1
     if failed or retried or handed_off:
         log.info("turn recovery: %s stale, %s retried, %s handed off", failed, retried, handed_off)
     return {"stale": failed, "retried": retried, "handed_off": handed_off}
 
 
-def _recover_give_up(message: Message) -> None:
+_recovering_pid: int | None = None
+
+
+def turn_recover_start() -> None:
+    """Sweep every CHAT_RECOVER_EVERY_SECONDS in this serving process, from now on, for answers
+    a crash cut off (and knowledge syncs whose worker died); call it on the server's event loop
+    (config/asgi.py does, on the first request the process serves).
+
+    So a restarted server finishes what it was writing when it died as soon as those answers'
+    heartbeat is stale, instead of at the worker's next minute. On this event loop, through
+    asgiref, the retried answers reach the sockets of this process, the in-memory channel
+    layer's included.
+    """
+    global _recovering_pid
+    if not settings.CHAT_RECOVER_EVERY_SECONDS or _recovering_pid == os.getpid():
+        return
+    _recovering_pid = os.getpid()
+    task = asyncio.get_running_loop().create_task(_recover_forever())
+    _recover_tasks.add(task)
+
+
+_recover_tasks: set[asyncio.Task] = set()  # referenced, so the loop does not drop the task
+
+
+async def _recover_forever() -> None:
+    run = sync_to_async(_recover_round, thread_sensitive=False)
+    while True:
+        try:
+            await run()
+        except Exception:
+            # The database is away (a restart of its own): the next round tries again.
+            log.exception("turn recovery failed")
+        await asyncio.sleep(settings.CHAT_RECOVER_EVERY_SECONDS)
+
+
+def _recover_round() -> None:
+    try:
+        turn_recover()
+        # Knowledge syncs whose worker died are queued again here too: within seconds of
+        # their lease running out, instead of at the worker's next minute.
+        knowledge_services.sources_requeue_stalled()
+    finally:
+        close_old_connections()
+
+
+def _recover_give_up(message: Message, *, errors: int) -> None:
     conversation = message.conversation
+    if errors >= MAX_ATTEMPTS:
+        reason = f"The bot failed to answer {errors} times."
+    else:
+        reason = f"The bot's answer was cut off {message.bot_cut_offs} times (crashes, restarts)."
     with transaction.atomic():
         services.message_add_system(conversation=conversation, text=FAILURE_NOTE)
-        _escalate_error(
-            conversation=conversation,
-            message=message,
-            reason=f"The bot failed to answer {MAX_ATTEMPTS} times.",
-        )
+        _escalate_error(conversation=conversation, message=message, reason=reason)
 
 
 def _escalate_error(*, conversation: Conversation, message: Message, reason: str) -> None:

@@ -125,9 +125,10 @@ def customer_questions_before(
 
 def messages_unanswered(*, since: datetime, stale_before: datetime, limit: int) -> list[Message]:
     """Customer messages the bot still owes an answer, for the runner's recovery: the latest of
-    a conversation that is with the bot, sent after `since`, followed by nothing but failed
-    answers, and either with a failed answer or sent before `stale_before` (a turn that never
-    started). Annotated with `bot_attempts`: the answers tried so far."""
+        a conversation that is with the bot, sent after `since`, followed by nothing but failed
+        answers, and either with a failed answer or sent before `stale_before` (a turn that never
+        started). Annotated with `bot_attempts`, the answers tried so far, and `bot_cut_offs`, those
+    of them a crash or restart cut off."""
     later = Message.objects.filter(conversation=OuterRef("conversation"), pk__gt=OuterRef("pk"))
     failed = Message.objects.filter(
         reply_to=OuterRef("pk"), sender=Message.Sender.AI, state=Message.State.FAILED
@@ -142,7 +143,13 @@ def messages_unanswered(*, since: datetime, stale_before: datetime, limit: int) 
         # means the conversation moved on.
         .exclude(Exists(later.exclude(sender=Message.Sender.AI, state=Message.State.FAILED)))
         .filter(Q(Exists(failed)) | Q(created_at__lt=stale_before))
-        .annotate(bot_attempts=Count("replies", filter=Q(replies__sender=Message.Sender.AI)))
+        .annotate(
+            bot_attempts=Count("replies", filter=Q(replies__sender=Message.Sender.AI)),
+            bot_cut_offs=Count(
+                "replies",
+                filter=Q(replies__sender=Message.Sender.AI, replies__trace__cut_off=True),
+            ),
+        )
         .select_related("conversation__bot", "conversation__customer")
         .order_by("created_at")[:limit]
     )

@@ -160,3 +160,23 @@ class IntentModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot} intents ({self.embedding_model})"
+
+
+class EmbeddingCache(models.Model):
+    """Vectors a sync embedded before it committed (knowledge.services), saved batch by batch:
+    a sync killed midway resumes from them instead of embedding everything again. Deleted once
+    the sync commits; ones a sync left behind go after a day (sources_requeue_stalled)."""
+
+    model = models.CharField(max_length=100)
+    # sha256 of the text embedded (a chunk's embed_text).
+    text_hash = models.CharField(max_length=64)
+    vector = models.BinaryField()  # float32, as the model returned it
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "text_hash"], name="unique_cached_vector")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.text_hash[:12]}"

@@ -4,6 +4,11 @@ Sync is idempotent and atomic. Documents whose checksum is unchanged are skipped
 get their chunks replaced and removed ones are deleted, all in one transaction at the end. The
 slow part (embedding) happens before that transaction, so a failure anywhere (a bad file, the
 embedding endpoint down, the worker killed) leaves the previous version serving untouched.
+
+A sync holds a lease: its source's `updated_at` beats while it runs (config/heartbeat.py). One
+whose worker died stops beating and is queued again within a minute (sources_requeue_stalled,
+swept every few seconds by the serving process); it resumes from the vectors already embedded,
+which each batch saves at once (EmbeddingCache) rather than only in the final transaction.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots.models import Bot
+from config.heartbeat import heartbeat
 from knowledge import intents, web
 from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import EmbeddingError, get_embedder
 from knowledge.isolation import parse_budget, parse_isolated
-from knowledge.models import Chunk, Document, KnowledgeSource
+from knowledge.models import Chunk, Document, EmbeddingCache, KnowledgeSource
 from knowledge.parsers import (
     MAX_UPLOAD_BYTES,
     ParsedDocument,
@@ -203,6 +209,11 @@ def source_sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | No
     A URL or sitemap source is fetched first (knowledge/web.py). A site that fails marks the
     source failed with the reason and schedules a retry, without raising: it is not a bug.
     """
+    with heartbeat(KnowledgeSource, source.pk, status=KnowledgeSource.Status.SYNCING):
+        _sync(source=source, documents=documents)
+
+
+def _sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | None) -> None:
     bot = source.bot
     note = ""
     try:
@@ -284,7 +295,8 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
     removed = [key for key in existing if key not in wanted]
     drafts = {key: _drafts(wanted[key][0]) for key in to_embed}
     texts = [draft.embed_text for key in to_embed for draft in drafts[key]]
-    _mark(source, progress_done=0, progress_total=len(texts))
+    # progress_done is set by the embedding: from what an interrupted run saved, not from 0.
+    _mark(source, progress_total=len(texts), **({} if texts else {"progress_done": 0}))
     vectors = _embed_with_progress(source, model, texts)
     # New chunks join the bot's current adapter space too; a retrain follows if articles changed.
     adapter = bot.embedding_adapter
@@ -341,6 +353,8 @@ def _apply(source: KnowledgeSource, bot: Bot, documents: list[ParsedDocument]) -
             updated_at=now,
             next_sync_at=(now + source.sync_interval) if source.url else None,
         )
+    # The new version is served: its saved vectors are no longer needed to resume.
+    EmbeddingCache.objects.filter(model=model, text_hash__in=_hashes(texts)).delete()
     if len(new_chunks) >= ANALYZE_AFTER:
         chunks_analyze()
     intents_touched = any(wanted[k][0].kind == Document.Kind.INTENT for k in to_embed) or any(
@@ -431,14 +445,40 @@ def _document_save(source, bot, doc: ParsedDocument, checksum: str, record: Docu
 
 
 def _embed_with_progress(source: KnowledgeSource, model: str, texts: list[str]):
+    """The texts' vectors: those an interrupted run of this sync saved, then the rest embedded
+    batch by batch, each batch saved at once (committed outside the sync's transaction), so a
+    sync killed now resumes from here."""
     if not texts:  # nothing changed: no need to load the model at all
         return np.zeros((0, 0), dtype=np.float32)
-    embedder = get_embedder(model)
-    parts = []
-    for start in range(0, len(texts), EMBED_BATCH):
-        parts.append(embedder.embed(texts[start : start + EMBED_BATCH]))
-        _mark(source, progress_done=min(start + EMBED_BATCH, len(texts)))
-    return np.concatenate(parts)
+    hashes = _hashes(texts)
+    vectors = {
+        text_hash: np.frombuffer(bytes(vector), dtype=np.float32)
+        for text_hash, vector in EmbeddingCache.objects.filter(
+            model=model, text_hash__in=set(hashes)
+        ).values_list("text_hash", "vector")
+    }
+    missing = list({h: i for i, h in enumerate(hashes) if h not in vectors}.values())
+    _mark(source, progress_done=len(texts) - len(missing))
+    if missing:
+        embedder = get_embedder(model)
+        for start in range(0, len(missing), EMBED_BATCH):
+            batch = missing[start : start + EMBED_BATCH]
+            embedded = np.asarray(embedder.embed([texts[i] for i in batch]), dtype=np.float32)
+            EmbeddingCache.objects.bulk_create(
+                [
+                    EmbeddingCache(model=model, text_hash=hashes[i], vector=vector.tobytes())
+                    for i, vector in zip(batch, embedded, strict=True)
+                ],
+                ignore_conflicts=True,
+            )
+            vectors.update((hashes[i], vector) for i, vector in zip(batch, embedded, strict=True))
+            done = sum(1 for h in hashes if h in vectors)
+            _mark(source, progress_done=done)
+    return np.stack([vectors[h] for h in hashes])
+
+
+def _hashes(texts: list[str]) -> list[str]:
+    return [_sha256(text.encode()) for text in texts]
 
 
 def source_delete(*, source: KnowledgeSource) -> None:
@@ -504,6 +544,37 @@ def source_add_url(
 
 # A sync queued or running this long ago was lost (a worker killed past its retries).
 STALE_SYNC = timedelta(hours=1)
+# A sync with no heartbeat for this long lost its worker (15 beats of config/heartbeat.py).
+SYNC_LEASE = timedelta(seconds=30)
+# Vectors a sync saved and never used (its source deleted or changed meanwhile) go after this.
+EMBEDDING_CACHE_KEEP = timedelta(days=1)
+
+
+def sources_requeue_stalled() -> int:
+    """Queue again every sync whose worker died (status syncing, no heartbeat for SYNC_LEASE);
+    it resumes from the vectors already embedded. Returns how many.
+
+    A sync in its final transaction holds its source's row, which its heartbeat waits for:
+    such a row is locked, and skipped here rather than taken for stalled.
+    """
+    from knowledge.tasks import enqueue_source_sync
+
+    now = timezone.now()
+    with transaction.atomic():
+        stalled = list(
+            KnowledgeSource.objects.select_for_update(skip_locked=True)
+            .filter(status=KnowledgeSource.Status.SYNCING, updated_at__lt=now - SYNC_LEASE)
+            .values_list("pk", flat=True)
+        )
+        KnowledgeSource.objects.filter(pk__in=stalled).update(
+            status=KnowledgeSource.Status.PENDING, updated_at=now
+        )
+        for pk in stalled:
+            transaction.on_commit(partial(enqueue_source_sync, pk))
+    EmbeddingCache.objects.filter(created_at__lt=now - EMBEDDING_CACHE_KEEP).delete()
+    if stalled:
+        log.info("re-queued stalled knowledge syncs %s", stalled)
+    return len(stalled)
 
 
 def sources_enqueue_due() -> int:

@@ -30,6 +30,13 @@ def sources_sync_due() -> None:
     sources_enqueue_due()
 
 
+def sources_requeue_stalled() -> None:
+    """Every minute (the schedule is created by knowledge/migrations/0008_sync_resume.py)."""
+    from knowledge.services import sources_requeue_stalled as requeue
+
+    requeue()
+
+
 def enqueue_adapter_train(bot_id: int) -> None:
     async_task("knowledge.tasks.adapter_train", bot_id, task_name=f"knowledge-adapter-{bot_id}")
 

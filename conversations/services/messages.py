@@ -273,8 +273,9 @@ def message_fail(*, message: Message, error: str) -> Message:
 
 
 def messages_fail_stale() -> int:
-    """Fail bot answers that made no progress for CHAT_PENDING_STALE_SECONDS (a crash or a
-    restart cut them off); the runner then retries or hands off. Returns how many.
+    """Fail bot answers with no heartbeat for CHAT_PENDING_STALE_SECONDS (a crash or a restart
+    cut them off: conversations.recovery), marked `cut_off` in the trace; the runner then
+    retries or hands off. Returns how many.
 
     Rows another sweep holds are skipped, so concurrent sweeps never fail a message twice.
     """
@@ -286,14 +287,15 @@ def messages_fail_stale() -> int:
                 sender=Message.Sender.AI,
                 state=Message.State.PENDING,
                 created_at__lt=cutoff,
-                updated_at__lt=cutoff,  # a long answer still streaming is not stale
+                updated_at__lt=cutoff,  # the heartbeat: an answer being written is not stale
             )
         )
         for message in stale:
             message.state = Message.State.FAILED
             message.trace = {
                 **message.trace,
-                "error": f"No progress for {seconds} s: the answer was cut off.",
+                "error": f"No heartbeat for {seconds} s: the answer was cut off.",
+                "cut_off": True,
             }
             message.save(update_fields=["state", "trace", "updated_at"])
             _broadcast_message("message.updated", message)

@@ -542,7 +542,7 @@ def test_it_fails_stale_pending_answers(carlas_chat, settings):
     assert messages_fail_stale() == 1
     cut_off.refresh_from_db()
     fresh.refresh_from_db()
-    assert cut_off.state == Message.State.FAILED and "No progress" in cut_off.trace["error"]
+    assert cut_off.state == Message.State.FAILED and "No heartbeat" in cut_off.trace["error"]
     assert fresh.state == Message.State.PENDING
     assert messages_fail_stale() == 0
 
