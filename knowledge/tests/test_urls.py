@@ -80,3 +80,38 @@ def test_it_drops_unsafe_urls_from_faq_markdown_and_intent_files(name, data):
     [doc] = parse_upload(filename=name, data=data)
 
     assert doc.url == ""
+
+
+@pytest.mark.django_db
+def test_the_migration_blanks_stored_document_urls_that_are_not_http_or_https(acme_bot):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from knowledge.models import Document, KnowledgeSource
+
+    migration = import_module("knowledge.migrations.0007_document_http_urls_only")
+    source = KnowledgeSource.objects.create(bot=acme_bot, name="articles.jsonl")
+    stored = {
+        "old-js": "javascript:fetch('/o/acme/bots/')",
+        "old-spaced": " \tJaVaScRiPt:alert(1)",
+        "old-data": "data:text/html,<script>alert(1)</script>",
+        "kept": "https://help.example.com/refunds",
+        "kept-upper": "HTTP://help.example.com/returns",
+        "none": "",
+    }
+    for external_id, url in stored.items():
+        Document.objects.create(
+            bot=acme_bot, source=source, external_id=external_id, title=external_id, url=url
+        )
+
+    migration.blank_unsafe_urls(apps, None)
+
+    assert dict(Document.objects.values_list("external_id", "url")) == {
+        "old-js": "",
+        "old-spaced": "",
+        "old-data": "",
+        "kept": "https://help.example.com/refunds",
+        "kept-upper": "HTTP://help.example.com/returns",
+        "none": "",
+    }

@@ -47,6 +47,16 @@
     return el;
   }
 
+  /* An absolute http(s) address as the browser reads it, else "": citations stored before the
+   * server checked them may say " javascript:…", which must never become a link. */
+  function webLink(url) {
+    if (typeof url !== "string") return "";
+    try {
+      const parsed = new URL(url);
+      return (parsed.protocol === "https:" || parsed.protocol === "http:") && parsed.host ? parsed.href : "";
+    } catch { return ""; }
+  }
+
   function readableOn(hex) {
     const n = parseInt(hex.slice(1), 16);
     const lum = (0.299 * (n >> 16) + 0.587 * ((n >> 8) & 255) + 0.114 * (n & 255)) / 255;
@@ -487,10 +497,11 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (extras.email_left) { this.emailLeft = true; this.$log.querySelectorAll("form.email").forEach((f) => f.remove()); }
       if (msg.sender === "system" && extras.ask_email && !this.emailLeft && !["resolved", "closed"].includes(this.convo && this.convo.status)) el.append(this.emailForm());
       const seen = new Set();
-      const links = (msg.citations || []).filter((c) => c.url && /^https?:/i.test(c.url) && !seen.has(c.url) && seen.add(c.url));
+      const links = (msg.citations || []).map((c) => ({ title: c.title, href: webLink(c.url) }))
+        .filter((c) => c.href && !seen.has(c.href) && seen.add(c.href));
       if (links.length) {
         el.append(h("ul", { class: "sources", "aria-label": "Sources" },
-          ...links.map((c) => h("li", {}, h("a", { href: c.url, target: "_blank", rel: "noopener noreferrer", text: c.title || c.url })))));
+          ...links.map((c) => h("li", {}, h("a", { href: c.href, target: "_blank", rel: "noopener noreferrer", text: c.title || c.href })))));
       }
       if (extras.disclaimer) el.append(h("p", { class: "disclaimer", text: extras.disclaimer }));
       if (Array.isArray(extras.suggestions) && extras.suggestions.length) {
