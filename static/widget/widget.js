@@ -47,13 +47,11 @@
     return el;
   }
 
-  /* An absolute http(s) address as the browser reads it, else "": citations stored before the
-   * server checked them may say " javascript:…", which must never become a link. */
+  // An http(s) link or "": old citations may say " javascript:…".
   function webLink(url) {
-    if (typeof url !== "string") return "";
     try {
-      const parsed = new URL(url);
-      return (parsed.protocol === "https:" || parsed.protocol === "http:") && parsed.host ? parsed.href : "";
+      const u = new URL(url);
+      return /^https?:$/.test(u.protocol) && u.host ? u.href : "";
     } catch { return ""; }
   }
 
@@ -140,6 +138,20 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
   <div class="count" id="count" hidden></div>
 </div>`;
 
+  // Styles without an inline <style> where possible (pages whose CSP refuses those); else one
+  // carrying the script tag's nonce.
+  let sheet = null;
+  function adoptStyles(root) {
+    try {
+      if (!sheet) { sheet = new CSSStyleSheet(); sheet.replaceSync(STYLES); }
+      root.adoptedStyleSheets = [sheet];
+    } catch {
+      const style = h("style", { text: STYLES });
+      if (SCRIPT && SCRIPT.nonce) style.nonce = SCRIPT.nonce;
+      root.prepend(style);
+    }
+  }
+
   class HandoffChat extends HTMLElement {
     connectedCallback() {
       if (this.root) {
@@ -160,7 +172,8 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.save();
       this.hidden = true; // until the config says this site may show the chat
       this.root = this.attachShadow({ mode: "open" });
-      this.root.innerHTML = `<style>${STYLES}</style>${SKELETON}`;
+      this.root.innerHTML = SKELETON;
+      adoptStyles(this.root);
       const $ = (s) => this.root.querySelector(s);
       Object.assign(this, {
         $launcher: $(".launcher"), $panel: $(".panel"), $log: $(".log"), $alert: $(".alert"),
