@@ -74,7 +74,7 @@ def test_a_visitor_signs_up_with_their_name(live_asgi_server, browser_context):
     page.get_by_label("Email").fill("lena@initech.example")
     _fill_passwords(page)
     page.get_by_label("Organization").fill("Initech")
-    page.get_by_role("button", name="Sign Up", exact=True).click()
+    page.get_by_role("button", name="Sign up", exact=True).click()
     expect(page).to_have_url(re.compile(r"/o/initech/$"))
     expect(page.locator(".topbar").get_by_role("link", name="Lena Park")).to_be_visible()
 
@@ -136,7 +136,7 @@ def test_an_invited_agent_signs_up_into_the_organization(
     expect(sam.get_by_label("Email")).to_have_attribute("readonly", "")
     expect(sam.get_by_label("Your name")).to_have_value("Sam Rivera")
     _fill_passwords(sam)
-    sam.get_by_role("button", name="Sign Up", exact=True).click()
+    sam.get_by_role("button", name="Sign up", exact=True).click()
 
     expect(sam).to_have_url(re.compile(r"/o/acme/$"))
     expect(sam.get_by_role("heading", name="Acme")).to_be_visible()
@@ -166,5 +166,5 @@ def test_an_invitee_can_sign_up_without_the_invitation(live_asgi_server, browser
     page.get_by_label("Email").fill("sam@rivera.example")
     _fill_passwords(page)
     page.get_by_label("Organization").fill("Rivera Repairs")
-    page.get_by_role("button", name="Sign Up", exact=True).click()
+    page.get_by_role("button", name="Sign up", exact=True).click()
     expect(page).to_have_url(re.compile(r"/o/rivera-repairs/$"))
