@@ -227,6 +227,40 @@ def _browser_required() -> bool:
     return os.environ.get("HANDOFF_REQUIRE_BROWSER_TESTS") == "1"
 
 
+# Every page a browser test opens is watched for Content-Security-Policy violations: a script,
+# style or handler the policy refuses silently breaks a page (issue 12, finding 5).
+CSP_WATCH = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `Content Security Policy violation: ${e.effectiveDirective} refused ${e.blockedURI || "inline"}` +
+  ` in ${e.sourceFile || e.documentURI}:${e.lineNumber}`));
+"""
+_csp_violations: list[str] = []
+
+
+def _watch_csp(context) -> None:
+    context.add_init_script(CSP_WATCH)
+    context.on(
+        "console",
+        lambda m: _csp_violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+
+
+@pytest.fixture
+def csp_violations() -> list[str]:
+    """What the watch saw in this test; a test that provokes one on purpose clears it."""
+    return _csp_violations
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations(request):
+    if request.node.get_closest_marker("browser") is None:
+        yield
+        return
+    _csp_violations.clear()
+    yield
+    assert not _csp_violations, "\n".join(_csp_violations)
+
+
 @pytest.fixture(scope="module")
 def chromium():
     """One Chromium per browser test module.
@@ -249,6 +283,14 @@ def chromium():
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            new_context = browser.new_context
+
+            def watched_context(*args, **kwargs):
+                context = new_context(*args, **kwargs)
+                _watch_csp(context)
+                return context
+
+            browser.new_context = watched_context
             yield browser
             browser.close()
     finally:

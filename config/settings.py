@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.database import database_from_url, embedded_database
@@ -85,6 +86,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.google",
+    "csp",
     "config",
     "bots",
     "conversations",
@@ -95,6 +97,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.csp.CSPMiddleware",  # django-csp's, with a nonce and this server's sockets
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -328,6 +331,25 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True
 # owner opts in (SECURE_HSTS_PRELOAD=1 and a submission), so check --deploy's reminder is off.
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Content-Security-Policy on every response (config/csp.py): scripts and styles from /static/
+# only, so markup or a `javascript:` link slipped in from data cannot run in this origin. The
+# widget's iframe replaces frame-ancestors with its bot's allowed origins (widget_views.py);
+# elsewhere framing is refused, like X-Frame-Options: DENY says to older browsers.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "connect-src": [SELF],  # + ws(s):// of the host asked, for the sockets
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        # Google's sign-in is a form posted here that redirects there: Chrome checks redirects.
+        "form-action": [SELF, *(["https://accounts.google.com"] if GOOGLE_CLIENT_ID else [])],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from config.links import safe_http_url
 from conversations.models import Conversation, Message
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _citations(citations: object) -> list:
+    # Rows written before knowledge kept only http(s) addresses may cite `javascript:` ones:
+    # history stays as it was, and what leaves for a browser or an API client is a safe link.
+    if not isinstance(citations, list):
+        return []
+    return [
+        {**c, "url": safe_http_url(c.get("url"))} if "url" in c else c
+        for c in citations
+        if isinstance(c, dict)
+    ]
 
 
 def message_payload(message: Message) -> dict:
@@ -30,7 +43,7 @@ def message_payload(message: Message) -> dict:
         "state": message.state,
         "outcome": message.outcome,
         "confidence": message.confidence,
-        "citations": message.citations,
+        "citations": _citations(message.citations),
         "extras": message.extras,
         "requires_followup": message.requires_followup,
         "client_message_id": message.client_message_id,

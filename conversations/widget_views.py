@@ -25,6 +25,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 
 from bots import selectors as bot_selectors
 from bots.models import Bot, validate_origin
+from config.csp import frame_ancestors_replace
 from config.origins import own_origins, request_addressed_origin
 from conversations import selectors, trace_display
 from conversations.consumers import origin_allowed
@@ -134,7 +135,7 @@ def widget_frame(request, public_key):
     bot = _public_bot(public_key)
     response = render(request, "conversations/widget_page.html", {"bot": bot, "framed": True})
     ancestors = frame_ancestors(bot, addressed=request_addressed_origin(request))
-    response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+    frame_ancestors_replace(response, ancestors.split())
     return response
 
 

@@ -8,6 +8,7 @@ traces: no model, so it is instant and says only what happened.
 
 from __future__ import annotations
 
+from config.links import safe_http_url
 from conversations.models import Conversation, Message
 from escalation.models import Trigger
 from knowledge.models import Chunk
@@ -162,15 +163,20 @@ def retrieved_by(bot_message: Message | None) -> list[dict]:
                 "document_id": hit.get("document_id"),
                 "score": hit.get("score"),
                 "title": source.get("title") or title,
-                "url": source.get("url") or url,
+                "url": safe_http_url(source.get("url") or url),
                 "cited": bool(source),
             }
         )
     if not found:
         # Scripted or older traces: the citations alone still say what was used.
         found = [
-            {**{k: c.get(k) for k in ("chunk_id", "document_id", "title", "url")}, "cited": True}
+            {
+                **{k: c.get(k) for k in ("chunk_id", "document_id", "title")},
+                "url": safe_http_url(c.get("url")),
+                "cited": True,
+            }
             for c in bot_message.citations or []
+            if isinstance(c, dict)
         ]
     return found
 

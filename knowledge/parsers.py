@@ -20,6 +20,8 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from pypdf import PdfReader, apply_configuration
 from pypdf.errors import LimitReachedError
 
+from config.links import safe_http_url
+
 FORMATS = ("intents", "faq_csv", "markdown", "html", "text", "pdf", "jsonl")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -75,6 +77,10 @@ class ParsedDocument:
     kind: str = "article"  # "article" | "faq" | "intent"
     patterns: list[str] = field(default_factory=list)  # intents: what customers say
     responses: list[str] = field(default_factory=list)  # intents: what the bot answers
+
+    def __post_init__(self) -> None:
+        # Every format's address becomes a link for agents and customers: http(s) or none.
+        self.url = safe_http_url(self.url)
 
 
 # --- Entry points -----------------------------------------------------------------------------

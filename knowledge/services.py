@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from bots.models import Bot
 from config.heartbeat import heartbeat
+from config.links import safe_http_url
 from knowledge import intents, web
 from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import EmbeddingError, get_embedder
@@ -424,7 +425,9 @@ def _document_save(source, bot, doc: ParsedDocument, checksum: str, record: Docu
         kind=doc.kind,
         title=doc.title[:500],
         body=doc.body,
-        url=doc.url[:1000],
+        # Parsers already keep only http(s); this is the last gate before a row (web.py sets
+        # addresses after parsing).
+        url=safe_http_url(doc.url)[:1000],
         category=doc.category[:200],
         product=doc.product[:200],
         language=doc.language[:10],

@@ -47,6 +47,14 @@
     return el;
   }
 
+  // An http(s) link or "": old citations may say " javascript:…".
+  function webLink(url) {
+    try {
+      const u = new URL(url);
+      return /^https?:$/.test(u.protocol) && u.host ? u.href : "";
+    } catch { return ""; }
+  }
+
   function readableOn(hex) {
     const n = parseInt(hex.slice(1), 16);
     const lum = (0.299 * (n >> 16) + 0.587 * ((n >> 8) & 255) + 0.114 * (n & 255)) / 255;
@@ -134,6 +142,20 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
   <div class="count" id="count" hidden></div>
 </div>`;
 
+  // Styles without an inline <style> where possible (pages whose CSP refuses those); else one
+  // carrying the script tag's nonce.
+  let sheet = null;
+  function adoptStyles(root) {
+    try {
+      if (!sheet) { sheet = new CSSStyleSheet(); sheet.replaceSync(STYLES); }
+      root.adoptedStyleSheets = [sheet];
+    } catch {
+      const style = h("style", { text: STYLES });
+      if (SCRIPT && SCRIPT.nonce) style.nonce = SCRIPT.nonce;
+      root.prepend(style);
+    }
+  }
+
   class HandoffChat extends HTMLElement {
     connectedCallback() {
       if (this.root) {
@@ -154,7 +176,8 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.save();
       this.hidden = true; // until the config says this site may show the chat
       this.root = this.attachShadow({ mode: "open" });
-      this.root.innerHTML = `<style>${STYLES}</style>${SKELETON}`;
+      this.root.innerHTML = SKELETON;
+      adoptStyles(this.root);
       const $ = (s) => this.root.querySelector(s);
       Object.assign(this, {
         $launcher: $(".launcher"), $panel: $(".panel"), $log: $(".log"), $alert: $(".alert"),
@@ -544,10 +567,11 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (extras.email_left) { this.emailLeft = true; this.$log.querySelectorAll("form.email").forEach((f) => f.remove()); }
       if (msg.sender === "system" && extras.ask_email && !this.emailLeft && !["resolved", "closed"].includes(this.convo && this.convo.status)) el.append(this.emailForm());
       const seen = new Set();
-      const links = (msg.citations || []).filter((c) => c.url && /^https?:/i.test(c.url) && !seen.has(c.url) && seen.add(c.url));
+      const links = (msg.citations || []).map((c) => ({ title: c.title, href: webLink(c.url) }))
+        .filter((c) => c.href && !seen.has(c.href) && seen.add(c.href));
       if (links.length) {
         el.append(h("ul", { class: "sources", "aria-label": "Sources" },
-          ...links.map((c) => h("li", {}, h("a", { href: c.url, target: "_blank", rel: "noopener noreferrer", text: c.title || c.url })))));
+          ...links.map((c) => h("li", {}, h("a", { href: c.href, target: "_blank", rel: "noopener noreferrer", text: c.title || c.href })))));
       }
       if (extras.disclaimer) el.append(h("p", { class: "disclaimer", text: extras.disclaimer }));
       if (Array.isArray(extras.suggestions) && extras.suggestions.length) {
