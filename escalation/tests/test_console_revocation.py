@@ -114,7 +114,7 @@ async def test_a_frame_after_the_row_vanished_without_an_event_is_refused(
 
 
 async def test_a_typing_frame_after_the_row_vanished_never_reaches_the_customer(
-    agent, acme, acme_bot, carla
+    agent, acme, acme_bot, carla, carlas_chat
 ):
     acme_bot.allowed_origins = ["https://shop.acme.example"]
     await database_sync_to_async(acme_bot.save)(update_fields=["allowed_origins"])
@@ -124,8 +124,10 @@ async def test_a_typing_frame_after_the_row_vanished_never_reaches_the_customer(
         headers=[(b"origin", b"https://shop.acme.example")],
     )
     assert (await widget.connect())[0]
+    # Carla resumes her open conversation (a hello alone starts none).
     await widget.send_json_to({"type": "hello", "visitor_id": carla.visitor_id})
     conversation_id = (await widget.receive_json_from(timeout=5))["conversation"]["id"]
+    assert conversation_id == carlas_chat.pk
     sam = await _connected(agent)
     await _watch(sam, conversation_id)
     await sam.receive_from(timeout=5)
