@@ -117,6 +117,9 @@ def test_sigterm_to_make_runs_process_group_stops_web_worker_and_database(data_d
     )
     out = read_until(proc, "Press Ctrl-C to stop.", seconds=90)
     assert "Handoff is running." in out, out
+    # The web server answers before the worker has finished starting: signal a running product.
+    if "] running." not in out:
+        out += read_until(proc, "] running.", seconds=90)
     children = children_of(proc.pid)
     assert len(children) == 2, "daphne and the worker both run"
     # A service manager or a container runtime signals the whole group, not just its leader.

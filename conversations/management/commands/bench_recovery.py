@@ -141,7 +141,7 @@ async def _ask(url: str, visitor: str, question: str) -> dict:
 
     async with websockets.connect(url, origin=ORIGIN, open_timeout=60) as ws:
         await ws.send(json.dumps({"type": "hello", "visitor_id": visitor}))
-        ready = await _frame(ws, "ready")
+        await _frame(ws, "ready")  # a new visitor: no conversation until the first message
         await ws.send(
             json.dumps({"type": "message", "client_message_id": uuid.uuid4().hex, "text": question})
         )
@@ -152,7 +152,7 @@ async def _ask(url: str, visitor: str, question: str) -> dict:
             if message["sender"] == "user":
                 asked = message
             elif message["sender"] == "ai" and asked is not None:
-                return {"conversation_id": ready["conversation"]["id"], "asked": asked["id"]}
+                return {"conversation_id": asked["conversation_id"], "asked": asked["id"]}
 
 
 async def _frame(ws, kind: str, seconds: float = 120) -> dict:
