@@ -365,3 +365,14 @@ def pytest_sessionfinish(session, exitstatus):
                 red=True,
             )
         session.exitstatus = 1
+
+
+def pytest_unconfigure(config):
+    """No child process outlives the run: multiprocessing joins its children at exit, so one
+    left running (a live server whose test failed or was interrupted mid-setup) would keep a
+    finished run from ever exiting, as seen once with a run that had printed its results."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join(timeout=5)
