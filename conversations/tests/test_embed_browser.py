@@ -7,15 +7,14 @@ and so to the server (config.origins), whatever ALLOWED_HOSTS says about the hos
 
 from __future__ import annotations
 
-import threading
 from html import unescape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from conversations.tests.test_widget_browser import Shop
 from knowledge import services as knowledge_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,37 +29,9 @@ SOCKET_CLOSE_CODE = """url => new Promise(resolve => {
 })"""
 
 
-class LocalShop:
-    """A customer's page served on 127.0.0.1, on a port of its own."""
-
-    def __init__(self) -> None:
-        shop = self
-        self.html = ""
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = shop.html.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def local_shop():
-    site = LocalShop()
+    site = Shop(host="127.0.0.1")  # same host as the server, another port
     yield site
     site.stop()
 

@@ -31,7 +31,7 @@ ANSWER_MS = 60_000
 class Shop:
     """A customer's web site on its own origin: one page, which embeds the widget."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.2") -> None:
         shop = self
         self.html = "<p>Nothing here yet</p>"
 
@@ -47,8 +47,8 @@ class Shop:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
-        self.origin = f"http://127.0.0.2:{self.server.server_port}"
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.origin = f"http://{host}:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def embed(self, server: str, key: str, extra: str = "") -> None:
