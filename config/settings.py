@@ -147,7 +147,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 60},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that
+                # channels-redis blocks in BZPOPMIN waiting for a message: a socket idle for 5 s
+                # lost the race and its consumer died with "Timeout reading". Reads may wait
+                # well past the blocking pop; a dead server is still noticed within 30 s.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "capacity": 1500,
+                "expiry": 60,
+            },
         }
     }
     CACHES = {

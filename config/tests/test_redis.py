@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -31,12 +32,6 @@ broadcast({group!r}, "ping", sender_pid=os.getpid())
 """
 
 
-@pytest.mark.xfail(
-    reason="Known regression of stop 18, to fix first: since the member-socket changes of issue "
-    "12 (finding 3), the organization socket no longer receives a group_send made by another "
-    "process over channels-redis within 10 s (the widget's cross-process Redis test passes).",
-    strict=False,
-)
 async def test_a_group_send_from_another_process_reaches_a_consumer_here(agent, acme):
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/o/acme/")
@@ -60,4 +55,18 @@ async def test_a_group_send_from_another_process_reaches_a_consumer_here(agent, 
     message = await communicator.receive_json_from(timeout=10)
     assert message["event"] == "ping"
     assert message["sender_pid"] != os.getpid()
+    await communicator.disconnect()
+
+
+async def test_a_socket_idle_longer_than_the_blocking_pop_still_receives(agent, acme):
+    # channels-redis blocks 5 s per BZPOPMIN; with redis-py 8's default 5 s read timeout an idle
+    # consumer died at about that moment ("Timeout reading from 127.0.0.1:6379").
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/o/acme/")
+    communicator.scope["user"] = agent
+    assert (await communicator.connect())[0]
+    await asyncio.sleep(12)  # two full blocking pops and then some
+    await get_channel_layer().group_send(
+        organization_group(acme.pk), {"type": "on.event", "event": "ping"}
+    )
+    assert (await communicator.receive_json_from(timeout=5))["event"] == "ping"
     await communicator.disconnect()
