@@ -46,6 +46,15 @@ def membership_list(*, organization: Organization) -> QuerySet[Membership]:
     return organization.memberships.select_related("user").order_by("role", "user__email")
 
 
+def membership_get_for_manager(*, membership: Membership, member_id: int) -> Membership:
+    """A member of the manager's own organization; another organization's is a 404."""
+    return get_object_or_404(
+        Membership.objects.select_related("user"),
+        organization=membership.organization,
+        pk=member_id,
+    )
+
+
 def bot_list(*, organization: Organization) -> QuerySet[Bot]:
     return organization.bots.order_by("name")
 

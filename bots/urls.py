@@ -19,6 +19,10 @@ urlpatterns = [
     path("o/<slug:org>/members/", views.members, name="members"),
     path("o/<slug:org>/members/invite/", views.invitation_create, name="invitation_create"),
     path(
+        "o/<slug:org>/members/<int:member_id>/role/", views.member_set_role, name="member_set_role"
+    ),
+    path("o/<slug:org>/members/<int:member_id>/remove/", views.member_remove, name="member_remove"),
+    path(
         "o/<slug:org>/invitations/<int:invitation_id>/revoke/",
         views.invitation_revoke,
         name="invitation_revoke",

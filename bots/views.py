@@ -114,6 +114,7 @@ def _members_page(request, membership, form, status=200):
             "organization": organization,
             "members": selectors.membership_list(organization=organization),
             "invitations": selectors.invitation_list_open(organization=organization),
+            "roles": Role.choices,
             "form": form,
         },
         status=status,
@@ -151,6 +152,45 @@ def invitation_revoke(request, org, invitation_id):
     )
     services.invitation_revoke(invitation=invitation)
     messages.success(request, f"Invitation to {invitation.email} revoked.")
+    return redirect("members", org)
+
+
+@login_required
+@require_POST
+def member_set_role(request, org, member_id):
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    _require_role(membership, Role.OWNER)
+    member = selectors.membership_get_for_manager(membership=membership, member_id=member_id)
+    role = request.POST.get("role", "")
+    try:
+        member = services.membership_set_role(membership=member, role=role)
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("members", org)
+    messages.success(
+        request, f"{member.user.display_name} is now {member.get_role_display().lower()}."
+    )
+    if member.user_id == request.user.pk and member.role != Role.OWNER:
+        return redirect("organization_detail", org)  # no longer manages the members
+    return redirect("members", org)
+
+
+@login_required
+@require_POST
+def member_remove(request, org, member_id):
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    _require_role(membership, Role.OWNER)
+    member = selectors.membership_get_for_manager(membership=membership, member_id=member_id)
+    try:
+        services.membership_remove(membership=member)
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("members", org)
+    messages.success(
+        request, f"{member.user.display_name} is no longer a member of {member.organization.name}."
+    )
+    if member.user_id == request.user.pk:
+        return redirect("home")  # left the organization
     return redirect("members", org)
 
 

@@ -168,3 +168,31 @@ def test_an_invitee_can_sign_up_without_the_invitation(live_asgi_server, browser
     page.get_by_label("Organization").fill("Rivera Repairs")
     page.get_by_role("button", name="Sign up", exact=True).click()
     expect(page).to_have_url(re.compile(r"/o/rivera-repairs/$"))
+
+
+def test_an_owner_changes_a_role_and_removes_a_member_whose_open_page_closes(
+    live_asgi_server, browser_context, chromium, owner, agent, admin_member
+):
+    # Sam has the organization page open in his own browser.
+    watching = chromium.new_context()
+    sam = watching.new_page()
+    _sign_in(sam, live_asgi_server, agent.email)
+    expect(sam.locator("#live")).to_have_attribute("data-live", "on")
+
+    ada = browser_context.new_page()
+    _sign_in(ada, live_asgi_server, owner.email)
+    ada.goto(f"{live_asgi_server}/o/acme/members/")
+    ian = ada.locator(f"li[data-member='{admin_member.email}']")
+    ian.get_by_label(f"Role of {admin_member.display_name}").select_option("agent")
+    ian.get_by_role("button", name="Change role").click()
+    expect(ada.get_by_text(f"{admin_member.display_name} is now agent.")).to_be_visible()
+
+    row = ada.locator(f"li[data-member='{agent.email}']")
+    row.get_by_text("Remove…").click()
+    row.get_by_role("button", name="Remove", exact=True).click()
+    expect(ada.get_by_text("is no longer a member of Acme")).to_be_visible()
+    expect(ada.locator(f"li[data-member='{agent.email}']")).to_have_count(0)
+
+    # His socket is closed by the server and the page reloads into a page he may not see.
+    expect(sam.locator("#bot-list")).to_have_count(0, timeout=10_000)
+    watching.close()
