@@ -6,7 +6,7 @@ down, answers 404, sends 200 MB, is not a sitemap) is a FetchError whose message
 the source, names the address and says why; the sync then keeps the previous version serving
 and `retry_later` says when to try again.
 
-Pages are parsed by the upload parsers (knowledge/parsers.py), chosen by the Content-Type the
+Pages are parsed by the upload parsers (knowledge/parsers/), chosen by the Content-Type the
 server declares, else by the address's extension and the content. Each document's `url` is the
 page's address, so answers cite it, and its id is that address.
 """

@@ -112,7 +112,7 @@ def _forbid_parsing(monkeypatch):
 
     monkeypatch.setattr(services, "parse_isolated", forbidden)
     monkeypatch.setattr(parsers, "parse_upload", forbidden)
-    monkeypatch.setattr(parsers, "_parse_pdf", forbidden)
+    monkeypatch.setattr(parsers, "parse_pdf", forbidden)
 
 
 def _url(name, bot, *args):
