@@ -39,15 +39,15 @@ __all__ = [
     "ParseError",
     "ParsedDocument",
     "budget_mb",
+    "check_upload",
     "detect_format",
     "parse_upload",
 ]
 
 
-def parse_upload(
-    *, filename: str, data: bytes, format: str | None = None, budget: ParseBudget | None = None
-) -> list[ParsedDocument]:
-    budget = budget or ParseBudget()
+def check_upload(data: bytes) -> None:
+    """The checks every upload passes before it is read, cheap enough for a web request: within
+    the size limit, and something in it."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise ParseError(
             f"The file is {len(data) / 1024 / 1024:.1f} MB; "
@@ -55,6 +55,13 @@ def parse_upload(
         )
     if not data.strip():
         raise ParseError("The file is empty.")
+
+
+def parse_upload(
+    *, filename: str, data: bytes, format: str | None = None, budget: ParseBudget | None = None
+) -> list[ParsedDocument]:
+    budget = budget or ParseBudget()
+    check_upload(data)
     fmt = format or detect_format(filename, data)
     if fmt not in FORMATS:
         raise ParseError(f'Unknown format "{fmt}"; expected one of: {", ".join(FORMATS)}.')
