@@ -14,7 +14,6 @@ page's address, so answers cite it, and its id is that address.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import re
 import time
@@ -35,7 +34,13 @@ from django.utils import timezone
 from config.netguard import AddressRefused, error_reason, guarded_client
 from knowledge.isolation import parse_budget, parse_isolated
 from knowledge.models import Chunk, Document, KnowledgeSource
-from knowledge.parsers import MAX_UPLOAD_BYTES, ParsedDocument, ParseError, detect_format
+from knowledge.parsers import (
+    MAX_UPLOAD_BYTES,
+    ParsedDocument,
+    ParseError,
+    detect_format,
+    stable_id,
+)
 from knowledge.parsers import parse_upload as parse_file
 
 USER_AGENT = "Handoff knowledge sync"
@@ -127,10 +132,7 @@ def _without_fragment(url: str) -> str:
 
 
 def _document_id(value: str) -> str:
-    if len(value) <= _MAX_ID_CHARS:
-        return value
-    digest = hashlib.sha1(value.encode(), usedforsecurity=False).hexdigest()[:12]
-    return f"{value[: _MAX_ID_CHARS - 13]}#{digest}"
+    return stable_id(value, limit=_MAX_ID_CHARS)
 
 
 # --- Fetching ---------------------------------------------------------------------------------

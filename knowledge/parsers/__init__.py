@@ -21,6 +21,7 @@ from knowledge.parsers.base import (
     _basename,
     _decode,
     budget_mb,
+    stable_id,
 )
 from knowledge.parsers.detect import ACCEPTED, detect_format
 from knowledge.parsers.faq_csv import parse_faq_csv
@@ -42,6 +43,7 @@ __all__ = [
     "check_upload",
     "detect_format",
     "parse_upload",
+    "stable_id",
 ]
 
 

@@ -139,7 +139,7 @@ def _single(name: str, title: str, body: str, meta: dict[str, str]) -> ParsedDoc
     if not re.search(r"\w", body):
         raise ParseError(f'"{name}" has no text to learn from.')
     return ParsedDocument(
-        external_id=_stable_id(name),
+        external_id=stable_id(name),
         title=_title(title),
         body=body,
         url=meta.get("url", ""),
@@ -202,9 +202,11 @@ def _title(text: str) -> str:
     return text if len(text) <= _MAX_TITLE_CHARS else text[: _MAX_TITLE_CHARS - 1] + "…"
 
 
-def _stable_id(value: str) -> str:
-    # Keeps ids within an indexed column's size while staying unique and stable.
-    if len(value) <= _MAX_ID_CHARS:
+def stable_id(value: str, limit: int = _MAX_ID_CHARS) -> str:
+    """`value` as a document id of at most `limit` characters: itself when it fits, else cut
+    and suffixed with a digest of the whole, so ids stay unique and stable within an indexed
+    column's size."""
+    if len(value) <= limit:
         return value
     digest = hashlib.sha1(value.encode(), usedforsecurity=False).hexdigest()[:12]
-    return f"{value[: _MAX_ID_CHARS - 13]}#{digest}"
+    return f"{value[: limit - 13]}#{digest}"

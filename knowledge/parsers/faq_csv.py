@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from knowledge.parsers.base import ParsedDocument, ParseError, _stable_id, _tidy, _title
+from knowledge.parsers.base import ParsedDocument, ParseError, _tidy, _title, stable_id
 
 
 def parse_faq_csv(name: str, text: str) -> list[ParsedDocument]:
@@ -44,7 +44,7 @@ def parse_faq_csv(name: str, text: str) -> list[ParsedDocument]:
             seen[key] = row_no
             docs.append(
                 ParsedDocument(
-                    external_id=_stable_id(key),
+                    external_id=stable_id(key),
                     title=question,
                     body=answer,
                     url=cell.get("url", ""),

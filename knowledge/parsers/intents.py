@@ -13,10 +13,10 @@ from knowledge.parsers.base import (
     _load_json,
     _load_yaml,
     _optional,
-    _stable_id,
     _string,
     _tidy,
     _title,
+    stable_id,
 )
 
 
@@ -51,7 +51,7 @@ def parse_intents(name: str, text: str) -> list[ParsedDocument]:
         responses = _dedupe(_string_list(item, "responses", path, collapse=False), key=str)
         docs.append(
             ParsedDocument(
-                external_id=_stable_id(tag),
+                external_id=stable_id(tag),
                 title=_title(_humanise(tag)),
                 body="\n\n".join(responses),
                 url=_optional(item, "url", f"{path}.url"),

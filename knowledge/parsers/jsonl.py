@@ -11,10 +11,10 @@ from knowledge.parsers.base import (
     _json_error,
     _language,
     _optional,
-    _stable_id,
     _string,
     _tidy,
     _title,
+    stable_id,
 )
 
 
@@ -48,5 +48,5 @@ def parse_jsonl(name: str, text: str) -> list[ParsedDocument]:
         meta = {k: _optional(obj, k, f'Line {n}: "{k}"') for k in ("url", "category", "product")}
         lang = f'Line {n}: "language"'
         meta["language"] = _language(_optional(obj, "language", lang), lang)
-        docs.append(ParsedDocument(external_id=_stable_id(doc_id), title=title, body=body, **meta))
+        docs.append(ParsedDocument(external_id=stable_id(doc_id), title=title, body=body, **meta))
     return docs
