@@ -257,7 +257,7 @@ KNOWLEDGE_ADAPTER = env_bool("KNOWLEDGE_ADAPTER", True)
 KNOWLEDGE_ADAPTER_MIN_ARTICLES = env_int("KNOWLEDGE_ADAPTER_MIN_ARTICLES", 20, minimum=2)
 KNOWLEDGE_ADAPTER_CACHE = env_int("KNOWLEDGE_ADAPTER_CACHE", 4, minimum=1, maximum=64)
 
-# --- Knowledge: reading uploads (knowledge/parsers.py, knowledge/isolation.py) -----------------
+# --- Knowledge: reading uploads (knowledge/parsers/, knowledge/isolation.py) -------------------
 # What reading one file may cost, in the worker's child process: a few KB of PDF can expand into
 # megabytes of drawing instructions that take minutes to walk. Past a limit the file is refused
 # with the reason, and the source's previous version keeps serving.

@@ -15,8 +15,6 @@ never told about it, whatever queues they serve.
 from __future__ import annotations
 
 import logging
-import re
-import socket
 from datetime import timedelta
 
 import httpx2 as httpx
@@ -28,7 +26,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bots.models import Organization, User
-from config.netguard import private_address
+from config.claims import claim_due
+from config.netguard import AddressRefused, error_reason, guarded_client
 from conversations.models import Conversation, Message
 from escalation.models import EscalationLog, Notification
 
@@ -253,21 +252,10 @@ def notifications_send_due() -> int:
     due = Q(state=State.FAILED, next_attempt_at__lte=now) | Q(
         state=State.PENDING, created_at__lte=now - timedelta(minutes=1)
     )
-    attempted: list[int] = []
-    while len(attempted) < DUE_BATCH:
-        with transaction.atomic():
-            row = (
-                Notification.objects.select_for_update(skip_locked=True)
-                .filter(due)
-                .exclude(pk__in=attempted)
-                .order_by("next_attempt_at", "id")
-                .first()
-            )
-            if row is None:
-                break
-            attempted.append(row.pk)
-            _attempt(row)
-    return len(attempted)
+    rows = Notification.objects.filter(due).order_by("next_attempt_at", "id")
+    # An attempt leaves its row sent, given up, or failed with its retry in the future: no
+    # longer due, so no other sweep claims it again.
+    return len(claim_due(rows, _attempt, limit=DUE_BATCH))
 
 
 def notifications_retry(*, ids: list[int]) -> int:
@@ -341,23 +329,31 @@ def _post_webhook(row: Notification) -> None:
     # Slack reads "text", Discord "content"; each ignores the other's key.
     payload = {"text": row.body, "content": row.body}
     try:
-        with httpx.Client(
+        # The webhook URL is typed by an organization's owner: posting to an internal address
+        # would let any tenant probe this instance's network. Intranet chat servers are a
+        # setting of their own, apart from intranet help centres (web sources').
+        with guarded_client(
+            allow_private=settings.NOTIFY_WEBHOOK_PRIVATE_NETWORKS,
             timeout=WEBHOOK_TIMEOUT,
             # A webhook answers where it is posted: a redirect is reported, never followed
             # (it could lead inward, past the address check).
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
-            event_hooks={"request": [_refuse_private_addresses]},
         ) as http:
             response = http.post(url, json=payload)
-    except DeliveryError:
-        raise
+    except AddressRefused as exc:
+        if exc.ip is None:
+            raise DeliveryError(str(exc)) from None
+        raise DeliveryError(
+            f"{exc.url.host} is on a private network ({exc.ip}); webhooks are only posted to "
+            "public addresses (NOTIFY_WEBHOOK_PRIVATE_NETWORKS=1 allows intranet servers)."
+        ) from None
     except httpx.TimeoutException:
         raise DeliveryError(
             f"The webhook did not answer within {WEBHOOK_TIMEOUT.read:.0f} s."
         ) from None
     except httpx.HTTPError as exc:
-        raise DeliveryError(f"Could not reach the webhook: {_reason(exc)}.") from None
+        raise DeliveryError(f"Could not reach the webhook: {error_reason(exc)}.") from None
     if not response.is_success:
         reason = f" {response.reason_phrase}" if response.reason_phrase else ""
         detail = response.text.strip()[:200]
@@ -365,35 +361,3 @@ def _post_webhook(row: Notification) -> None:
             f"The webhook answered {response.status_code}{reason}"
             + (f": {detail}" if detail else ".")
         )
-
-
-def _refuse_private_addresses(request: httpx.Request) -> None:
-    """The webhook URL is typed by an organization's owner, and the worker posting to an
-    internal address (cloud metadata, the database, admin panels) would let any tenant probe
-    this instance's network.
-
-    The same check as web sources' (config/netguard.py), under a setting of its own: a
-    self-hosted chat server on the intranet is a separate decision from an intranet help
-    centre (NOTIFY_WEBHOOK_PRIVATE_NETWORKS, KNOWLEDGE_FETCH_PRIVATE_NETWORKS).
-    """
-    url = request.url
-    if url.scheme not in ("http", "https"):
-        raise DeliveryError(f"{url} is not an http or https address.")
-    if settings.NOTIFY_WEBHOOK_PRIVATE_NETWORKS:
-        return
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        ip = private_address(url.host, port)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise DeliveryError(f"Could not resolve {url.host}: {_reason(exc)}.") from None
-    if ip is not None:
-        raise DeliveryError(
-            f"{url.host} is on a private network ({ip}); webhooks are only posted to "
-            "public addresses (NOTIFY_WEBHOOK_PRIVATE_NETWORKS=1 allows intranet servers)."
-        )
-
-
-def _reason(exc: Exception) -> str:
-    # "[Errno 111] Connection refused" -> "connection refused"
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip().rstrip(".")
-    return (text[:1].lower() + text[1:]) if text else type(exc).__name__

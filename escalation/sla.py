@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from config.claims import claim_due
 from conversations.models import Conversation, Message
 from conversations.services import conversation_set_priority, message_add_system
 from escalation.notifications import notifications_for_conversation
@@ -44,23 +45,17 @@ def conversations_raise_overdue() -> int:
     the future before its lock is released, so concurrent sweeps never raise one twice.
     """
     now = timezone.now()
-    seen: list[int] = []
-    raised = 0
-    while len(seen) < SWEEP_BATCH:
-        with transaction.atomic():
-            conversation = (
-                Conversation.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("bot__organization", "customer")
-                .filter(status=Status.WAITING, response_due_at__lte=now)
-                .exclude(pk__in=seen)
-                .order_by("response_due_at", "id")
-                .first()
-            )
-            if conversation is None:
-                break
-            seen.append(conversation.pk)
-            raised += conversation_raise_overdue(conversation=conversation, now=now)
-    return raised
+    overdue = (
+        Conversation.objects.select_related("bot__organization", "customer")
+        .filter(status=Status.WAITING, response_due_at__lte=now)
+        .order_by("response_due_at", "id")
+    )
+    raised = claim_due(
+        overdue,
+        lambda conversation: conversation_raise_overdue(conversation=conversation, now=now),
+        limit=SWEEP_BATCH,
+    )
+    return sum(raised)
 
 
 def conversation_raise_overdue(*, conversation: Conversation, now: datetime | None = None) -> bool:

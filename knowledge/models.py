@@ -163,7 +163,7 @@ class IntentModel(models.Model):
 
 
 class EmbeddingCache(models.Model):
-    """Vectors a sync embedded before it committed (knowledge.services), saved batch by batch:
+    """Vectors a sync embedded before it committed (knowledge/sync.py), saved batch by batch:
     a sync killed midway resumes from them instead of embedding everything again. Deleted once
     the sync commits; ones a sync left behind go after a day (sources_requeue_stalled)."""
 

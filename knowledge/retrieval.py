@@ -25,6 +25,7 @@ from django.db import connection, transaction
 
 from bots.models import Bot
 from knowledge.embeddings import EmbeddingError, get_embedder, vector_literal
+from knowledge.models import Chunk
 
 log = logging.getLogger(__name__)
 
@@ -274,8 +275,6 @@ def score(chunks, keyword: dict[int, float], weight: float) -> list[tuple[int, f
 
 
 def _hits(ranked, dense, keyword) -> list[Hit]:
-    from knowledge.models import Chunk
-
     rows = {
         c.id: c
         for c in Chunk.objects.filter(id__in=[cid for cid, _doc, _value in ranked])

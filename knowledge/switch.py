@@ -14,16 +14,18 @@ import re
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
+from django_q.tasks import async_task
 
 from bots.models import Bot
 from knowledge import intents
-from knowledge.embeddings import LOCAL_MINILM, EmbeddingError, get_embedder
+from knowledge.adaptation import adapter_discard, adapter_retrain
+from knowledge.embeddings import LOCAL_MINILM, EmbeddingError, embed_all
 from knowledge.models import Chunk, IntentModel
 from knowledge.signals import knowledge_changed_notify
+from knowledge.sync import ANALYZE_AFTER, chunk_new, chunks_analyze
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 256
 _OPENAI_MODEL = re.compile(r"^openai:[\w.:/-]{1,90}$")
 
 
@@ -45,9 +47,12 @@ def bot_embedding_model_set(*, bot: Bot, model: str) -> None:
         Bot.objects.filter(pk=bot.pk).update(embedding_model=model, embedding_error="")
         bot.embedding_model, bot.embedding_error = model, ""
         if model != bot.embedding_model_active:
-            from knowledge.tasks import enqueue_reembed
-
             transaction.on_commit(lambda: enqueue_reembed(bot.pk))
+
+
+def enqueue_reembed(bot_id: int) -> None:
+    # By dotted path: knowledge/tasks.py imports this module, never the other way round.
+    async_task("knowledge.tasks.bot_reembed", bot_id, task_name=f"knowledge-reembed-{bot_id}")
 
 
 def bot_reembed(*, bot: Bot) -> bool:
@@ -63,7 +68,8 @@ def bot_reembed(*, bot: Bot) -> bool:
         .values_list("id", "embed_text")
     )
     try:
-        vectors = dict(zip([cid for cid, _ in snapshot], _embed(target, snapshot), strict=True))
+        texts = [text for _id, text in snapshot]
+        vectors = dict(zip([cid for cid, _ in snapshot], embed_all(target, texts), strict=True))
     except (EmbeddingError, ImproperlyConfigured) as exc:
         log.warning("bot %s: could not switch to %s: %s", bot.pk, target, exc)
         Bot.objects.filter(pk=bot.pk, embedding_model=target).update(
@@ -88,21 +94,17 @@ def bot_reembed(*, bot: Bot) -> bool:
             vectors.update(
                 zip(
                     [r.id for r in late],
-                    _embed(target, [(r.id, r.embed_text) for r in late]),
+                    embed_all(target, [r.embed_text for r in late]),
                     strict=True,
                 )
             )
         Chunk.objects.bulk_create(
             [
-                Chunk(
+                chunk_new(
+                    row,
                     document_id=row.document_id,
                     bot_id=row.bot_id,
-                    position=row.position,
-                    kind=row.kind,
-                    heading=row.heading,
-                    text=row.text,
-                    embed_text=row.embed_text,
-                    embedding_model=target,
+                    model=target,
                     embedding=vectors[row.id],
                 )
                 for row in rows
@@ -118,24 +120,11 @@ def bot_reembed(*, bot: Bot) -> bool:
         Chunk.objects.filter(bot=bot, embedding_model=current).delete()
         IntentModel.objects.filter(bot=bot, embedding_model=current).delete()
         if previous_adapter:
-            from knowledge.adaptation import adapter_discard
-
             transaction.on_commit(lambda: adapter_discard(previous_adapter))
     log.info("bot %s: switched from %s to %s (%d chunks)", bot.pk, current, target, len(rows))
     bot.refresh_from_db()
-    from knowledge.services import adapter_retrain, chunks_analyze
-
-    if len(rows) >= 1000:
+    if len(rows) >= ANALYZE_AFTER:
         chunks_analyze()
     adapter_retrain(bot=bot)  # the adapter is tied to the local model; retrained if it applies
     knowledge_changed_notify(bot=bot)
     return True
-
-
-def _embed(model: str, rows: list[tuple[int, str]]):
-    import numpy as np
-
-    embedder = get_embedder(model)
-    texts = [text for _id, text in rows]
-    parts = [embedder.embed(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dims), dtype=np.float32)

@@ -1,12 +1,12 @@
 """Web page and sitemap sources: fetch what a source points at and turn it into documents.
 
-The worker calls `source_fetch` from the sync (knowledge/services.py), which then applies the
+The worker calls `source_fetch` from the sync (knowledge/sync.py), which then applies the
 documents exactly as it applies an upload's. Everything that can go wrong with a site (it is
 down, answers 404, sends 200 MB, is not a sitemap) is a FetchError whose message is shown on
 the source, names the address and says why; the sync then keeps the previous version serving
 and `retry_later` says when to try again.
 
-Pages are parsed by the upload parsers (knowledge/parsers.py), chosen by the Content-Type the
+Pages are parsed by the upload parsers (knowledge/parsers/), chosen by the Content-Type the
 server declares, else by the address's extension and the content. Each document's `url` is the
 page's address, so answers cite it, and its id is that address.
 """
@@ -14,10 +14,8 @@ page's address, so answers cite it, and its id is that address.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +31,16 @@ from django.core.validators import URLValidator
 from django.db.models import Q
 from django.utils import timezone
 
-from config.netguard import private_address
+from config.netguard import AddressRefused, error_reason, guarded_client
 from knowledge.isolation import parse_budget, parse_isolated
 from knowledge.models import Chunk, Document, KnowledgeSource
-from knowledge.parsers import MAX_UPLOAD_BYTES, ParsedDocument, ParseError, detect_format
+from knowledge.parsers import (
+    MAX_UPLOAD_BYTES,
+    ParsedDocument,
+    ParseError,
+    detect_format,
+    stable_id,
+)
 from knowledge.parsers import parse_upload as parse_file
 
 USER_AGENT = "Handoff knowledge sync"
@@ -128,40 +132,29 @@ def _without_fragment(url: str) -> str:
 
 
 def _document_id(value: str) -> str:
-    if len(value) <= _MAX_ID_CHARS:
-        return value
-    digest = hashlib.sha1(value.encode(), usedforsecurity=False).hexdigest()[:12]
-    return f"{value[: _MAX_ID_CHARS - 13]}#{digest}"
+    return stable_id(value, limit=_MAX_ID_CHARS)
 
 
 # --- Fetching ---------------------------------------------------------------------------------
 def client() -> httpx.Client:
-    return httpx.Client(
+    return guarded_client(
+        allow_private=settings.KNOWLEDGE_FETCH_PRIVATE_NETWORKS,
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
         timeout=TIMEOUT,
         headers={"User-Agent": USER_AGENT},
-        # Runs before every request, redirects included: a public page may redirect inward.
-        event_hooks={"request": [_refuse_private_addresses]},
     )
 
 
-def _refuse_private_addresses(request: httpx.Request) -> None:
-    url = request.url
-    if url.scheme not in ("http", "https"):
-        raise FetchError(f"{url} is not an http or https address.")
-    if settings.KNOWLEDGE_FETCH_PRIVATE_NETWORKS:
-        return
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        ip = private_address(url.host, port)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"Could not reach {url}: {_reason(exc)}.") from None
-    if ip is not None:
-        raise FetchError(
-            f"{url} is on a private network ({ip}); only public addresses are fetched "
+def _refused(exc: AddressRefused) -> str:
+    if exc.ip is not None:
+        return (
+            f"{exc.url} is on a private network ({exc.ip}); only public addresses are fetched "
             "(KNOWLEDGE_FETCH_PRIVATE_NETWORKS=1 allows intranet sites)."
         )
+    if exc.reason:
+        return f"Could not reach {exc.url}: {exc.reason}."
+    return str(exc)
 
 
 def fetch(url: str, http: httpx.Client) -> Fetched:
@@ -186,14 +179,16 @@ def fetch(url: str, http: httpx.Client) -> Fetched:
             return Fetched(url=url, content_type=mime, data=bytes(body))
     except FetchError:
         raise
+    except AddressRefused as exc:
+        raise FetchError(_refused(exc)) from None
     except httpx.TooManyRedirects:
         raise FetchError(f"{url} redirects more than {MAX_REDIRECTS} times.") from None
     except httpx.TimeoutException:
         raise FetchError(f"Could not reach {url}: no answer within {TIMEOUT.read:.0f} s.") from None
     except httpx.TransportError as exc:
-        raise FetchError(f"Could not reach {url}: {_reason(exc)}.") from None
+        raise FetchError(f"Could not reach {url}: {error_reason(exc)}.") from None
     except httpx.HTTPError as exc:
-        raise FetchError(f"Could not fetch {url}: {_reason(exc)}.") from None
+        raise FetchError(f"Could not fetch {url}: {error_reason(exc)}.") from None
 
 
 def _too_large(url: str, size: int | None) -> str:
@@ -201,12 +196,6 @@ def _too_large(url: str, size: int | None) -> str:
     if size is None:  # no length announced: counted while reading
         return f"{url} is larger than {limit} MB, the limit for one page."
     return f"{url} is {size / 1024 / 1024:.1f} MB; the limit for one page is {limit} MB."
-
-
-def _reason(exc: Exception) -> str:
-    # "[Errno 111] Connection refused" -> "connection refused"
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip().rstrip(".")
-    return (text[:1].lower() + text[1:]) if text else type(exc).__name__
 
 
 # --- Pages into documents ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from knowledge import services, switch
+from knowledge import services, switch, sync
 from knowledge.embeddings import LOCAL_MINILM
 from knowledge.intents import intent_match
 from knowledge.models import Chunk, IntentModel
@@ -101,7 +101,7 @@ def test_a_sync_that_overlaps_the_switch_starts_over_with_the_new_model(
 ):
     with django_capture_on_commit_callbacks(execute=False):
         switch.bot_embedding_model_set(bot=stocked_bot, model=OPENAI)
-    real_embed = services._embed_with_progress
+    real_embed = sync._embed_with_progress
     calls = []
 
     def embed_then_switch(source, model, texts):
@@ -111,7 +111,7 @@ def test_a_sync_that_overlaps_the_switch_starts_over_with_the_new_model(
         calls.append(model)
         return vectors
 
-    monkeypatch.setattr(services, "_embed_with_progress", embed_then_switch)
+    monkeypatch.setattr(sync, "_embed_with_progress", embed_then_switch)
     faq = FAQ_CSV + b'"Do you ship abroad?","Yes, to forty countries.",shipping\n'
     source = services.source_upload(bot=stocked_bot, filename="more.csv", data=faq, sync_now=True)
     assert calls == [LOCAL_MINILM, OPENAI]

@@ -1,5 +1,5 @@
 """A sync cut off midway: re-queued once its heartbeat stops, and resumed from what it had
-already embedded (knowledge.services). The real kill of web and worker processes is in
+already embedded (knowledge.sync). The real kill of web and worker processes is in
 conversations/tests/test_recovery_crash.py, beside the kill mid-answer."""
 
 from datetime import timedelta
@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from knowledge import services
+from knowledge import services, sync
 from knowledge.embeddings import get_embedder
 from knowledge.models import Chunk, EmbeddingCache, KnowledgeSource
 from knowledge.tests.conftest import FAQ_CSV
@@ -20,7 +20,7 @@ class Killed(Exception):
 
 
 def test_a_sync_cut_off_midway_resumes_from_what_it_embedded(acme_bot, monkeypatch):
-    monkeypatch.setattr(services, "EMBED_BATCH", 3)
+    monkeypatch.setattr(sync, "EMBED_BATCH", 3)
     embedder = get_embedder(acme_bot.embedding_model_active)
     real_embed = embedder.embed
     embedded: list[str] = []
@@ -55,7 +55,7 @@ def test_it_requeues_a_sync_whose_heartbeat_stopped(
     acme_bot, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued: list[int] = []
-    monkeypatch.setattr("knowledge.tasks.enqueue_source_sync", queued.append)
+    monkeypatch.setattr(services, "enqueue_source_sync", queued.append)
     stalled = KnowledgeSource.objects.create(
         bot=acme_bot, name="stalled", status=KnowledgeSource.Status.SYNCING
     )

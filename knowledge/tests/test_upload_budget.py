@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from knowledge import isolation, parsers, services
+from knowledge import isolation, parsers, services, sync
 from knowledge.models import Document, KnowledgeSource
 from knowledge.parsers import ParseBudget, ParseError, parse_upload
 from knowledge.retrieval import search_documents
@@ -110,9 +110,9 @@ def _forbid_parsing(monkeypatch):
     def forbidden(**kwargs):
         raise AssertionError("the file was parsed in the web request")
 
-    monkeypatch.setattr(services, "parse_isolated", forbidden)
+    monkeypatch.setattr(sync, "parse_isolated", forbidden)
     monkeypatch.setattr(parsers, "parse_upload", forbidden)
-    monkeypatch.setattr(parsers, "_parse_pdf", forbidden)
+    monkeypatch.setattr(parsers, "parse_pdf", forbidden)
 
 
 def _url(name, bot, *args):

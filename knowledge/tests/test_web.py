@@ -301,7 +301,7 @@ def test_the_schedule_queues_only_due_web_sources_once(
     acme_bot, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued = []
-    monkeypatch.setattr("knowledge.tasks.enqueue_source_sync", queued.append)
+    monkeypatch.setattr(services, "enqueue_source_sync", queued.append)
     past, future = timezone.now() - timedelta(minutes=1), timezone.now() + timedelta(hours=1)
 
     def make(name, **fields):

