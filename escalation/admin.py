@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 from bots.admin import TenantAdmin
 from bots.models import MANAGER_ROLES, Bot
 from bots.selectors import organization_ids_with_role
+from conversations.assessment import assess_text
 from escalation import rules
 from escalation.models import (
     CATEGORIES,
@@ -32,7 +33,6 @@ from escalation.models import (
     Notification,
 )
 from escalation.notifications import notifications_retry
-from escalation.signals import assess_text
 
 
 @admin.register(EscalationRule)
