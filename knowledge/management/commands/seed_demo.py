@@ -1,5 +1,5 @@
 """Seed the demo organization: Acme, its owner and agent, a support bot and its knowledge
-(bots/demo/: an FAQ, a help article and an intent file), synced before it returns. Idempotent.
+(knowledge/demo/: an FAQ, a help article and an intent file), synced before it returns. Idempotent.
 
 Passwords are random per installation (never in the repository), kept in the data folder so a
 second `make run` prints the same ones. Delete that file to rotate them.
@@ -12,37 +12,27 @@ import json
 import secrets
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from bots.models import Bot, Organization, Role, User
+from bots.demo import (
+    DEMO_ORG,
+    DEMO_PEOPLE,
+    PLACEHOLDER_NAMES,
+    credentials_path,
+    load_passwords,
+)
+from bots.models import Bot, Organization, User
 from bots.services import bot_create, membership_add, organization_create
+from knowledge.models import Chunk, KnowledgeSource
+from knowledge.services import source_upload
 
-DEMO_ORG = "Acme"
-DEMO_PEOPLE = [
-    ("owner@acme.example", "Ada Moreno", Role.OWNER),
-    ("agent@acme.example", "Sam Rivera", Role.AGENT),
-]
-# What earlier versions called them; a name a demo user chose on their profile stays.
-PLACEHOLDER_NAMES = {"", "Ada Owner", "Sam Agent"}
 DEMO_KNOWLEDGE = Path(__file__).resolve().parents[2] / "demo"
 DEMO_BOT = {
     "name": "Acme Support",
     "greeting": "Hi! I'm Acme's assistant. Ask me about orders, shipping, returns or your account.",
     "colour": "#2563eb",
 }
-
-
-def credentials_path():
-    return settings.DATA_DIR / "demo_credentials.json"
-
-
-def load_passwords() -> dict[str, str]:
-    try:
-        return json.loads(credentials_path().read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
 
 
 class Command(BaseCommand):
@@ -88,9 +78,6 @@ class Command(BaseCommand):
         self.stdout.write(f"  bot    {bot.name}  widget key: {bot.public_key}")
 
     def _knowledge(self, bot: Bot) -> None:
-        from knowledge.models import Chunk, KnowledgeSource
-        from knowledge.services import source_upload
-
         for path in sorted(DEMO_KNOWLEDGE.iterdir()):
             data = path.read_bytes()
             source = KnowledgeSource.objects.filter(bot=bot, filename=path.name).first()
