@@ -24,7 +24,7 @@ import urllib.request
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from bots.demo import DEMO_ORG, DEMO_PEOPLE, load_passwords
+from bots.demo_accounts import DEMO_ORG, DEMO_PEOPLE, load_passwords
 from bots.models import Organization
 from config.env import local_url
 

@@ -1,5 +1,5 @@
 """Seed the demo organization: Acme, its owner and agent, a support bot and its knowledge
-(knowledge/demo/: an FAQ, a help article and an intent file), synced before it returns. Idempotent.
+(bots/demo/: an FAQ, a help article and an intent file), synced before it returns. Idempotent.
 
 Passwords are random per installation (never in the repository), kept in the data folder so a
 second `make run` prints the same ones. Delete that file to rotate them.
@@ -12,10 +12,11 @@ import json
 import secrets
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from bots.demo import (
+from bots.demo_accounts import (
     DEMO_ORG,
     DEMO_PEOPLE,
     PLACEHOLDER_NAMES,
@@ -27,7 +28,8 @@ from bots.services import bot_create, membership_add, organization_create
 from knowledge.models import Chunk, KnowledgeSource
 from knowledge.services import source_upload
 
-DEMO_KNOWLEDGE = Path(__file__).resolve().parents[2] / "demo"
+# The demo organization's files, kept with its people (bots/demo_accounts.py).
+DEMO_KNOWLEDGE = Path(settings.BASE_DIR) / "bots" / "demo"
 DEMO_BOT = {
     "name": "Acme Support",
     "greeting": "Hi! I'm Acme's assistant. Ask me about orders, shipping, returns or your account.",
