@@ -14,6 +14,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from bots.events import bot_created
 from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role, User
 from bots.selectors import organization_ids_with_role
 from bots.services import (
@@ -103,30 +104,7 @@ class OrganizationAdmin(TenantAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    actions = ["send_test_message"]
-
-    @admin.action(description="Send a test message to the chat webhook")
-    def send_test_message(self, request, queryset):
-        from escalation.notifications import notification_test_webhook
-
-        sent, missing = [], []
-        for organization in queryset:
-            if organization.webhook_url:
-                notification_test_webhook(organization=organization)
-                sent.append(organization.name)
-            else:
-                missing.append(organization.name)
-        if sent:
-            self.message_user(
-                request,
-                f"Test message queued for {', '.join(sent)}: its outcome shows under "
-                "Escalation › Notifications.",
-                messages.SUCCESS,
-            )
-        if missing:
-            self.message_user(
-                request, f"No chat webhook set for {', '.join(missing)}.", messages.WARNING
-            )
+    # escalation/admin.py adds its test of the chat webhook.
 
     def has_add_permission(self, request):
         # New organizations come from sign-up (or the home page), which makes the owner.
@@ -210,20 +188,10 @@ class InvitationAdmin(TenantAdmin):
     readonly_fields = ["token", "accepted_at", "accepted_by", "created_at"]
 
 
-class BotAdminForm(forms.ModelForm):
-    class Meta:
-        model = Bot
-        fields = ["embedding_model"]  # the admin adds its fieldsets' fields
-
-    def clean_embedding_model(self):
-        from knowledge.switch import embedding_model_validate
-
-        return embedding_model_validate(self.cleaned_data["embedding_model"])
-
-
 @admin.register(Bot)
 class BotAdmin(TenantAdmin):
-    form = BotAdminForm
+    """knowledge/admin.py extends it: the embedding model's check and switch."""
+
     list_display = ["name", "organization", "public_key", "updated_at"]
     search_fields = ["name", "slug", "public_key"]
     readonly_fields = [
@@ -255,23 +223,14 @@ class BotAdmin(TenantAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            from escalation.services import escalation_rules_create_defaults
-
-            obj.embedding_model_active = obj.embedding_model  # nothing to re-embed yet
+        if change:
             super().save_model(request, obj, form, change)
-            # Like bots made on the site (services.bot_create): the default escalation rules.
-            escalation_rules_create_defaults(bot=obj)
             return
-        model = obj.embedding_model
-        obj.embedding_model = Bot.objects.get(pk=obj.pk).embedding_model
+        obj.embedding_model_active = obj.embedding_model  # nothing to re-embed yet
+        # Like bots made on the site (services.bot_create): in one transaction (the admin's),
+        # the floors above add what a new bot starts with (escalation: the default rules).
         super().save_model(request, obj, form, change)
-        if "embedding_model" in form.changed_data:
-            from knowledge.switch import bot_embedding_model_set
-
-            # The worker re-embeds and then switches; the bot answers with its current model
-            # until then.
-            bot_embedding_model_set(bot=obj, model=model)
+        bot_created.send(sender=Bot, bot=obj)
 
 
 @admin.register(User)

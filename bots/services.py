@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from bots.events import bot_created
 from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role, User
 from bots.selectors import bot_list
 from config import realtime
@@ -300,17 +301,16 @@ def bot_create(*, organization: Organization, name: str, **fields) -> Bot:
     )
     for field, value in fields.items():
         setattr(bot, field, value)
-    # Imported here: escalation builds on conversations, which builds on bots.
-    from escalation.services import escalation_rules_create_defaults
-
     bot.full_clean()
     with transaction.atomic():
         bot.save()
-        escalation_rules_create_defaults(bot=bot)
-    realtime.on_commit_render(
+        # What floors above add to a new bot (escalation: its default rules) joins this
+        # transaction.
+        bot_created.send(sender=Bot, bot=bot)
+    realtime.broadcast_on_commit(
         realtime.organization_group(organization.pk),
         "bot.created",
-        lambda: _bot_list_html(organization),
+        lambda: {"html": _bot_list_html(organization)},
     )
     return bot
 

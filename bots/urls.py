@@ -1,7 +1,6 @@
 from django.urls import path
 
 from bots import views
-from knowledge import views as knowledge_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -27,33 +26,4 @@ urlpatterns = [
         views.invitation_revoke,
         name="invitation_revoke",
     ),
-    path(
-        "o/<slug:org>/bots/<slug:bot>/knowledge/", knowledge_views.knowledge, name="bot_knowledge"
-    ),
-    path(
-        "o/<slug:org>/bots/<slug:bot>/knowledge/upload/",
-        knowledge_views.source_upload,
-        name="knowledge_upload",
-    ),
-    path(
-        "o/<slug:org>/bots/<slug:bot>/knowledge/add-url/",
-        knowledge_views.source_add_url,
-        name="knowledge_add_url",
-    ),
-    path(
-        "o/<slug:org>/bots/<slug:bot>/knowledge/<int:source_id>/replace/",
-        knowledge_views.source_replace,
-        name="knowledge_replace",
-    ),
-    path(
-        "o/<slug:org>/bots/<slug:bot>/knowledge/<int:source_id>/resync/",
-        knowledge_views.source_resync,
-        name="knowledge_resync",
-    ),
-    path(
-        "o/<slug:org>/bots/<slug:bot>/knowledge/<int:source_id>/delete/",
-        knowledge_views.source_delete,
-        name="knowledge_delete",
-    ),
-    path("api/v1/kb/sync_status", knowledge_views.api_sync_status, name="api_kb_sync_status"),
 ]

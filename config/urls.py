@@ -17,6 +17,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("conversations.widget_urls")),
     path("", include("bots.urls")),
+    path("", include("knowledge.urls")),
     path("o/<slug:org>/console/", include("escalation.urls")),
     path("", include("conversations.urls")),
 ]

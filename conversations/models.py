@@ -64,6 +64,16 @@ class Queue(models.TextChoices):
     MANAGER = "manager", "Manager"
 
 
+class Level(models.TextChoices):
+    """A customer message's emotional level, mildest first (conversations/assessment.py)."""
+
+    POSITIVE = "positive", "Positive"
+    NEUTRAL = "neutral", "Neutral"
+    FRUSTRATED = "frustrated", "Frustrated"
+    ANGRY = "angry", "Angry"
+    URGENT = "urgent", "Urgent"
+
+
 class Conversation(models.Model):
     Queue = Queue
 
@@ -100,7 +110,7 @@ class Conversation(models.Model):
     queue = models.CharField(max_length=8, choices=Queue.choices, default=Queue.TIER1)
     # VADER compound score of the customer's recent messages, -1 (angry) … 1 (happy).
     sentiment = models.FloatField(null=True, blank=True)
-    # escalation/signals.py: the level of the latest customer message and the frustration
+    # conversations/assessment.py: the level of the latest customer message and the frustration
     # accumulated over this conversation and the customer's recent contacts, 0–1.
     sentiment_level = models.CharField(max_length=10, blank=True)
     frustration = models.FloatField(default=0.0)
@@ -188,8 +198,8 @@ class Message(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )
     feedback = models.SmallIntegerField(null=True, blank=True, help_text="1 helpful, -1 not.")
-    # Customer messages: VADER compound score and escalation signals (escalation/signals.py),
-    # e.g. ["all_caps", "legal_threat"].
+    # Customer messages: VADER compound score and escalation signals
+    # (conversations/assessment.py), e.g. ["all_caps", "legal_threat"].
     sentiment = models.FloatField(null=True, blank=True)
     signals = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,6 +1,7 @@
 """Escalation in Django admin: each bot's rules (ordered, with a page to test a sample message
-against them), the log of handoffs (read-only), business hours with their holidays, and the
-notifications sent to agents (with their failures).
+against them), the log of handoffs (read-only), business hours with their holidays, the
+notifications sent to agents (with their failures), and the organization's test of its chat
+webhook (an action added to bots' Organization admin).
 
 All of it is tenant data (bots.admin.TenantAdmin): an organization's owners and admins see and
 change only their own bots' rules, logs and hours.
@@ -18,9 +19,11 @@ from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from bots import admin as bots_admin
 from bots.admin import TenantAdmin
-from bots.models import MANAGER_ROLES, Bot
+from bots.models import MANAGER_ROLES, Bot, Organization
 from bots.selectors import organization_ids_with_role
+from conversations.assessment import assess_text
 from escalation import rules
 from escalation.models import (
     CATEGORIES,
@@ -31,8 +34,7 @@ from escalation.models import (
     Holiday,
     Notification,
 )
-from escalation.notifications import notifications_retry
-from escalation.signals import assess_text
+from escalation.notifications import notification_test_webhook, notifications_retry
 
 
 @admin.register(EscalationRule)
@@ -257,7 +259,7 @@ class BusinessHoursAdmin(TenantAdmin):
         super().save_formset(request, form, formset, change)
 
 
-# --- Notifications: what agents were sent, and why a send failed ------------------------------
+# --- Notifications: what agents were sent, and why a send failed ----------------------------------
 @admin.register(Notification)
 class NotificationAdmin(TenantAdmin):
     list_display = [
@@ -312,3 +314,33 @@ class NotificationAdmin(TenantAdmin):
             + (f" {skipped} already sent or being sent were left alone." if skipped else ""),
             messages.SUCCESS if count else messages.WARNING,
         )
+
+
+# --- The organization's chat webhook --------------------------------------------------------------
+class OrganizationAdmin(bots_admin.OrganizationAdmin):
+    actions = [*bots_admin.OrganizationAdmin.actions, "send_test_message"]
+
+    @admin.action(description="Send a test message to the chat webhook")
+    def send_test_message(self, request, queryset):
+        sent, missing = [], []
+        for organization in queryset:
+            if organization.webhook_url:
+                notification_test_webhook(organization=organization)
+                sent.append(organization.name)
+            else:
+                missing.append(organization.name)
+        if sent:
+            self.message_user(
+                request,
+                f"Test message queued for {', '.join(sent)}: its outcome shows under "
+                "Escalation › Notifications.",
+                messages.SUCCESS,
+            )
+        if missing:
+            self.message_user(
+                request, f"No chat webhook set for {', '.join(missing)}.", messages.WARNING
+            )
+
+
+admin.site.unregister(Organization)
+admin.site.register(Organization, OrganizationAdmin)

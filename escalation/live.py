@@ -1,5 +1,5 @@
 """The console's pushed partials, rendered from committed data: the queue (once per change,
-for the whole organization, by conversations.services.common after commit) and, in the
+for the whole organization, by escalation/receivers.py after commit) and, in the
 console's socket, for the members watching a conversation: one message, the typing
 indicator, and its status and actions when someone else moved it.
 

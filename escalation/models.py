@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from bots.models import Bot, Organization
-from conversations.models import Conversation, Message, Queue
+from conversations.models import Conversation, Level, Message, Queue
 
 Priority = Conversation.Priority
 
@@ -40,16 +40,6 @@ RULE_TRIGGERS = [c for c in Trigger.choices if c[0] not in ("agent_takeover", "g
 # What the classifier calls a message (conversations/pipeline/classify.py): high_stakes, or one
 # of its subtypes.
 CATEGORIES = ("high_stakes", "cancellation", "billing_dispute", "security", "legal", "complaint")
-
-
-class Level(models.TextChoices):
-    """A customer message's emotional level, mildest first (escalation/signals.py)."""
-
-    POSITIVE = "positive", "Positive"
-    NEUTRAL = "neutral", "Neutral"
-    FRUSTRATED = "frustrated", "Frustrated"
-    ANGRY = "angry", "Angry"
-    URGENT = "urgent", "Urgent"
 
 
 class Mode(models.TextChoices):

@@ -2,7 +2,7 @@
 enabled one that matches deciding.
 
 Rules are tried at three stages of a turn, each with the facts it has:
-- "message": the customer's message is stored and scored (escalation/signals.py), the bot has
+- "message": the customer's message is stored and scored (conversations/assessment.py), the bot has
   not answered. human_request (phrases), keywords, sentiment, frustration, unresolved,
   returning. A handoff here means the bot does not answer the message.
 - "answer": the pipeline's final event is in. low_confidence, category (the classifier's
@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from conversations.assessment import level_at_least
 from conversations.models import Conversation, Message
 from conversations.pipeline.classify import normalise
 from escalation.models import EscalationRule, Mode, Trigger
-from escalation.signals import level_at_least
 
 STAGES = {
     "message": {

@@ -20,11 +20,11 @@ from bots import selectors as bot_selectors
 from bots import services as bot_services
 from bots.models import Membership
 from conversations import selectors as conversation_selectors
-from conversations import services
 from conversations.models import Conversation, Message
 from conversations.payloads import message_payload
+from conversations.services import ConversationStateError
 from escalation import package as handoff_package
-from escalation import selectors
+from escalation import selectors, services
 
 TEMPLATE = "escalation/console.html"
 LIST_PARTIALS = {"queue", "mine", "with-bot", "availability"}
@@ -168,7 +168,7 @@ def _act(request, org, conversation_id, action, **kwargs):
     )
     try:
         action(conversation=conversation, agent=request.user, **kwargs)
-    except services.ConversationStateError as exc:
+    except ConversationStateError as exc:
         return _refused(request, membership, conversation_id, str(exc), 409)
     except ValueError as exc:  # MessageRejected and bad input: the agent's text is kept
         return _refused(request, membership, conversation_id, str(exc), 400, kwargs.get("text"))

@@ -5,10 +5,13 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
+from bots import admin as bots_admin
 from bots.admin import TenantAdmin
+from bots.models import Bot
 from knowledge import services
 from knowledge.models import Chunk, Document, IntentModel, KnowledgeSource
 from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError
+from knowledge.switch import bot_embedding_model_set, embedding_model_validate
 
 
 class KnowledgeSourceForm(forms.ModelForm):
@@ -162,3 +165,36 @@ class ChunkAdmin(ReadOnlyTenantAdmin):
 class IntentModelAdmin(ReadOnlyTenantAdmin):
     list_display = ["bot", "embedding_model", "threshold", "created_at"]
     exclude = ["payload"]
+
+
+# --- The bot's embedding model --------------------------------------------------------------------
+class BotAdminForm(forms.ModelForm):
+    class Meta:
+        model = Bot
+        fields = ["embedding_model"]  # the admin adds its fieldsets' fields
+
+    def clean_embedding_model(self):
+        return embedding_model_validate(self.cleaned_data["embedding_model"])
+
+
+class BotAdmin(bots_admin.BotAdmin):
+    """bots' Bot admin, with the embedding model checked, and a change of it made by
+    re-embedding (knowledge/switch.py) rather than by saving the field."""
+
+    form = BotAdminForm
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        model = obj.embedding_model
+        obj.embedding_model = Bot.objects.get(pk=obj.pk).embedding_model
+        super().save_model(request, obj, form, change)
+        if "embedding_model" in form.changed_data:
+            # The worker re-embeds and then switches; the bot answers with its current model
+            # until then.
+            bot_embedding_model_set(bot=obj, model=model)
+
+
+admin.site.unregister(Bot)
+admin.site.register(Bot, BotAdmin)

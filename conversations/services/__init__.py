@@ -3,24 +3,17 @@
 The conversation row is the lock for everything that races in a chat: its status and who may
 speak. The bot starts and finishes an answer only while holding it and only while the
 conversation is `ai`, so once a person takes over (handoff, an agent's message) no bot text
-reaches the customer. Events go out with `transaction.on_commit` (config/realtime.py), built
-from the committed rows by conversations/payloads.py.
+reaches the customer. Events go out after commit (config.realtime.broadcast_on_commit), built
+from the committed rows by conversations/payloads.py; floors above hear of changes through
+conversations/events.py.
 
 All errors a customer or agent can cause are ValueErrors with a sentence fit to show them:
 a consumer may catch ValueError and send `str(exc)`.
+
+What agents do in the console (claim, transfer, resolve…) is escalation's: escalation.services,
+which moves conversations with the state machine here.
 """
 
-from conversations.services.agents import (  # noqa: F401
-    BACK_TO_BOT_MESSAGE,
-    conversation_claim,
-    conversation_mark_seen,
-    conversation_reply,
-    conversation_resolve,
-    conversation_return_to_bot,
-    conversation_take_over,
-    conversation_transfer,
-    message_add_note,
-)
 from conversations.services.common import (  # noqa: F401
     HANDOFF_MESSAGE,
     OPEN_STATUSES,

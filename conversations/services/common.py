@@ -1,16 +1,15 @@
 """Shared pieces of the conversation services: errors, the row lock, the state machine and
 the events. The services themselves are in customers.py, lifecycle.py and messages.py; import
-them from `conversations.services`."""
+them from `conversations.services`. escalation.services (the agents' actions) moves
+conversations with these pieces too: `_lock`, `_move` and the `_broadcast_*` events."""
 
 from __future__ import annotations
 
-import threading
-
-from django.db import transaction
 from django.utils import timezone
 
 from bots.models import User
 from config import realtime
+from conversations.events import conversation_changed
 from conversations.models import Conversation, Message, Transition
 from conversations.payloads import conversation_payload, message_payload
 
@@ -90,9 +89,9 @@ def _move(
     elif status in (Status.AI, Status.WAITING, Status.ACTIVE):
         conversation.resolved_at = None
     conversation.status = status
-    # Read (and cleared) by _broadcast_conversation: a move changes the console's queue even
-    # when it ends with the bot (returned to it).
-    conversation._console_moved = True
+    # Read (and cleared) by _broadcast_conversation, which tells conversation_changed's
+    # listeners: a move changes the console's queue even when it ends with the bot.
+    conversation._moved = True
     Transition.objects.create(
         conversation=conversation,
         from_status=current,
@@ -106,75 +105,29 @@ def _move(
 def _broadcast_message(event: str, message: Message) -> None:
     """To the agents following the conversation and, unless it is an internal note, to the
     customer. The payload is built after commit, from the instance as committed."""
-
-    def send() -> None:
-        payload = message_payload(message)
-        realtime.broadcast(
-            realtime.staff_conversation_group(message.conversation_id), event, message=payload
-        )
-        if not message.internal:
-            realtime.broadcast(
-                realtime.conversation_group(message.conversation_id), event, message=payload
-            )
-
-    transaction.on_commit(send, robust=True)
+    realtime.broadcast_on_commit(
+        realtime.message_groups(conversation_id=message.conversation_id, internal=message.internal),
+        event,
+        lambda: {"message": message_payload(message)},
+    )
 
 
 def _broadcast_conversation(
     event: str, conversation: Conversation, *, to_customer: bool = True
 ) -> None:
-    """The console's queue hears of every change; the customer's widget (`to_customer`) of those
-    it shows: status and who is helping.
-
-    The queue's partial is re-rendered only when the change can show in it: the conversation
-    is with people (or resolved), or it just moved (back to the bot). A conversation that is
-    and stays with the bot (most messages: bots talk a lot) re-renders nothing."""
-    organization_id = conversation.bot.organization_id
-    if conversation.__dict__.pop("_console_moved", False) or conversation.status != Status.AI:
-        _console_queue_refresh(organization_id)
-
-    def send() -> None:
-        realtime.broadcast(
-            realtime.organization_group(organization_id),
+    """The organization's members hear of every change; the customer's widget (`to_customer`)
+    of those it shows: status and who is helping. Floors above hear of it through
+    `conversation_changed` (the console's queue), with whether it moved."""
+    moved = conversation.__dict__.pop("_moved", False)
+    conversation_changed.send(sender=Conversation, conversation=conversation, moved=moved)
+    realtime.broadcast_on_commit(
+        realtime.organization_group(conversation.bot.organization_id),
+        event,
+        lambda: {"conversation": conversation_payload(conversation)},
+    )
+    if to_customer:
+        realtime.broadcast_on_commit(
+            realtime.conversation_group(conversation.pk),
             event,
-            conversation=conversation_payload(conversation),
+            lambda: {"conversation": conversation_payload(conversation, for_customer=True)},
         )
-        if to_customer:
-            realtime.broadcast(
-                realtime.conversation_group(conversation.pk),
-                event,
-                conversation=conversation_payload(conversation, for_customer=True),
-            )
-
-    transaction.on_commit(send, robust=True)
-
-
-def _console_queue_refresh(organization_id: int) -> None:
-    """After commit, push the console's queue partial to the organization, rendered from
-    committed data, once however many changes the transaction made (a take-over hands off,
-    claims and posts in one).
-
-    A transaction's on-commit callbacks run in the thread that commits, one after the other:
-    each callback knows how many queue pushes this thread had made when it was registered,
-    and one that finds a push made since (by a callback of the same commit, so after its
-    change was durable) has nothing left to send."""
-    counts = _queue_pushes.__dict__.setdefault("counts", {})
-    registered = counts.get(organization_id, 0)
-
-    def send() -> None:
-        if counts.get(organization_id, 0) != registered:
-            return
-        counts[organization_id] = registered + 1
-        # Imported here: escalation's console builds on these services.
-        from escalation.live import queue_html
-
-        realtime.broadcast(
-            realtime.organization_group(organization_id),
-            "console.queue",
-            html=queue_html(organization_id=organization_id),
-        )
-
-    transaction.on_commit(send, robust=True)
-
-
-_queue_pushes = threading.local()

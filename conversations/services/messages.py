@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bots.models import Bot, User
+from conversations.assessment import assess_message
 from conversations.models import Conversation, Customer, Message
 from conversations.sentiment import conversation_sentiment
 from conversations.services.common import (
@@ -26,7 +27,6 @@ from conversations.services.common import (
     _move,
 )
 from conversations.services.lifecycle import conversation_start
-from escalation.signals import assess_message
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def message_add_user(
                 return sent, False
         if conversation.status == Status.CLOSED:
             raise MessageRejected("This conversation is closed. Start a new one to write again.")
-        # Sentiment, signals, level and frustration (escalation/signals.py), from the earlier
+        # Sentiment, signals, level and frustration (conversations/assessment.py), from the earlier
         # messages under the lock, so two messages at once each see the other in order.
         assessment = assess_message(conversation=conversation, text=text)
         try:

@@ -20,6 +20,7 @@ from conversations.models import Conversation, Customer, Message
 from conversations.tests import fixtures_rt
 from conversations.tests.factories import ConversationFactory, MessageFactory
 from conversations.tests.fixtures_rt import SHIPPING
+from escalation import services as escalation_services
 
 # Fixtures shared with the other chat-channel tests (fixtures_rt.py says why they live there).
 faq_bot = fixtures_rt.faq_bot
@@ -243,7 +244,7 @@ async def test_after_a_resolve_a_hello_without_the_conversation_starts_a_new_one
     await database_sync_to_async(services.conversation_handoff)(
         conversation=carlas_chat, reason="Wants a person"
     )
-    await database_sync_to_async(services.conversation_resolve)(
+    await database_sync_to_async(escalation_services.conversation_resolve)(
         conversation=carlas_chat, agent=agent
     )
     # A reload shows the resolved conversation, to rate it...

@@ -6,7 +6,9 @@ from datetime import date
 import pytest
 from django.urls import reverse
 
+from bots.models import Bot
 from conversations.tests.factories import ConversationFactory
+from escalation.defaults import DEFAULT_RULES
 from escalation.models import BusinessHours, Holiday
 from escalation.services import escalation_open
 from escalation.tests.factories import BusinessHoursFactory, EscalationRuleFactory, HolidayFactory
@@ -192,3 +194,24 @@ def test_another_organizations_owner_cannot_open_acmes_hours(client, outsider, a
     client.force_login(outsider)
     url = reverse("admin:escalation_businesshours_change", args=[opening.pk])
     assert client.get(url).status_code == 302
+
+
+def test_a_bot_added_in_admin_starts_with_the_default_rules(client, owner, acme):
+    client.force_login(owner)
+    response = client.post(
+        reverse("admin:bots_bot_add"),
+        {
+            "organization": acme.pk,
+            "name": "Night shift",
+            "slug": "night-shift",
+            "greeting": "Hi",
+            "persona": "",
+            "colour": "#123456",
+            "allowed_origins": "",
+            "embedding_model": Bot._meta.get_field("embedding_model").get_default(),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    bot = Bot.objects.get(name="Night shift")
+    names = list(bot.escalation_rules.order_by("position").values_list("name", flat=True))
+    assert names == [rule["name"] for rule in DEFAULT_RULES]

@@ -177,8 +177,8 @@ document.addEventListener("htmx:wsOpen", (event) => { window.__ws = event.detail
 def test_a_missed_push_shows_after_the_socket_reconnects_and_a_lost_claim_is_explained(
     live_asgi_server, chromium, agent, admin_member, carla
 ):
-    from conversations.services import conversation_claim
     from conversations.tests.factories import ConversationFactory
+    from escalation.services import conversation_claim
 
     sam_context, sam = _open_console(chromium, live_asgi_server, agent)
     sam_context.add_init_script(RECORD_SOCKET)

@@ -11,9 +11,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from conversations.models import Conversation
-from conversations.services import conversation_claim
 from conversations.tests.factories import ConversationFactory, MessageFactory
-from escalation.services import escalation_open
+from escalation.services import conversation_claim, escalation_open
 from escalation.tests import test_console_browser as console_browser
 
 # The shop's page on another origin, as the console's other browser tests use it.

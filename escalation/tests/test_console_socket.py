@@ -19,6 +19,7 @@ from config.routing import websocket_urlpatterns, widget_urlpatterns
 from conversations import services
 from conversations.models import Conversation
 from conversations.tests.factories import ConversationFactory
+from escalation import services as escalation_services
 from escalation.services import escalation_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,7 +94,7 @@ async def test_a_member_watches_a_conversation_and_gets_its_messages_as_html(age
 async def test_a_note_reaches_the_watching_console(agent, carlas_chat):
     sam = await _connected(agent)
     await _watch(sam, carlas_chat.pk)
-    await database_sync_to_async(services.message_add_note)(
+    await database_sync_to_async(escalation_services.message_add_note)(
         conversation=carlas_chat, agent=agent, text="Refund approved"
     )
     html = await _until(sam, "Refund approved")
@@ -246,7 +247,7 @@ async def test_an_outsider_is_never_notified_of_a_claim(agent, outsider, carla):
         customer=carla, status=Status.WAITING
     )
     olga = await _connected(outsider, "globex")
-    await database_sync_to_async(services.conversation_claim)(
+    await database_sync_to_async(escalation_services.conversation_claim)(
         conversation=conversation, agent=agent
     )
     assert await olga.receive_nothing(timeout=0.5)
@@ -261,14 +262,16 @@ async def test_the_open_conversation_shows_when_a_colleague_claims_it(
     )
     sam = await _connected(agent)
     await _watch(sam, carlas_chat.pk)
-    await database_sync_to_async(services.conversation_claim)(
+    await database_sync_to_async(escalation_services.conversation_claim)(
         conversation=carlas_chat, agent=admin_member
     )
     html = unescape(await _until(sam, f'id="pane-status-{carlas_chat.pk}"'))
     assert 'hx-swap-oob="true"' in html
     assert "With an agent: Ian" in html and ">Claim</button>" not in html
     # A change that shows nowhere in the header (the unread mark) sends nothing more.
-    await database_sync_to_async(services.conversation_mark_seen)(conversation=carlas_chat)
+    await database_sync_to_async(escalation_services.conversation_mark_seen)(
+        conversation=carlas_chat
+    )
     frames = []
     while not await sam.receive_nothing(timeout=0.5):
         frames.append(await sam.receive_from())

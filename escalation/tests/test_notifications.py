@@ -434,7 +434,8 @@ def test_a_row_another_worker_holds_is_skipped(carlas_chat, owner, queued, mailo
 def test_an_agents_reply_is_emailed_to_a_customer_who_left_an_address(
     carlas_chat, agent, queued, django_capture_on_commit_callbacks, mailoutbox
 ):
-    from conversations.services import conversation_claim, conversation_reply, customer_leave_email
+    from conversations.services import customer_leave_email
+    from escalation.services import conversation_claim, conversation_reply
 
     escalation_open(conversation=carlas_chat, trigger="human_request", reason="Asked")
     customer_leave_email(conversation=carlas_chat, email="carla@example.com")
@@ -453,7 +454,8 @@ def test_an_agents_reply_is_emailed_to_a_customer_who_left_an_address(
 
 def test_the_customer_e_mail_is_signed_with_the_agents_chosen_name(carlas_chat, agent, queued):
     from bots.services import user_set_name
-    from conversations.services import conversation_claim, conversation_reply, customer_leave_email
+    from conversations.services import customer_leave_email
+    from escalation.services import conversation_claim, conversation_reply
 
     user_set_name(user=agent, name="Sam Rivera")
     escalation_open(conversation=carlas_chat, trigger="human_request", reason="Asked")
@@ -467,7 +469,7 @@ def test_the_customer_e_mail_is_signed_with_the_agents_chosen_name(carlas_chat, 
 
 
 def test_no_e_mail_goes_to_a_customer_who_did_not_ask_for_one(carlas_chat, agent, queued):
-    from conversations.services import conversation_claim, conversation_reply, message_add_note
+    from escalation.services import conversation_claim, conversation_reply, message_add_note
 
     carlas_chat.customer.email = "carla@example.com"  # known, but no answer by e-mail asked
     carlas_chat.customer.save(update_fields=["email"])

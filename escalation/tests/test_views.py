@@ -224,7 +224,7 @@ def test_an_agent_claims_and_the_pane_says_so(client, agent, waiting):
 
 
 def test_the_agent_who_lost_the_claim_is_told_inline(client, agent, admin_member, waiting):
-    from conversations.services import conversation_claim
+    from escalation.services import conversation_claim
 
     conversation_claim(conversation=waiting, agent=admin_member)
     client.force_login(agent)

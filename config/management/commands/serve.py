@@ -24,6 +24,8 @@ import urllib.request
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from bots.demo_accounts import DEMO_ORG, DEMO_PEOPLE, load_passwords
+from bots.models import Organization
 from config.env import local_url
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -110,9 +112,6 @@ class Command(BaseCommand):
             return False
 
     def _announce(self, base: str) -> None:
-        from bots.management.commands.seed_demo import DEMO_ORG, DEMO_PEOPLE, load_passwords
-        from bots.models import Organization
-
         passwords = load_passwords()
         lines = [
             "",

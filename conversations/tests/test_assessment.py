@@ -1,4 +1,4 @@
-"""escalation.signals: sentiment, the ten signals, the level, and frustration that builds up
+"""conversations.assessment: sentiment, the ten signals, the level, and frustration that builds up
 over a conversation and the customer's recent contacts."""
 
 from datetime import timedelta
@@ -7,10 +7,10 @@ import pytest
 from django.utils import timezone
 
 from conversations import services
+from conversations.assessment import assess_message, assess_text, level_for, text_signals
 from conversations.models import Conversation
 from conversations.tests.factories import ConversationFactory, MessageFactory
 from escalation.services import escalation_open
-from escalation.signals import assess_message, assess_text, level_for, text_signals
 
 pytestmark = pytest.mark.django_db
 

@@ -34,10 +34,9 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Level, Message
 from conversations.pipeline.classify import HIGH_STAKES, normalise
 from conversations.sentiment import sentiment_score
-from escalation.models import Level
 
 SIGNALS = (
     "repeated_issue",

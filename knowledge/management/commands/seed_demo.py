@@ -16,33 +16,25 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from bots.models import Bot, Organization, Role, User
+from bots.demo_accounts import (
+    DEMO_ORG,
+    DEMO_PEOPLE,
+    PLACEHOLDER_NAMES,
+    credentials_path,
+    load_passwords,
+)
+from bots.models import Bot, Organization, User
 from bots.services import bot_create, membership_add, organization_create
+from knowledge.models import Chunk, KnowledgeSource
+from knowledge.services import source_upload
 
-DEMO_ORG = "Acme"
-DEMO_PEOPLE = [
-    ("owner@acme.example", "Ada Moreno", Role.OWNER),
-    ("agent@acme.example", "Sam Rivera", Role.AGENT),
-]
-# What earlier versions called them; a name a demo user chose on their profile stays.
-PLACEHOLDER_NAMES = {"", "Ada Owner", "Sam Agent"}
-DEMO_KNOWLEDGE = Path(__file__).resolve().parents[2] / "demo"
+# The demo organization's files, kept with its people (bots/demo_accounts.py).
+DEMO_KNOWLEDGE = Path(settings.BASE_DIR) / "bots" / "demo"
 DEMO_BOT = {
     "name": "Acme Support",
     "greeting": "Hi! I'm Acme's assistant. Ask me about orders, shipping, returns or your account.",
     "colour": "#2563eb",
 }
-
-
-def credentials_path():
-    return settings.DATA_DIR / "demo_credentials.json"
-
-
-def load_passwords() -> dict[str, str]:
-    try:
-        return json.loads(credentials_path().read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
 
 
 class Command(BaseCommand):
@@ -88,9 +80,6 @@ class Command(BaseCommand):
         self.stdout.write(f"  bot    {bot.name}  widget key: {bot.public_key}")
 
     def _knowledge(self, bot: Bot) -> None:
-        from knowledge.models import Chunk, KnowledgeSource
-        from knowledge.services import source_upload
-
         for path in sorted(DEMO_KNOWLEDGE.iterdir()):
             data = path.read_bytes()
             source = KnowledgeSource.objects.filter(bot=bot, filename=path.name).first()

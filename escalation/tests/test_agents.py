@@ -1,4 +1,4 @@
-"""conversations.services.agents: what agents do in the console, one service at a time."""
+"""escalation.services: what agents do in the console, one service at a time."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from conversations import selectors, services
 from conversations.models import Conversation, Message, Transition
 from conversations.services import ConversationStateError
 from conversations.tests.factories import ConversationFactory, MessageFactory
+from escalation import services as escalation_services
 from escalation.models import EscalationLog
 from escalation.services import escalation_open
 
@@ -32,7 +33,7 @@ def test_it_claims_a_waiting_conversation_and_tells_the_customer(
     waiting, agent, broadcasts, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_claim(conversation=waiting, agent=agent)
+        escalation_services.conversation_claim(conversation=waiting, agent=agent)
     waiting.refresh_from_db()
     assert (waiting.status, waiting.assigned_agent) == (Status.ACTIVE, agent)
     assert "Sam joined the chat" in _texts(waiting, sender=Message.Sender.SYSTEM)
@@ -43,43 +44,43 @@ def test_it_claims_a_waiting_conversation_and_tells_the_customer(
 
 
 def test_a_second_claimer_is_told_who_took_it(waiting, agent, admin_member):
-    services.conversation_claim(conversation=waiting, agent=admin_member)
+    escalation_services.conversation_claim(conversation=waiting, agent=admin_member)
     late = Conversation.objects.get(pk=waiting.pk)
     with pytest.raises(ConversationStateError, match="Ian already took this conversation."):
-        services.conversation_claim(conversation=late, agent=agent)
+        escalation_services.conversation_claim(conversation=late, agent=agent)
     late.refresh_from_db()
     assert late.assigned_agent == admin_member
 
 
 def test_claiming_ones_own_conversation_again_changes_nothing(waiting, agent):
-    services.conversation_claim(conversation=waiting, agent=agent)
-    services.conversation_claim(conversation=waiting, agent=agent)
+    escalation_services.conversation_claim(conversation=waiting, agent=agent)
+    escalation_services.conversation_claim(conversation=waiting, agent=agent)
     assert _texts(waiting).count("Sam joined the chat") == 1
 
 
 def test_a_conversation_with_the_bot_is_taken_over_not_claimed(carlas_chat, agent):
     with pytest.raises(ConversationStateError, match="take it over"):
-        services.conversation_claim(conversation=carlas_chat, agent=agent)
+        escalation_services.conversation_claim(conversation=carlas_chat, agent=agent)
 
 
 def test_a_claim_past_the_capacity_is_refused(waiting, agent, carla):
     Membership.objects.filter(user=agent).update(capacity=1)
     ConversationFactory(customer=carla, status=Status.ACTIVE, assigned_agent=agent)
     with pytest.raises(ConversationStateError, match="limit of 1"):
-        services.conversation_claim(conversation=waiting, agent=agent)
+        escalation_services.conversation_claim(conversation=waiting, agent=agent)
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING
 
 
 def test_an_outsider_cannot_claim(waiting, outsider):
     with pytest.raises(ConversationStateError, match="not a member"):
-        services.conversation_claim(conversation=waiting, agent=outsider)
+        escalation_services.conversation_claim(conversation=waiting, agent=outsider)
     waiting.refresh_from_db()
     assert waiting.status == Status.WAITING
 
 
 def test_taking_over_escalates_as_an_agent_takeover_and_claims(carlas_chat, agent):
-    services.conversation_take_over(conversation=carlas_chat, agent=agent)
+    escalation_services.conversation_take_over(conversation=carlas_chat, agent=agent)
     carlas_chat.refresh_from_db()
     assert (carlas_chat.status, carlas_chat.assigned_agent) == (Status.ACTIVE, agent)
     log = EscalationLog.objects.get(conversation=carlas_chat)
@@ -91,7 +92,7 @@ def test_taking_over_escalates_as_an_agent_takeover_and_claims(carlas_chat, agen
 def test_taking_over_withdraws_the_answer_the_bot_is_writing(carlas_chat, agent):
     question = MessageFactory(conversation=carlas_chat, text="Where is my parcel?")
     pending = services.message_start_bot(conversation=carlas_chat, reply_to=question)
-    services.conversation_take_over(
+    escalation_services.conversation_take_over(
         conversation=Conversation.objects.get(pk=carlas_chat.pk), agent=agent
     )
     services.message_complete(message=pending, text="It is on its way.", outcome="answered")
@@ -100,8 +101,8 @@ def test_taking_over_withdraws_the_answer_the_bot_is_writing(carlas_chat, agent)
 
 
 def test_a_transfer_to_a_queue_puts_it_back_in_waiting_with_a_note(waiting, agent):
-    services.conversation_claim(conversation=waiting, agent=agent)
-    services.conversation_transfer(conversation=waiting, agent=agent, to_queue="tier2")
+    escalation_services.conversation_claim(conversation=waiting, agent=agent)
+    escalation_services.conversation_transfer(conversation=waiting, agent=agent, to_queue="tier2")
     waiting.refresh_from_db()
     assert (waiting.status, waiting.queue, waiting.assigned_agent) == ("waiting", "tier2", None)
     note = waiting.messages.filter(internal=True).last()
@@ -109,8 +110,10 @@ def test_a_transfer_to_a_queue_puts_it_back_in_waiting_with_a_note(waiting, agen
 
 
 def test_a_transfer_to_a_colleague_makes_it_theirs(waiting, agent, admin_member):
-    services.conversation_claim(conversation=waiting, agent=agent)
-    services.conversation_transfer(conversation=waiting, agent=agent, to_agent=admin_member)
+    escalation_services.conversation_claim(conversation=waiting, agent=agent)
+    escalation_services.conversation_transfer(
+        conversation=waiting, agent=agent, to_agent=admin_member
+    )
     waiting.refresh_from_db()
     assert (waiting.status, waiting.assigned_agent) == (Status.ACTIVE, admin_member)
     assert "Sam transferred it to Ian." in _texts(waiting, internal=True)
@@ -120,9 +123,11 @@ def test_a_transfer_to_a_colleague_makes_it_theirs(waiting, agent, admin_member)
 
 
 def test_a_transfer_to_someone_of_another_organization_is_refused(waiting, agent, outsider):
-    services.conversation_claim(conversation=waiting, agent=agent)
+    escalation_services.conversation_claim(conversation=waiting, agent=agent)
     with pytest.raises(ConversationStateError, match="not a member"):
-        services.conversation_transfer(conversation=waiting, agent=agent, to_agent=outsider)
+        escalation_services.conversation_transfer(
+            conversation=waiting, agent=agent, to_agent=outsider
+        )
     waiting.refresh_from_db()
     assert waiting.assigned_agent == agent
 
@@ -131,7 +136,9 @@ def test_a_transfer_to_a_colleague_at_capacity_is_refused(waiting, agent, admin_
     Membership.objects.filter(user=admin_member).update(capacity=1)
     ConversationFactory(customer=carla, status=Status.ACTIVE, assigned_agent=admin_member)
     with pytest.raises(ConversationStateError, match="Ian has 1 active"):
-        services.conversation_transfer(conversation=waiting, agent=agent, to_agent=admin_member)
+        escalation_services.conversation_transfer(
+            conversation=waiting, agent=agent, to_agent=admin_member
+        )
 
 
 @pytest.mark.parametrize(
@@ -139,12 +146,12 @@ def test_a_transfer_to_a_colleague_at_capacity_is_refused(waiting, agent, admin_
 )
 def test_a_transfer_needs_one_known_target(waiting, agent, target):
     with pytest.raises(ConversationStateError):
-        services.conversation_transfer(conversation=waiting, agent=agent, **target)
+        escalation_services.conversation_transfer(conversation=waiting, agent=agent, **target)
 
 
 def test_resolving_ends_the_escalation(waiting, agent):
-    services.conversation_claim(conversation=waiting, agent=agent)
-    services.conversation_resolve(conversation=waiting, agent=agent)
+    escalation_services.conversation_claim(conversation=waiting, agent=agent)
+    escalation_services.conversation_resolve(conversation=waiting, agent=agent)
     waiting.refresh_from_db()
     assert waiting.status == Status.RESOLVED and waiting.resolved_at
     assert EscalationLog.objects.get(conversation=waiting).resolved_at is not None
@@ -153,12 +160,12 @@ def test_resolving_ends_the_escalation(waiting, agent):
 
 def test_a_conversation_with_the_bot_cannot_be_resolved_here(carlas_chat, agent):
     with pytest.raises(ConversationStateError, match="only conversations with people"):
-        services.conversation_resolve(conversation=carlas_chat, agent=agent)
+        escalation_services.conversation_resolve(conversation=carlas_chat, agent=agent)
 
 
 def test_returning_to_the_bot_tells_the_customer_and_lets_the_bot_answer(waiting, agent):
-    services.conversation_claim(conversation=waiting, agent=agent)
-    services.conversation_return_to_bot(conversation=waiting, agent=agent)
+    escalation_services.conversation_claim(conversation=waiting, agent=agent)
+    escalation_services.conversation_return_to_bot(conversation=waiting, agent=agent)
     waiting.refresh_from_db()
     assert waiting.status == Status.AI and waiting.bot_may_answer
     assert (waiting.assigned_agent, waiting.handoff_at, waiting.response_due_at) == (None,) * 3
@@ -171,8 +178,10 @@ def test_returning_to_the_bot_tells_the_customer_and_lets_the_bot_answer(waiting
 
 
 def test_the_reply_counts_as_the_first_response(waiting, agent):
-    services.conversation_claim(conversation=waiting, agent=agent)
-    message = services.conversation_reply(conversation=waiting, agent=agent, text="Hi Carla!")
+    escalation_services.conversation_claim(conversation=waiting, agent=agent)
+    message = escalation_services.conversation_reply(
+        conversation=waiting, agent=agent, text="Hi Carla!"
+    )
     assert (message.sender, message.agent, message.internal) == ("agent", agent, False)
     assert EscalationLog.objects.get(conversation=waiting).first_response_at is not None
     waiting.refresh_from_db()
@@ -181,10 +190,10 @@ def test_the_reply_counts_as_the_first_response(waiting, agent):
 
 def test_only_the_agent_who_has_it_replies(waiting, agent, admin_member):
     with pytest.raises(ConversationStateError, match="Claim or take over"):
-        services.conversation_reply(conversation=waiting, agent=agent, text="Hello")
-    services.conversation_claim(conversation=waiting, agent=admin_member)
+        escalation_services.conversation_reply(conversation=waiting, agent=agent, text="Hello")
+    escalation_services.conversation_claim(conversation=waiting, agent=admin_member)
     with pytest.raises(ConversationStateError, match="Ian has this conversation"):
-        services.conversation_reply(conversation=waiting, agent=agent, text="Hello")
+        escalation_services.conversation_reply(conversation=waiting, agent=agent, text="Hello")
     assert not waiting.messages.filter(sender=Message.Sender.AGENT).exists()
 
 
@@ -192,7 +201,9 @@ def test_a_note_never_reaches_the_customer(
     waiting, agent, broadcasts, staff_broadcasts, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        note = services.message_add_note(conversation=waiting, agent=agent, text="VIP, be nice")
+        note = escalation_services.message_add_note(
+            conversation=waiting, agent=agent, text="VIP, be nice"
+        )
     assert note.internal and note.sender == Message.Sender.AGENT
     assert note not in selectors.messages_after(conversation=waiting)
     assert note in selectors.messages_after(conversation=waiting, internal=True)
@@ -203,15 +214,15 @@ def test_a_note_never_reaches_the_customer(
 
 def test_an_empty_note_is_refused(waiting, agent):
     with pytest.raises(services.MessageRejected, match="empty"):
-        services.message_add_note(conversation=waiting, agent=agent, text="   ")
+        escalation_services.message_add_note(conversation=waiting, agent=agent, text="   ")
 
 
 def test_marking_seen_clears_the_unread_count_and_never_goes_back(waiting):
     first = MessageFactory(conversation=waiting)
-    services.conversation_mark_seen(conversation=waiting)
+    escalation_services.conversation_mark_seen(conversation=waiting)
     waiting.refresh_from_db()
     assert waiting.agent_seen_message_id == first.pk
-    services.conversation_mark_seen(conversation=waiting, message_id=1)
+    escalation_services.conversation_mark_seen(conversation=waiting, message_id=1)
     waiting.refresh_from_db()
     assert waiting.agent_seen_message_id == first.pk
 
@@ -220,7 +231,7 @@ def test_the_queue_partial_is_pushed_to_the_organization_on_a_claim(
     waiting, agent, broadcasts, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_claim(conversation=waiting, agent=agent)
+        escalation_services.conversation_claim(conversation=waiting, agent=agent)
     queue = [p for g, e, p in broadcasts if e == "console.queue"]
     assert len(queue) == 1  # once per change, however many events it made
     assert 'id="queue"' in queue[0]["html"] and 'hx-swap-oob="true"' in queue[0]["html"]
@@ -244,8 +255,10 @@ def test_the_customer_reads_the_name_the_agent_chose(
 
     user_set_name(user=agent, name="Sam Rivera")
     with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_claim(conversation=waiting, agent=agent)
-        services.conversation_reply(conversation=waiting, agent=agent, text="Hello Carla")
+        escalation_services.conversation_claim(conversation=waiting, agent=agent)
+        escalation_services.conversation_reply(
+            conversation=waiting, agent=agent, text="Hello Carla"
+        )
     customer = [
         p["message"] for g, e, p in broadcasts if g == f"conv.{waiting.pk}" and "message" in p
     ]

@@ -9,19 +9,17 @@ import time
 import pytest
 from django.db import close_old_connections
 
-from conversations import services
 from conversations.models import Conversation
 from conversations.services import ConversationStateError
 from conversations.tests.factories import ConversationFactory
+from escalation import services as escalation_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_two_agents_claiming_at_once_exactly_one_wins(agent, admin_member, carla, monkeypatch):
     conversation = ConversationFactory(customer=carla, status=Conversation.Status.WAITING)
-    from conversations.services import agents
-
-    take = agents._take
+    take = escalation_services._take
 
     def slow_take(*args, **kwargs):
         # The winner holds the row lock a moment longer, so the loser's claim surely waits on
@@ -29,7 +27,7 @@ def test_two_agents_claiming_at_once_exactly_one_wins(agent, admin_member, carla
         take(*args, **kwargs)
         time.sleep(0.3)
 
-    monkeypatch.setattr(agents, "_take", slow_take)
+    monkeypatch.setattr(escalation_services, "_take", slow_take)
     barrier = threading.Barrier(2)
     results: dict[str, object] = {}
 
@@ -38,7 +36,7 @@ def test_two_agents_claiming_at_once_exactly_one_wins(agent, admin_member, carla
             # Its own instance and, in this thread, its own connection.
             mine = Conversation.objects.get(pk=conversation.pk)
             barrier.wait(timeout=10)
-            services.conversation_claim(conversation=mine, agent=user)
+            escalation_services.conversation_claim(conversation=mine, agent=user)
             results[user.display_name] = "won"
         except ConversationStateError as exc:
             results[user.display_name] = str(exc)
