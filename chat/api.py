@@ -1,7 +1,9 @@
 """The HTTP chat API, /api/v1/: for a site's own server, authenticated by the bot's secret key.
 
 `POST /api/v1/chat` stores the customer's message and streams the bot's answer as Server-Sent
-Events, through the same chat runner as the widget's socket (docs/chat-protocol.md). The key
+Events, through the same chat runner and turn scheduler as the widget's socket (chat.turns: a
+conversation's messages are answered one after the other, whichever channel they came by;
+docs/chat-protocol.md). The key
 proves the caller is the site's server, so a `customer.user_id` it sends is trusted as a
 verified identity without a `user_hash` (the widget, which runs in anyone's browser, must sign
 it). Errors are JSON, `{"error": "<a sentence>", "code": "<protocol code>"}`.
@@ -17,25 +19,22 @@ from collections.abc import AsyncIterator
 from functools import wraps
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.db import connection
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from bots import selectors as bot_selectors
 from bots.models import Bot
+from chat import ratelimit, turns
+from chat import services as chat_services
 from config import safejson
-from conversations import chat, ratelimit, selectors, services
+from conversations import selectors, services
 from conversations.models import Message
 from conversations.payloads import conversation_payload, message_payload
 from escalation import services as escalation_services
 from escalation.models import Trigger
 
 log = logging.getLogger(__name__)
-
-# Streams being written by worker threads, kept referenced until they finish.
-_turns: set[asyncio.Future] = set()
 
 
 class ApiError(Exception):
@@ -182,15 +181,8 @@ def _customer(bot: Bot, data):
 
 
 def _rejected(text: str, exc: services.MessageRejected) -> ApiError:
-    code = _rejection_code(text)
+    code = chat_services.message_rejection_code(text)
     return ApiError({"too_long": 413, "closed": 409}.get(code, 400), str(exc), code)
-
-
-def _rejection_code(text: str) -> str:
-    text = text.replace("\x00", "").strip()
-    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        return "too_long"
-    return "closed" if text else "empty"
 
 
 def _sse(event: dict) -> bytes:
@@ -199,8 +191,9 @@ def _sse(event: dict) -> bytes:
 
 
 async def _turn_events(message: Message) -> AsyncIterator[bytes]:
-    """The turn's events as they come. The turn runs in a worker thread of its own and goes
-    on to the end if the client disconnects: the answer is in the database either way."""
+    """The turn's events as they come. The turn runs in the conversation's line (chat.turns),
+    after the turns of earlier messages, and goes on to the end if the client disconnects: the
+    answer is in the database either way."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
 
@@ -210,24 +203,16 @@ async def _turn_events(message: Message) -> AsyncIterator[bytes]:
         except RuntimeError:
             pass  # the loop is gone with its client; the turn still completes
 
-    def run() -> None:
-        try:
-            answered = False
-            for event in chat.turn_run(message=message):
-                answered = True
-                emit(event)
-            if not answered:
-                # A person has the conversation: they answer, not the bot.
-                emit(_silent_done(message))
-        finally:
-            connection.close()
-            emit(None)
-
-    turn = asyncio.ensure_future(sync_to_async(run, thread_sensitive=False)())
-    _turns.add(turn)
-    turn.add_done_callback(_turns.discard)
+    turn = turns.turn_submit(message=message, emit=emit)
+    # After the turn's last event: those were queued from its thread before it ended.
+    turn.add_done_callback(lambda _turn: queue.put_nowait(None))
+    answered = False
     while (event := await queue.get()) is not None:
+        answered = True
         yield _sse(event)
+    if not answered:
+        # A person has the conversation: they answer, not the bot.
+        yield _sse(_silent_done(message))
 
 
 async def _answer_events(message: Message) -> AsyncIterator[bytes]:

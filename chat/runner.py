@@ -1,12 +1,13 @@
 """The chat runner: one customer message in, the bot's answer out, for every channel.
 
-The widget's socket and the HTTP API both call `turn_run` on a saved customer message, in a
-worker thread. The answer is saved as `pending` before the first token, its tokens are relayed
-live to the conversation's group (and yielded to the API's event stream), the text so far is
-saved every half second, and the finished answer is completed, or failed and handed to people.
-So a dropped socket or HTTP connection loses nothing, and a crash leaves a pending row whose
-heartbeat stops (conversations.recovery): `turn_recover` (every few seconds in the serving
-process, every minute in the worker) fails it and answers again.
+The widget's socket and the HTTP API both have `turn_run` answer a saved customer message, in a
+worker thread of the one turn scheduler (chat.turns). The answer is saved as `pending` before
+the first token, its tokens are relayed live to the conversation's group (and yielded to the
+API's event stream), the text so far is saved every half second, and the finished answer is
+completed, or failed and handed to people. So a dropped socket or HTTP connection loses
+nothing, and a crash leaves a pending row whose heartbeat stops: the recovery sweep
+(chat.recovery.turn_recover, every few seconds in the serving process, every minute in the
+worker) fails it and answers again.
 
 Rolling summary: the pipeline reads the last WINDOW_TURNS complete messages verbatim. Once a
 conversation is longer, the customer's questions that fell out of the window are kept in
@@ -17,25 +18,20 @@ on every turn, so it is deterministic, needs no model, and never drifts from wha
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, transaction
-from django.utils import timezone
+from django.db import transaction
 
+from config import heartbeat as beats
 from config import realtime
-from conversations import pipeline, recovery, selectors, services
+from conversations import pipeline, selectors, services
 from conversations.models import Conversation, Message
 from escalation import rules
 from escalation.models import Mode, Trigger
 from escalation.services import escalation_open
-from knowledge import services as knowledge_services
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +46,6 @@ STREAM_SAVE_SECONDS = 0.5
 # A turn is tried at most this many times (the first run and the recovery's retries); then the
 # conversation goes to people instead.
 MAX_ATTEMPTS = 3
-# Older customer messages are not answered by the recovery: the customer has gone.
-RECOVER_WITHIN = timedelta(hours=1)
-RECOVER_BATCH = 10  # a run stays well within the worker timeout (600 s)
 
 FAILURE_NOTE = "Sorry, something went wrong on our side while answering."
 
@@ -93,7 +86,7 @@ def turn_run(*, message: Message, attempt: int = 1) -> Iterator[dict]:
         except services.ConversationStateError:
             # A person took over, or another run answers this message: the bot stays silent.
             return
-        with recovery.heartbeat(reply.pk):
+        with heartbeat(reply.pk):
             if settings.CHAT_FAULT_ANSWER_DELAY_SECONDS and attempt == 1:
                 # Fault injection for the crash tests and `bench_recovery` only: an answer
                 # being written for that long, so a process can be killed in the middle (the
@@ -116,6 +109,14 @@ def turn_run(*, message: Message, attempt: int = 1) -> Iterator[dict]:
             message=message,
             error=f"{type(exc).__name__}: {exc}",
         )
+
+
+def heartbeat(message_id: int):
+    """Keep the pending answer `message_id` alive while the block runs: its `updated_at` is
+    bumped every 2 s (config/heartbeat.py), from the moment it is saved through retrieval and
+    the model's silence to the last token, so the recovery sweep tells an answer being written
+    from one a crash cut off (chat.recovery)."""
+    return beats.heartbeat(Message, message_id, state=Message.State.PENDING)
 
 
 def _answer(
@@ -249,10 +250,10 @@ def _turn_fail(
             services.message_fail(message=reply, error=error)
         with transaction.atomic():
             services.message_add_system(conversation=conversation, text=FAILURE_NOTE)
-            _escalate_error(conversation=conversation, message=message, reason=reason)
+            escalate_error(conversation=conversation, message=message, reason=reason)
     except Exception:
-        # The database itself is failing: the customer's message is saved, and turn_recover
-        # answers or hands it off once it is back.
+        # The database itself is failing: the customer's message is saved, and the recovery
+        # sweep answers or hands it off once it is back.
         log.exception("could not hand off conversation %s after a failed turn", conversation.pk)
         return
     yield {"type": "escalation_confirmed", "reason": reason}
@@ -335,97 +336,9 @@ def _clip(text: str) -> str:
     return text[: SUMMARY_QUESTION_CHARS - 1].rstrip() + "…"
 
 
-# --- Recovery: the serving process every few seconds, the worker every minute ---------------
-def turn_recover() -> dict:
-    """Finish turns a crash or restart cut off; one run at a time across all processes (a run
-    that finds another at work returns {"skipped": True}).
-
-    Fails bot answers whose heartbeat stopped (services.messages_fail_stale), then answers
-    again each conversation's latest customer message that still has no answer: its answer
-    failed or was cut off, or it never got one. A message whose answer failed MAX_ATTEMPTS
-    times, or was cut off recovery.MAX_CUT_OFFS times, goes to people instead, with a note to
-    the customer. Each retry's trace records its attempt number.
-    """
-    with recovery.one_at_a_time() as held:
-        if not held:
-            return {"skipped": True}
-        failed = services.messages_fail_stale()
-        stale_before = timezone.now() - timedelta(seconds=settings.CHAT_PENDING_STALE_SECONDS)
-        retried = handed_off = 0
-        unanswered = selectors.messages_unanswered(
-            since=timezone.now() - RECOVER_WITHIN, stale_before=stale_before, limit=RECOVER_BATCH
-        )
-        for message in unanswered:
-            errors = message.bot_attempts - message.bot_cut_offs
-            if errors >= MAX_ATTEMPTS or message.bot_cut_offs >= recovery.MAX_CUT_OFFS:
-                _recover_give_up(message, errors=errors)
-                handed_off += 1
-                continue
-            for _event in turn_run(message=message, attempt=message.bot_attempts + 1):
-                pass
-            retried += 1
-    if failed or retried or handed_off:
-        log.info("turn recovery: %s stale, %s retried, %s handed off", failed, retried, handed_off)
-    return {"stale": failed, "retried": retried, "handed_off": handed_off}
-
-
-_recovering_pid: int | None = None
-
-
-def turn_recover_start() -> None:
-    """Sweep every CHAT_RECOVER_EVERY_SECONDS in this serving process, from now on, for answers
-    a crash cut off (and knowledge syncs whose worker died); call it on the server's event loop
-    (config/asgi.py does, on the first request the process serves).
-
-    So a restarted server finishes what it was writing when it died as soon as those answers'
-    heartbeat is stale, instead of at the worker's next minute. On this event loop, through
-    asgiref, the retried answers reach the sockets of this process, the in-memory channel
-    layer's included.
-    """
-    global _recovering_pid
-    if not settings.CHAT_RECOVER_EVERY_SECONDS or _recovering_pid == os.getpid():
-        return
-    _recovering_pid = os.getpid()
-    task = asyncio.get_running_loop().create_task(_recover_forever())
-    _recover_tasks.add(task)
-
-
-_recover_tasks: set[asyncio.Task] = set()  # referenced, so the loop does not drop the task
-
-
-async def _recover_forever() -> None:
-    run = sync_to_async(_recover_round, thread_sensitive=False)
-    while True:
-        try:
-            await run()
-        except Exception:
-            # The database is away (a restart of its own): the next round tries again.
-            log.exception("turn recovery failed")
-        await asyncio.sleep(settings.CHAT_RECOVER_EVERY_SECONDS)
-
-
-def _recover_round() -> None:
-    try:
-        turn_recover()
-        # Knowledge syncs whose worker died are queued again here too: within seconds of
-        # their lease running out, instead of at the worker's next minute.
-        knowledge_services.sources_requeue_stalled()
-    finally:
-        close_old_connections()
-
-
-def _recover_give_up(message: Message, *, errors: int) -> None:
-    conversation = message.conversation
-    if errors >= MAX_ATTEMPTS:
-        reason = f"The bot failed to answer {errors} times."
-    else:
-        reason = f"The bot's answer was cut off {message.bot_cut_offs} times (crashes, restarts)."
-    with transaction.atomic():
-        services.message_add_system(conversation=conversation, text=FAILURE_NOTE)
-        _escalate_error(conversation=conversation, message=message, reason=reason)
-
-
-def _escalate_error(*, conversation: Conversation, message: Message, reason: str) -> None:
+def escalate_error(*, conversation: Conversation, message: Message, reason: str) -> None:
+    """Hand the conversation to people after the bot failed `message`, with the ai_error rule's
+    priority and queue if the bot has one (this turn's failure, or the recovery giving up)."""
     decision = rules.evaluate(
         bot=conversation.bot, stage="error", facts=rules.Facts(error=reason, text=message.text)
     )

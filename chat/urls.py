@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import widget_views as views
+from chat import api, views
 
 BOT = "o/<slug:org>/bots/<slug:bot>/"
 
@@ -17,4 +17,13 @@ urlpatterns = [
         views.playground_trace,
         name="bot_playground_trace",
     ),
+    # The HTTP chat API, for a site's own server (authenticated by the bot's secret key).
+    path("api/v1/chat", api.chat_send, name="api_chat"),
+    path("api/v1/escalate", api.escalate, name="api_escalate"),
+    path(
+        "api/v1/conversations/<int:conversation_id>",
+        api.conversation_detail,
+        name="api_conversation",
+    ),
+    path("api/v1/feedback", api.feedback, name="api_feedback"),
 ]

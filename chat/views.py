@@ -3,7 +3,7 @@ member pages around it: Integrations (the embed snippets) and the Playground (ch
 and read each answer's trace).
 
 The widget itself is static/widget/widget.js; it speaks docs/chat-protocol.md to
-conversations.consumers.WidgetConsumer. The config endpoint applies the socket's origin rule, so
+chat.consumers.widget.WidgetConsumer. The config endpoint applies the socket's origin rule, so
 a site that may not embed a bot learns it before opening a socket.
 """
 
@@ -25,10 +25,10 @@ from django.views.decorators.http import condition, require_GET, require_POST
 
 from bots import selectors as bot_selectors
 from bots.models import Bot, validate_origin
+from chat.consumers.widget import origin_allowed
 from config.csp import frame_ancestors_replace
 from config.origins import own_origins, request_addressed_origin
 from conversations import selectors, trace_display
-from conversations.consumers import origin_allowed
 from conversations.models import Message
 from knowledge import selectors as knowledge_selectors
 
@@ -106,7 +106,7 @@ def _public_bot(public_key: str) -> Bot:
 def chat_page(request, public_key):
     """The shareable full-page chat: the widget, opened, filling the page."""
     bot = _public_bot(public_key)
-    return render(request, "conversations/widget_page.html", {"bot": bot, "framed": False})
+    return render(request, "chat/widget_page.html", {"bot": bot, "framed": False})
 
 
 def frame_ancestors(bot: Bot, *, addressed) -> str:
@@ -133,7 +133,7 @@ def widget_frame(request, public_key):
     """The chat for an <iframe>: framing is allowed here only, by this server's own pages and
     the bot's allowed origins."""
     bot = _public_bot(public_key)
-    response = render(request, "conversations/widget_page.html", {"bot": bot, "framed": True})
+    response = render(request, "chat/widget_page.html", {"bot": bot, "framed": True})
     ancestors = frame_ancestors(bot, addressed=request_addressed_origin(request))
     frame_ancestors_replace(response, ancestors.split())
     return response
@@ -169,7 +169,7 @@ def integrations(request, org, bot):
     membership, bot = _bot_for(request, org, bot)
     return render(
         request,
-        "conversations/integrations.html",
+        "chat/integrations.html",
         {
             "membership": membership,
             "organization": membership.organization,
@@ -190,7 +190,7 @@ def secret_reveal(request, org, bot):
     if not membership.can_manage:
         raise PermissionDenied("Only owners and admins see the bot's secret key.")
     context = {"membership": membership, "organization": membership.organization, "bot": bot}
-    return render(request, "conversations/integrations.html#secret", {**context, "reveal": True})
+    return render(request, "chat/integrations.html#secret", {**context, "reveal": True})
 
 
 @login_required
@@ -199,7 +199,7 @@ def playground(request, org, bot):
     membership, bot = _bot_for(request, org, bot)
     return render(
         request,
-        "conversations/playground.html",
+        "chat/playground.html",
         {"membership": membership, "organization": membership.organization, "bot": bot},
     )
 
@@ -224,7 +224,7 @@ def playground_trace(request, org, bot, message_id):
     )
     return render(
         request,
-        "conversations/playground.html#trace",
+        "chat/playground.html#trace",
         {
             "membership": membership,
             "organization": membership.organization,

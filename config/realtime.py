@@ -59,3 +59,13 @@ def broadcast_on_commit(group: str, event: str, **payload) -> None:
 def on_commit_render(group: str, event: str, render: Callable[[], str]) -> None:
     """Like broadcast_on_commit, but renders the HTML after commit, from committed data."""
     transaction.on_commit(lambda: broadcast(group, event, html=render()))
+
+
+async def abroadcast(group: str, event: str, **payload) -> None:
+    """`broadcast` for code already on the event loop (a consumer relaying what its client
+    said, as typing): the same message, the same handler, the same logging of a failed send."""
+    layer = get_channel_layer()
+    try:
+        await layer.group_send(group, {"type": "on.event", "event": event, **payload})
+    except Exception:
+        log.exception("broadcast of %s to %s failed", event, group)

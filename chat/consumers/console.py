@@ -5,7 +5,7 @@ follows the one conversation the console has open (`watch`: membership checked, 
 `staff.conv.<id>`), relays the agent's typing to the customer's widget, and keeps the member's
 presence: online while a console is open, offline when the last one closes.
 
-It keeps no right its person has lost (bots.consumers.MemberSocket): every frame and every
+It keeps no right its person has lost (chat.consumers.members.MemberSocket): every frame and every
 piece of a watched conversation re-reads the membership, and a removal, a new role or a
 deactivation closes it (4403, 4409) and takes it out of every group at once.
 
@@ -24,10 +24,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
 from bots import services as bot_services
-from bots.consumers import MemberSocket
 from bots.models import Membership
+from chat.consumers.members import MemberSocket
 from config import safejson
-from config.realtime import conversation_group, organization_group, staff_conversation_group
+from config.realtime import (
+    abroadcast,
+    conversation_group,
+    organization_group,
+    staff_conversation_group,
+)
 from escalation.live import error_html, message_html, pane_status_html, typing_html
 from escalation.selectors import console_conversation_get
 
@@ -110,14 +115,11 @@ class ConsoleConsumer(MemberSocket, AsyncWebsocketConsumer):
         if conversation_id != self.watching:
             # Watching is where membership of the conversation was checked.
             raise BadFrame(f"Open conversation {conversation_id} before typing in it.")
-        await self.channel_layer.group_send(
+        await abroadcast(
             conversation_group(conversation_id),
-            {
-                "type": "on.event",
-                "event": "typing",
-                "name": self.membership.user.display_name,
-                "active": active,
-            },
+            "typing",
+            name=self.membership.user.display_name,
+            active=active,
         )
 
     async def _status_changed(self, conversation: dict) -> None:

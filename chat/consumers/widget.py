@@ -2,10 +2,11 @@
 
 Like Baserow's consumers it authenticates (the bot's key, the page's origin, the customer's
 identity on `hello`), joins the conversation's group and relays that group's events; what is
-sent is decided by services. Customer messages are stored by a service and answered by the
-chat runner in a worker thread, so this socket keeps receiving while the bot writes, and a
-socket that drops mid-answer loses nothing: the answer completes in the database and a
-reconnecting `hello` with `after_id` returns it.
+sent is decided by services (chat.services, chat.selectors, and the floors below). Customer
+messages are stored by a service and answered by the one turn scheduler (chat.turns) in a worker
+thread, so this socket keeps receiving while the bot writes, and a socket that drops mid-answer
+loses nothing: the answer completes in the database and a reconnecting `hello` with `after_id`
+returns it.
 
 Other sites open this socket, so it is not behind the members' own-origin check
 (config/routing.py): each bot's allowed origins are checked here, and no cookie is read.
@@ -13,37 +14,31 @@ Other sites open this socket, so it is not behind the members' own-origin check
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 from django.http import Http404
 
 from bots import selectors as bot_selectors
 from bots.models import Bot
+from chat import ratelimit, turns
+from chat import selectors as chat_selectors
+from chat import services as chat_services
 from config import safejson
 from config.origins import origin_is_own, scope_addressed_origin
-from config.realtime import conversation_group, staff_conversation_group
-from conversations import chat, ratelimit, selectors, services
-from conversations.models import Conversation, Message
-from conversations.payloads import conversation_payload, message_payload
+from config.realtime import abroadcast, conversation_group, staff_conversation_group
+from conversations import services
+from conversations.models import Conversation
+from conversations.payloads import message_payload
 from escalation import services as escalation_services
-from knowledge.embeddings import LOCAL_MINILM, get_embedder
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
 TYPING_MIN_SECONDS = 1.0
-# Answers being written in worker threads: referenced here so they are not garbage-collected
-# when the socket that started them closes.
-_turns: set[asyncio.Future] = set()
 
 
 class BadFrame(ValueError):
@@ -83,73 +78,6 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-# One turn at a time per conversation: two quick messages are answered one after the other,
-# the second reading the first's answer, instead of two answers streaming into each other.
-# conversation id → [its lock, how many turns hold or wait for it]; dropped when none do.
-_conversation_turns: dict[int, list] = {}
-_conversation_turns_lock = threading.Lock()
-
-
-def _turn_drain(message: Message) -> None:
-    """Run the bot's turn to the end in this worker thread (the events reach the socket
-    through the group), then give back the thread's database connection."""
-    key = message.conversation_id
-    with _conversation_turns_lock:
-        entry = _conversation_turns.setdefault(key, [threading.Lock(), 0])
-        entry[1] += 1
-    try:
-        with entry[0]:
-            for _event in chat.turn_run(message=message):
-                pass
-    finally:
-        with _conversation_turns_lock:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del _conversation_turns[key]
-        # Kept for reuse within CONN_MAX_AGE (production); closed at once where it is 0 (tests).
-        close_old_connections()
-
-
-_warmed_pid: int | None = None
-
-
-def _warm_embedder() -> None:
-    """Load the local embedding model in the background, once per serving process.
-
-    Importing torch and loading MiniLM takes seconds; without this the first customer after
-    every start waits for it, and under load everyone queued behind them (`bench_chat`). Done
-    on the first widget connection rather than at import: a thread importing torch while a
-    test server or a pre-forking host forks would leave the child holding its locks.
-    """
-    global _warmed_pid
-    if not settings.EMBEDDING_PRELOAD or settings.EMBEDDING_MODEL != LOCAL_MINILM:
-        return
-    if _warmed_pid == os.getpid():
-        return
-    _warmed_pid = os.getpid()
-    threading.Thread(
-        target=lambda: get_embedder(LOCAL_MINILM).embed(["warm up"]),
-        name="warm-embedder",
-        daemon=True,
-    ).start()
-
-
-# A turn holds its thread for the whole answer (embedding, search, an LLM stream that may take
-# seconds). A pool of their own keeps answers from starving the short calls of other sockets,
-# and bounds how many answers compete for the CPU at once.
-_turn_pool: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _turn_executor() -> ThreadPoolExecutor:
-    global _turn_pool
-    # One per process: a pool inherited through fork (daphne test servers, pre-forking hosts)
-    # believes its parent's idle threads exist and would never run a task.
-    if _turn_pool is None or _turn_pool[0] != os.getpid():
-        pool = ThreadPoolExecutor(max_workers=settings.CHAT_TURN_THREADS, thread_name_prefix="turn")
-        _turn_pool = (os.getpid(), pool)
-    return _turn_pool[1]
-
-
 class WidgetConsumer(AsyncJsonWebsocketConsumer):
     bot: Bot | None = None
     # After `hello`: who the customer says they are (kept to create them with their first
@@ -166,7 +94,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     started = 0  # conversations this socket started (ratelimit.conversation_start_check)
 
     async def connect(self):
-        _warm_embedder()
+        turns.warm_up()
         public_key = self.scope["url_route"]["kwargs"]["public_key"]
         self.bot = await _db(bot_selectors.bot_for_public_key)(public_key=public_key)
         # Accepted, then closed: a handshake refused outright reaches the browser as 1006 with
@@ -264,23 +192,16 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(ready)
 
     async def _hello(self, identity, details, conversation_id, after_id, channel) -> dict:
-        customer, conversation = await _db(self._resume)(
-            identity, details, conversation_id, channel
+        identity = {**identity, **details}
+        customer, conversation = await _db(chat_services.widget_resume)(
+            bot=self.bot, identity=identity, conversation_id=conversation_id, channel=channel
         )
-        self.identity, self.channel, self.customer = {**identity, **details}, channel, customer
+        self.identity, self.channel, self.customer = identity, channel, customer
         self.greeted = True
         await self._join(conversation)
-        return await _db(self._ready)(after_id)
-
-    def _resume(self, identity, details, conversation_id, channel):
-        # Nothing is created for a visitor who only opens the widget: the customer and the
-        # conversation come with the first message or request for a person (_first_*).
-        customer = services.customer_identify(bot=self.bot, **identity, **details, create=False)
-        # Someone else's conversation id is treated as none: the customer's own, or none yet.
-        conversation = services.conversation_resume(
-            bot=self.bot, customer=customer, conversation_id=conversation_id, channel=channel
+        return await _db(chat_selectors.widget_ready)(
+            bot=self.bot, conversation=self.conversation, after_id=after_id
         )
-        return customer, conversation
 
     async def _join(self, conversation: Conversation | None) -> None:
         """Follow this conversation's events (None: no conversation yet), and stop following
@@ -301,45 +222,8 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         started): follow it, and send what its group heard before this socket joined it (the
         conversation, the echo, a handoff notice) so the client learns its id."""
         await self._join(conversation)
-        for frame in await _db(self._catch_up)():
+        for frame in await _db(chat_selectors.widget_catch_up)(conversation=self.conversation):
             await self.send_json(frame)
-
-    def _catch_up(self) -> list[dict]:
-        self.conversation.refresh_from_db()
-        messages = selectors.messages_after(
-            conversation=self.conversation, after_id=0, limit=selectors.MAX_MESSAGES
-        )
-        # In the order the group sends them: the messages, then the conversation's status.
-        return [
-            *({"type": "message.created", "message": message_payload(m)} for m in messages),
-            {
-                "type": "conversation.updated",
-                "conversation": conversation_payload(self.conversation, for_customer=True),
-            },
-        ]
-
-    def _ready(self, after_id: int) -> dict:
-        messages = []
-        if self.conversation is not None:
-            self.conversation.refresh_from_db()
-            messages = selectors.messages_after(
-                conversation=self.conversation, after_id=after_id, limit=selectors.MAX_MESSAGES
-            )
-        return {
-            "type": "ready",
-            "conversation": (
-                conversation_payload(self.conversation, for_customer=True)
-                if self.conversation is not None
-                else None
-            ),
-            "messages": [message_payload(m) for m in messages],
-            "bot": {
-                "name": self.bot.name,
-                "greeting": self.bot.greeting,
-                "colour": self.bot.colour,
-                "position": self.bot.widget_position,
-            },
-        }
 
     async def on_message(self, content):
         text = content.get("text")
@@ -358,7 +242,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self._error("rate_limited", exc.message)
             return
         except services.MessageRejected as exc:
-            await self._error(_rejection_code(text), str(exc))
+            await self._error(chat_services.message_rejection_code(text), str(exc))
             return
         if first:
             # The echo is among the frames caught up on.
@@ -371,38 +255,31 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "message.created", "message": message_payload(message)})
             return
         if self.conversation.bot_may_answer:
-            # Through asgiref, not loop.run_in_executor: the turn's pushes (async_to_sync) must
-            # run on this event loop, where the in-memory channel layer's queues live.
-            run_turn = sync_to_async(_turn_drain, thread_sensitive=False, executor=_turn_executor())
-            turn = asyncio.ensure_future(run_turn(message))
-            _turns.add(turn)
-            turn.add_done_callback(_turns.discard)
+            # Answered in the conversation's line (chat.turns); its events come back through
+            # the group this socket follows.
+            turns.turn_submit(message=message)
 
     def _message_add(self, text: str, client_message_id: str | None):
-        ratelimit.chat_message_check(bot_id=self.bot.pk, visitor=f"c{self.customer.pk}", ip=self.ip)
-        return services.message_add_user(
-            conversation=self.conversation, text=text, client_message_id=client_message_id
+        return chat_services.widget_message_add(
+            bot=self.bot,
+            customer=self.customer,
+            conversation=self.conversation,
+            text=text,
+            client_message_id=client_message_id,
+            ip=self.ip,
         )
 
     def _first_message(self, text: str, client_message_id: str | None):
-        """The message that starts the customer's conversation (and, for a new visitor, the
-        customer). A refused one stores neither: checked first, and the customer is created
-        in the transaction a rate limit rolls back."""
-        services.message_check(text=text, client_message_id=client_message_id)
-        self._conversation_start_check()
-        with transaction.atomic():
-            customer = services.customer_identify(bot=self.bot, **self.identity)
-            ratelimit.chat_message_check(bot_id=self.bot.pk, visitor=f"c{customer.pk}", ip=self.ip)
-            added = services.message_add_first(
-                bot=self.bot,
-                customer=customer,
-                channel=self.channel,
-                text=text,
-                client_message_id=client_message_id,
-                continue_open=True,
-            )
-        self.customer = customer
-        return added
+        self._start_check(text=text, client_message_id=client_message_id)
+        self.customer, message, created = chat_services.widget_message_first(
+            bot=self.bot,
+            identity=self.identity,
+            channel=self.channel,
+            text=text,
+            client_message_id=client_message_id,
+            ip=self.ip,
+        )
+        return message, created
 
     async def on_escalate(self, content):
         reason = "The customer asked for a person."
@@ -417,21 +294,18 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self._error("closed", str(exc))
 
     def _first_escalate(self, reason: str) -> Conversation:
-        """ "Talk to a person" before writing anything starts the conversation, in the queue.
-        customer_identify locks the customer to the end: a second tab doing the same waits,
-        then finds this conversation open and asks in it."""
-        self._conversation_start_check()
-        with transaction.atomic():
-            customer = services.customer_identify(bot=self.bot, **self.identity)
-            conversation = services.conversation_resume(
-                bot=self.bot, customer=customer, conversation_id=None, channel=self.channel
-            ) or services.conversation_start(bot=self.bot, customer=customer, channel=self.channel)
-            escalation_services.escalation_request(conversation=conversation, reason=reason)
-        self.customer = customer
+        self._start_check()
+        self.customer, conversation = chat_services.widget_escalate_first(
+            bot=self.bot, identity=self.identity, channel=self.channel, reason=reason
+        )
         return conversation
 
-    def _conversation_start_check(self) -> None:
-        ratelimit.conversation_start_check(ip=self.ip, started_on_socket=self.started)
+    def _start_check(self, **first_message) -> None:
+        """This socket may start one more conversation: counted from here on, whether or not
+        the start then succeeds (ratelimit.conversation_start_check)."""
+        chat_services.widget_start_check(
+            ip=self.ip, started_on_socket=self.started, **first_message
+        )
         self.started += 1
 
     async def on_leave_email(self, content):
@@ -451,19 +325,13 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         message_id = _integer(content, "message_id", required=True)
         value = content.get("value")
         try:
-            await _db(self._feedback)(message_id, value)
+            await _db(chat_services.widget_feedback)(
+                conversation=self.conversation, message_id=message_id, value=value
+            )
         except Http404:
             raise BadFrame(f"There is no message {message_id} in this conversation.") from None
         except ValueError as exc:
             raise BadFrame(str(exc)) from None
-
-    def _feedback(self, message_id: int, value) -> None:
-        if self.conversation is None:
-            raise Http404
-        message = selectors.message_get_for_conversation(
-            conversation=self.conversation, message_id=message_id
-        )
-        services.message_feedback(message=message, value=value)
 
     async def on_typing(self, content):
         """The customer is writing: told to the agents watching, only while a person is in
@@ -481,14 +349,11 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         if active and now - self.typing_at < TYPING_MIN_SECONDS:
             return
         self.typing_at = now if active else 0.0
-        await self.channel_layer.group_send(
+        await abroadcast(
             staff_conversation_group(self.conversation.pk),
-            {
-                "type": "on.event",
-                "event": "typing",
-                "name": self.customer.name or "Customer",
-                "active": active,
-            },
+            "typing",
+            name=self.customer.name or "Customer",
+            active=active,
         )
 
     async def on_rate(self, content):
@@ -538,12 +403,3 @@ def _integer(content: dict, field: str, *, required: bool = False) -> int | None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise BadFrame(f'"{field}" must be a whole number.')
     return value
-
-
-def _rejection_code(text: str) -> str:
-    """The protocol's code for a message the service refused (its sentence says why)."""
-    if len(text.replace("\x00", "").strip()) > settings.CHAT_MAX_MESSAGE_CHARS:
-        return "too_long"
-    if not text.replace("\x00", "").strip():
-        return "empty"
-    return "closed"

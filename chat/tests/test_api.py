@@ -12,11 +12,11 @@ from channels.db import database_sync_to_async
 from django.db import connections
 from django.test import AsyncClient
 
+from chat.tests import fixtures_rt
+from chat.tests.fixtures_rt import SHIPPING
 from conversations import services
 from conversations.models import Conversation, Customer, Message
-from conversations.tests import fixtures_rt
 from conversations.tests.factories import ConversationFactory, MessageFactory
-from conversations.tests.fixtures_rt import SHIPPING
 
 scripted = fixtures_rt.scripted
 fresh_rate_limits = fixtures_rt.fresh_rate_limits

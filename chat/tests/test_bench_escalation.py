@@ -3,8 +3,8 @@ for the conversations it lists, and nothing else does."""
 
 import pytest
 
+from chat.management.commands.bench_escalation import frame_conversation_ids
 from escalation.live import queue_html
-from escalation.management.commands.bench_escalation import frame_conversation_ids
 
 
 @pytest.mark.django_db

@@ -9,11 +9,12 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
-from conversations import chat, services, tasks
+from chat import recovery, runner, tasks
+from chat.tests import fixtures_rt
+from chat.tests.fixtures_rt import SHIPPING
+from conversations import services
 from conversations.models import Conversation, Message
-from conversations.tests import fixtures_rt
 from conversations.tests.factories import ConversationFactory, MessageFactory
-from conversations.tests.fixtures_rt import SHIPPING
 
 scripted = fixtures_rt.scripted
 faq_bot = fixtures_rt.faq_bot
@@ -33,7 +34,7 @@ def _answers(conversation):
 
 def test_it_streams_tokens_then_completes_the_answer(carlas_chat, scripted, broadcasts):
     message = _ask(carlas_chat)
-    events = list(chat.turn_run(message=message))
+    events = list(runner.turn_run(message=message))
 
     tokens = [e["text"] for e in events if e["type"] == "token"]
     assert "".join(tokens) == SHIPPING
@@ -58,10 +59,10 @@ def test_it_streams_tokens_then_completes_the_answer(carlas_chat, scripted, broa
 
 
 def test_it_saves_the_answer_so_far_while_streaming(carlas_chat, scripted, monkeypatch):
-    monkeypatch.setattr(chat, "STREAM_SAVE_SECONDS", 0)
+    monkeypatch.setattr(runner, "STREAM_SAVE_SECONDS", 0)
     message = _ask(carlas_chat)
     seen = []
-    for event in chat.turn_run(message=message):
+    for event in runner.turn_run(message=message):
         if event["type"] == "token":
             seen.append(_answers(carlas_chat)[0].text)
     assert seen[1] == "Standard"  # saved after the first token, read at the second
@@ -73,7 +74,7 @@ def test_the_pipeline_reads_the_window_and_the_message(carlas_chat, scripted):
     MessageFactory(conversation=carlas_chat, sender="ai", text="Hello! How can I help?")
     MessageFactory(conversation=carlas_chat, sender="system", text="A note")
     message = _ask(carlas_chat)
-    list(chat.turn_run(message=message))
+    list(runner.turn_run(message=message))
     [turn] = scripted.turns
     assert turn.bot == carlas_chat.bot
     assert turn.text == "How long does shipping take?"
@@ -90,7 +91,7 @@ def test_older_questions_are_kept_in_the_rolling_summary(carlas_chat, scripted):
         MessageFactory(conversation=carlas_chat, text=f"Question {n}")
         MessageFactory(conversation=carlas_chat, sender="ai", text=f"Answer {n}")
     message = _ask(carlas_chat, "And express shipping?")
-    list(chat.turn_run(message=message))
+    list(runner.turn_run(message=message))
     [turn] = scripted.turns
     # The window is the last 10 messages before this one; Question 0..2 fell out of it.
     assert len(turn.history) == 10 and turn.history[0] == ("user", "Question 3")
@@ -105,18 +106,18 @@ def test_the_summary_is_rebuilt_the_same_way_every_time(carlas_chat):
         for n in range(12)
     ]
     window_starts = questions[2].pk
-    first = chat.conversation_summary_update(conversation=carlas_chat, before_id=window_starts)
-    again = chat.conversation_summary_update(conversation=carlas_chat, before_id=window_starts)
+    first = runner.conversation_summary_update(conversation=carlas_chat, before_id=window_starts)
+    again = runner.conversation_summary_update(conversation=carlas_chat, before_id=window_starts)
     assert first == again == carlas_chat.summary
     assert first.count(";") == 1  # Question 0 and 1
-    assert all(len(q) <= chat.SUMMARY_QUESTION_CHARS for q in first.split(": ", 1)[1].split("; "))
+    assert all(len(q) <= runner.SUMMARY_QUESTION_CHARS for q in first.split(": ", 1)[1].split("; "))
 
 
 def test_a_verified_customer_brings_their_earlier_questions(vera, scripted):
     earlier = ConversationFactory(customer=vera)
     MessageFactory(conversation=earlier, text="Where is order 1001?")
     now = ConversationFactory(customer=vera)
-    list(chat.turn_run(message=_ask(now, "Any news?")))
+    list(runner.turn_run(message=_ask(now, "Any news?")))
     [turn] = scripted.turns
     assert "the customer asked: Where is order 1001?" in turn.summary
 
@@ -125,7 +126,7 @@ def test_an_anonymous_customer_brings_no_history(carla, scripted):
     earlier = ConversationFactory(customer=carla)
     MessageFactory(conversation=earlier, text="Where is order 1001?")
     now = ConversationFactory(customer=carla)
-    list(chat.turn_run(message=_ask(now, "Any news?")))
+    list(runner.turn_run(message=_ask(now, "Any news?")))
     assert scripted.turns[0].summary == ""
 
 
@@ -136,7 +137,7 @@ def test_it_hands_off_when_the_pipeline_says_so(carlas_chat, scripted):
         "handoff_reason": "Asked for a refund",
         "priority": "high",
     }
-    events = list(chat.turn_run(message=_ask(carlas_chat)))
+    events = list(runner.turn_run(message=_ask(carlas_chat)))
     assert {"type": "escalation_confirmed", "reason": "Asked for a refund"} in events
     carlas_chat.refresh_from_db()
     assert carlas_chat.status == Conversation.Status.WAITING
@@ -150,7 +151,7 @@ def test_an_offer_of_a_person_is_proposed_not_made(carlas_chat, scripted):
         "extras": {"offer_human": True, "suggestions": []},
         "handoff_reason": "Low confidence",
     }
-    events = list(chat.turn_run(message=_ask(carlas_chat)))
+    events = list(runner.turn_run(message=_ask(carlas_chat)))
     assert {"type": "escalation_proposed", "reason": "Low confidence"} in events
     assert not any(e["type"] == "escalation_confirmed" for e in events)
     carlas_chat.refresh_from_db()
@@ -159,7 +160,7 @@ def test_an_offer_of_a_person_is_proposed_not_made(carlas_chat, scripted):
 
 def test_a_failing_turn_is_never_lost(carlas_chat, scripted):
     scripted.error = RuntimeError("the vector index is gone")
-    events = list(chat.turn_run(message=_ask(carlas_chat)))
+    events = list(runner.turn_run(message=_ask(carlas_chat)))
 
     [answer] = _answers(carlas_chat)
     assert answer.state == Message.State.FAILED
@@ -167,7 +168,7 @@ def test_a_failing_turn_is_never_lost(carlas_chat, scripted):
     carlas_chat.refresh_from_db()
     assert carlas_chat.status == Conversation.Status.WAITING
     notes = carlas_chat.messages.filter(sender=Message.Sender.SYSTEM).values_list("text", flat=True)
-    assert chat.FAILURE_NOTE in notes
+    assert runner.FAILURE_NOTE in notes
     assert [e["type"] for e in events if e["type"] != "token"] == [
         "escalation_confirmed",
         "done",
@@ -178,20 +179,20 @@ def test_a_failing_turn_is_never_lost(carlas_chat, scripted):
 def test_the_bot_is_silent_once_a_person_is_involved(carlas_chat, scripted):
     services.conversation_handoff(conversation=carlas_chat, reason="Asked for a person")
     message = _ask(carlas_chat)
-    assert list(chat.turn_run(message=message)) == []
+    assert list(runner.turn_run(message=message)) == []
     assert _answers(carlas_chat) == [] and scripted.turns == []
 
 
 def test_a_message_is_answered_once(carlas_chat, scripted):
     message = _ask(carlas_chat)
-    list(chat.turn_run(message=message))
-    assert list(chat.turn_run(message=message)) == []
+    list(runner.turn_run(message=message))
+    assert list(runner.turn_run(message=message)) == []
     assert len(_answers(carlas_chat)) == 1
 
 
 def test_it_answers_from_the_faq_with_the_real_pipeline(faq_bot, carla):
     conversation = ConversationFactory(customer=carla)
-    events = list(chat.turn_run(message=_ask(conversation, "How long does shipping take?")))
+    events = list(runner.turn_run(message=_ask(conversation, "How long does shipping take?")))
     done = events[-1]
     assert done["type"] == "done"
     assert "3 to 5 business days" in done["text"]
@@ -211,30 +212,30 @@ def test_recovery_fails_a_stale_answer_and_answers_again(carlas_chat, scripted):
     _age(message, 600)
     _age(cut_off, 600)
 
-    assert chat.turn_recover() == {"stale": 1, "retried": 1, "handed_off": 0}
+    assert recovery.turn_recover() == {"stale": 1, "retried": 1, "handed_off": 0}
     first, second = _answers(carlas_chat)
     assert first.state == Message.State.FAILED
     assert second.state == Message.State.COMPLETE and second.text == SHIPPING
     assert second.trace["attempt"] == 2
-    assert chat.turn_recover() == {"stale": 0, "retried": 0, "handed_off": 0}
+    assert recovery.turn_recover() == {"stale": 0, "retried": 0, "handed_off": 0}
 
 
 def test_recovery_answers_a_message_whose_turn_never_started(carlas_chat, scripted):
     message = _ask(carlas_chat)
-    assert chat.turn_recover()["retried"] == 0  # too recent: its turn may be starting
+    assert recovery.turn_recover()["retried"] == 0  # too recent: its turn may be starting
     _age(message, 600)
-    assert chat.turn_recover()["retried"] == 1
+    assert recovery.turn_recover()["retried"] == 1
     assert _answers(carlas_chat)[0].state == Message.State.COMPLETE
 
 
 def test_recovery_hands_off_after_the_last_attempt(carlas_chat, scripted):
     message = _ask(carlas_chat)
-    for _ in range(chat.MAX_ATTEMPTS):
+    for _ in range(runner.MAX_ATTEMPTS):
         services.message_fail(
             message=services.message_start_bot(conversation=carlas_chat, reply_to=message),
             error="cut off",
         )
-    assert chat.turn_recover() == {"stale": 0, "retried": 0, "handed_off": 1}
+    assert recovery.turn_recover() == {"stale": 0, "retried": 0, "handed_off": 1}
     carlas_chat.refresh_from_db()
     assert carlas_chat.status == Conversation.Status.WAITING
     assert "3 times" in carlas_chat.handoff_reason
@@ -248,11 +249,11 @@ def test_recovery_leaves_conversations_that_moved_on(carlas_chat, scripted):
     )
     _ask(carlas_chat, "Second question")  # its own turn answers; the first is moot
     MessageFactory(conversation=carlas_chat, sender="ai", text="Answer", reply_to=None)
-    assert chat.turn_recover()["retried"] == 0
+    assert recovery.turn_recover()["retried"] == 0
 
 
 def test_recovery_runs_every_minute_in_the_worker(carlas_chat, scripted):
-    schedule = Schedule.objects.get(func="conversations.tasks.turn_recover")
+    schedule = Schedule.objects.get(func="chat.tasks.turn_recover")
     assert schedule.schedule_type == Schedule.MINUTES and schedule.minutes == 1
     message = _ask(carlas_chat)
     _age(message, 600)

@@ -14,12 +14,12 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from chat.tests import fixtures_rt
+from chat.tests.fixtures_rt import SHIPPING
 from config.routing import websocket_application, widget_urlpatterns
 from conversations import services
 from conversations.models import Conversation, Customer, Message
-from conversations.tests import fixtures_rt
 from conversations.tests.factories import ConversationFactory, MessageFactory
-from conversations.tests.fixtures_rt import SHIPPING
 
 # Fixtures shared with the other chat-channel tests (fixtures_rt.py says why they live there).
 faq_bot = fixtures_rt.faq_bot

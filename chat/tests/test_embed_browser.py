@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from conversations.tests.test_widget_browser import Shop
+from chat.tests.test_widget_browser import Shop
 from knowledge import services as knowledge_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

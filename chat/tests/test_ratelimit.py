@@ -2,8 +2,8 @@
 
 import pytest
 
-from conversations import ratelimit
-from conversations.tests import fixtures_rt
+from chat import ratelimit
+from chat.tests import fixtures_rt
 
 fresh_rate_limits = fixtures_rt.fresh_rate_limits
 

@@ -1,5 +1,5 @@
 """Recovering answers a crash cut off: the heartbeat, one sweep at a time, what counts as a
-failed attempt (conversations.recovery). The crash itself, with real processes, is in
+failed attempt (chat.recovery). The crash itself, with real processes, is in
 test_recovery_crash.py."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from chat import recovery, runner
+from chat.tests import fixtures_rt
 from config import heartbeat as beats
-from conversations import chat, recovery, services
+from conversations import services
 from conversations.models import Conversation, Message
-from conversations.tests import fixtures_rt
 
 scripted = fixtures_rt.scripted
 
@@ -52,7 +53,7 @@ def test_it_heartbeats_a_pending_answer_before_its_first_token(carlas_chat, scri
 
     def run():
         try:
-            list(chat.turn_run(message=message))
+            list(runner.turn_run(message=message))
         finally:
             connection.close()
 
@@ -100,24 +101,24 @@ def test_recovery_runs_one_at_a_time(carlas_chat, scripted):
     other.start()
     try:
         assert held.wait(10)
-        assert chat.turn_recover() == {"skipped": True}
+        assert recovery.turn_recover() == {"skipped": True}
         assert _answers(carlas_chat) == []
     finally:
         release.set()
         other.join(timeout=10)
-    assert chat.turn_recover()["retried"] == 1
+    assert recovery.turn_recover()["retried"] == 1
 
 
 @pytest.mark.django_db
 def test_a_cut_off_answer_is_not_a_failed_attempt(carlas_chat, scripted):
     message = _ask(carlas_chat)
-    for _ in range(chat.MAX_ATTEMPTS):
+    for _ in range(runner.MAX_ATTEMPTS):
         _cut_off(carlas_chat, message)
-    result = chat.turn_recover()
+    result = recovery.turn_recover()
     assert result["handed_off"] == 0 and result["retried"] == 1
     answer = _answers(carlas_chat)[-1]
     assert answer.state == Message.State.COMPLETE and answer.text == fixtures_rt.SHIPPING
-    assert answer.trace["attempt"] == chat.MAX_ATTEMPTS + 1
+    assert answer.trace["attempt"] == runner.MAX_ATTEMPTS + 1
 
 
 @pytest.mark.django_db
@@ -126,7 +127,7 @@ def test_it_hands_off_a_turn_cut_off_again_and_again(carlas_chat, scripted):
     message = _ask(carlas_chat)
     for _ in range(recovery.MAX_CUT_OFFS):
         _cut_off(carlas_chat, message)
-    assert chat.turn_recover()["handed_off"] == 1
+    assert recovery.turn_recover()["handed_off"] == 1
     carlas_chat.refresh_from_db()
     assert carlas_chat.status == Conversation.Status.WAITING
     assert scripted.turns == []
@@ -135,9 +136,9 @@ def test_it_hands_off_a_turn_cut_off_again_and_again(carlas_chat, scripted):
 @pytest.mark.django_db
 def test_a_failed_attempt_still_counts(carlas_chat, scripted):
     message = _ask(carlas_chat)
-    for _ in range(chat.MAX_ATTEMPTS):
+    for _ in range(runner.MAX_ATTEMPTS):
         services.message_fail(
             message=services.message_start_bot(conversation=carlas_chat, reply_to=message),
             error="LLM timed out",
         )
-    assert chat.turn_recover()["handed_off"] == 1
+    assert recovery.turn_recover()["handed_off"] == 1

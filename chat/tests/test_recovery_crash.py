@@ -1,6 +1,6 @@
 """Crashes for real: `manage.py serve` (web and worker) SIGKILLed mid-answer and mid-sync, started
 again, and the recovery measured: the customer's answer to the widget, the knowledge source to
-ready (conversations/management/commands/bench_recovery.py runs the same trials N times for
+ready (chat/management/commands/bench_recovery.py runs the same trials N times for
 `make bench`)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bots.tests.factories import BotFactory
-from conversations.management.commands import bench_recovery
+from chat.management.commands import bench_recovery
 from conversations.models import Message
 from knowledge.models import EmbeddingCache
 

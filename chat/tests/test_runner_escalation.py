@@ -5,9 +5,10 @@ package."""
 
 import pytest
 
-from conversations import chat, services
+from chat import runner
+from chat.tests import fixtures_rt
+from conversations import services
 from conversations.models import Conversation, Message
-from conversations.tests import fixtures_rt
 from conversations.tests.factories import ConversationFactory
 from escalation.models import EscalationLog
 from escalation.services import escalation_rules_create_defaults
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def _turn(conversation, text="How long does shipping take?"):
     message, _ = services.message_add_user(conversation=conversation, text=text)
-    return message, list(chat.turn_run(message=message))
+    return message, list(runner.turn_run(message=message))
 
 
 def _bot_answers(conversation):

@@ -9,9 +9,9 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from chat.tests import fixtures_rt
+from chat.tests.test_consumers import _connect, _until, shop_bot  # noqa: F401
 from conversations.models import Conversation
-from conversations.tests import fixtures_rt
-from conversations.tests.test_consumers import _connect, _until, shop_bot  # noqa: F401
 from escalation.hours import zone
 from escalation.models import EscalationLog
 from escalation.tests.factories import BusinessHoursFactory, EscalationRuleFactory, HolidayFactory

@@ -13,9 +13,9 @@ from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
+from chat.tests import fixtures_rt
 from config.routing import widget_urlpatterns
 from conversations.models import Conversation, Customer
-from conversations.tests import fixtures_rt
 
 fresh_rate_limits = fixtures_rt.fresh_rate_limits
 

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
+from chat.views import snippets
 from conversations.models import Conversation, Customer, Message
-from conversations.widget_views import snippets
 
 pytestmark = pytest.mark.django_db
 

@@ -31,7 +31,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.core.management.base import BaseCommand, CommandError
 
 from bots.models import Bot, Membership, Organization, Role, User
-from conversations.management.commands.bench_chat import _free_port, _start_server
+from chat.management.commands.bench_chat import _free_port, _start_server
 
 ORIGIN = "http://shop.bench.example"
 TARGET_P95_MS = 500

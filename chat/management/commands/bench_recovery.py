@@ -241,7 +241,7 @@ def answer_trial(server: Server, bot, question: str, seconds: float = 120) -> di
 
 
 def bench_answers(bot, trials: int) -> dict:
-    from conversations.management.commands.bench_chat import QUESTIONS
+    from chat.management.commands.bench_chat import QUESTIONS
 
     server = Server(env={"CHAT_FAULT_ANSWER_DELAY_SECONDS": str(ANSWER_DELAY_SECONDS)})
     server.start()
@@ -408,7 +408,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, answers: int, syncs: int, sync_texts: int, **options):
-        from conversations.management.commands.bench_chat import _load_demo
+        from chat.management.commands.bench_chat import _load_demo
         from knowledge.evaluation import throwaway_bot
 
         report: dict = {}
