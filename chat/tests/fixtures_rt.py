@@ -11,18 +11,20 @@ import uuid
 
 import pytest
 
-from conversations import ratelimit
+from chat import ratelimit
 
 SHIPPING = "Standard shipping takes 3 to 5 business days."
 
 
 class ScriptedPipeline:
-    """Stands in for conversations.pipeline.run: answers `answer` word by word, then a final
-    event with `final` merged in. `gate`, when set, holds the answer before its first token
-    until the test opens it; `error` makes the run raise after its first token."""
+    """Stands in for conversations.pipeline.run: answers `answer` (or `answers[question]`) word
+    by word, then a final event with `final` merged in. `gate`, when set, holds the answer
+    before its first token until the test opens it; `error` makes the run raise after its
+    first token."""
 
     def __init__(self) -> None:
         self.answer = SHIPPING
+        self.answers: dict[str, str] = {}
         self.final: dict = {}
         self.turns: list = []
         self.gate: threading.Event | None = None
@@ -37,7 +39,8 @@ class ScriptedPipeline:
         self.turns.append(turn)
         if self.gate is not None and not self.gate.wait(timeout=20):
             raise TimeoutError("the test never opened the gate")
-        words = self.answer.split(" ")
+        answer = self.answers.get(turn.text, self.answer)
+        words = answer.split(" ")
         for i, word in enumerate(words):
             yield {"type": "token", "text": word if i == 0 else " " + word}
             if i == 0 and self.midway is not None and not self.midway.wait(timeout=20):
@@ -46,7 +49,7 @@ class ScriptedPipeline:
                 raise self.error
         yield {
             "type": "final",
-            "text": self.answer,
+            "text": answer,
             "outcome": "answered",
             "confidence": 0.9,
             "citations": [
