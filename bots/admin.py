@@ -132,7 +132,7 @@ class MembershipAdminForm(forms.ModelForm):
 @admin.register(Membership)
 class MembershipAdmin(TenantAdmin):
     """Removals and role changes go through the services, which close the person's open
-    sockets (bots.consumers.MemberSocket)."""
+    sockets (chat.consumers.members.MemberSocket)."""
 
     form = MembershipAdminForm
     fields = ["user", "organization", "role", "availability", "capacity", "queues", "last_seen_at"]

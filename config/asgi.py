@@ -10,9 +10,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from chat.recovery import turn_recover_start  # noqa: E402
 from config.checks import require_services  # noqa: E402
 from config.routing import websocket_application  # noqa: E402
-from conversations.chat import turn_recover_start  # noqa: E402
 
 # Fail at start-up, loudly, rather than serve with a broken database or channel layer.
 require_services()

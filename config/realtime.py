@@ -102,3 +102,13 @@ def broadcast_on_commit(
             broadcast(group, event, **data)
 
     transaction.on_commit(send, robust=True)
+
+
+async def abroadcast(group: str, event: str, **payload) -> None:
+    """`broadcast` for code already on the event loop (a consumer relaying what its client
+    said, as typing): the same message, the same handler, the same logging of a failed send."""
+    layer = get_channel_layer()
+    try:
+        await layer.group_send(group, {"type": "on.event", "event": event, **payload})
+    except Exception:
+        log.exception("broadcast of %s to %s failed", event, group)

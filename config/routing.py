@@ -2,10 +2,10 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from django.urls import path, re_path
 
-from bots.consumers import OrganizationConsumer
+from chat.consumers.console import ConsoleConsumer
+from chat.consumers.members import OrganizationConsumer
+from chat.consumers.widget import WidgetConsumer
 from config.origins import OwnOriginValidator
-from conversations.consumers import WidgetConsumer
-from escalation.consumers import ConsoleConsumer
 
 # Members' sockets: signed in through the session cookie, from our own pages only.
 websocket_urlpatterns = [

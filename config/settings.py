@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "conversations",
     "knowledge",
     "escalation",
+    "chat",
     "analytics",
 ]
 
@@ -283,13 +284,14 @@ LLM_API_KEY = env_str("LLM_API_KEY") or env_str("OPENAI_API_KEY")
 LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
 # Seconds to wait for the LLM's first token (and between tokens) before falling back.
 LLM_TIMEOUT = env_int("LLM_TIMEOUT", 15, minimum=1, maximum=300)
-# Answers computed at once per web process; more wait their turn (each holds a thread).
+# Answers computed at once per web process, from the widget and the API alike (chat.turns);
+# more wait their turn (each holds a thread).
 CHAT_TURN_THREADS = env_int("CHAT_TURN_THREADS", 8, minimum=1, maximum=256)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000, minimum=100, maximum=100_000)
 # A bot message `pending` with no heartbeat for this long was cut off (a crash, a restart): it is
-# retried. The heartbeat beats every 2 s while an answer is written (conversations.recovery).
+# retried. The heartbeat beats every 2 s while an answer is written (chat.runner.heartbeat).
 CHAT_PENDING_STALE_SECONDS = env_int("CHAT_PENDING_STALE_SECONDS", 10, minimum=10)
-# How often the serving process sweeps for cut-off answers (conversations.recovery); 0: only
+# How often the serving process sweeps for cut-off answers (chat.recovery); 0: only
 # the worker's schedule, every minute.
 CHAT_RECOVER_EVERY_SECONDS = env_int("CHAT_RECOVER_EVERY_SECONDS", 3, minimum=0)
 # Fault injection for the crash tests and `manage.py bench_recovery`, never for production:

@@ -15,9 +15,8 @@ urlpatterns = [
     # Ahead of allauth's own: the same page, aware of a pending invitation.
     path("accounts/signup/", signup, name="account_signup"),
     path("accounts/", include("allauth.urls")),
-    path("", include("conversations.widget_urls")),
+    path("", include("chat.urls")),
     path("", include("bots.urls")),
     path("", include("knowledge.urls")),
     path("o/<slug:org>/console/", include("escalation.urls")),
-    path("", include("conversations.urls")),
 ]

@@ -91,7 +91,7 @@ def conversation_window(*, conversation: Conversation, turns: int = 10) -> list[
     return list(reversed(latest))
 
 
-# --- For the chat channels (conversations/api.py, consumers.py, chat.py) ----------------------
+# --- For the chat channels (chat/api.py, chat/consumers/widget.py, chat/runner.py) ----------
 def conversation_get_for_bot(*, bot: Bot, conversation_id: int) -> Conversation:
     """For the API, authenticated by the bot's secret key: any of that bot's conversations."""
     return get_object_or_404(

@@ -274,7 +274,7 @@ def message_fail(*, message: Message, error: str) -> Message:
 
 def messages_fail_stale() -> int:
     """Fail bot answers with no heartbeat for CHAT_PENDING_STALE_SECONDS (a crash or a restart
-    cut them off: conversations.recovery), marked `cut_off` in the trace; the runner then
+    cut them off: chat.recovery), marked `cut_off` in the trace; the runner then
     retries or hands off. Returns how many.
 
     Rows another sweep holds are skipped, so concurrent sweeps never fail a message twice.

@@ -12,8 +12,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from bots.tests.factories import PASSWORD
+from chat.tests import test_widget_browser as widget_browser
 from conversations.models import Conversation, Message
-from conversations.tests import test_widget_browser as widget_browser
 from escalation.tests.factories import EscalationRuleFactory
 
 # The shop's page on another origin and Acme's bot with the demo knowledge, as the widget's

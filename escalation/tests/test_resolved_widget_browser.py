@@ -9,8 +9,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from chat.tests import test_widget_browser as widget_browser
 from conversations.models import Conversation, Message
-from conversations.tests import test_widget_browser as widget_browser
 from escalation.tests.test_console_browser import _open_console
 
 shop = widget_browser.shop

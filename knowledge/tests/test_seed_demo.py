@@ -4,7 +4,8 @@ import pytest
 from django.core.management import call_command
 
 from bots.models import Bot, Membership, Organization, User
-from conversations import chat, services
+from chat import runner
+from conversations import services
 from conversations.models import Message
 from conversations.tests.factories import ConversationFactory, CustomerFactory
 from knowledge.models import KnowledgeSource
@@ -58,7 +59,7 @@ def test_the_demo_bot_answers_as_soon_as_the_seed_returns(data_dir):
     message, _ = services.message_add_user(
         conversation=conversation, text="How long does shipping take?"
     )
-    list(chat.turn_run(message=message))
+    list(runner.turn_run(message=message))
     answer = conversation.messages.get(sender=Message.Sender.AI)
     assert answer.outcome == "answered"
     assert "3 to 5 business days" in answer.text

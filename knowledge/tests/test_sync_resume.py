@@ -1,6 +1,6 @@
 """A sync cut off midway: re-queued once its heartbeat stops, and resumed from what it had
 already embedded (knowledge.sync). The real kill of web and worker processes is in
-conversations/tests/test_recovery_crash.py, beside the kill mid-answer."""
+chat/tests/test_recovery_crash.py, beside the kill mid-answer."""
 
 from datetime import timedelta
 

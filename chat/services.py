@@ -1,0 +1,121 @@
+"""The chat channels' writes: what a widget socket's frames do, composed of the conversations'
+and escalation's services with the chat's own rate limits. The socket only authenticates,
+joins groups and relays; it calls these in a worker thread.
+
+Each takes what the socket knows (the bot, the customer's identity, the client's address) and
+raises what the protocol answers with an error frame: ratelimit.RateLimited,
+conversations.services.MessageRejected, CustomerIdentityError or ConversationStateError.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.http import Http404
+
+from bots.models import Bot
+from chat import ratelimit
+from conversations import selectors, services
+from conversations.models import Conversation, Customer, Message
+from escalation import services as escalation_services
+
+
+def widget_resume(
+    *, bot: Bot, identity: dict, conversation_id: int | None, channel: str
+) -> tuple[Customer | None, Conversation | None]:
+    """The customer a `hello` names and their conversation to resume, if any. Nothing is
+    created for a visitor who only opens the widget: the customer and the conversation come
+    with the first message or request for a person (widget_message_first, widget_escalate_first).
+    Someone else's conversation id is treated as none."""
+    customer = services.customer_identify(bot=bot, **identity, create=False)
+    conversation = services.conversation_resume(
+        bot=bot, customer=customer, conversation_id=conversation_id, channel=channel
+    )
+    return customer, conversation
+
+
+def widget_message_add(
+    *,
+    bot: Bot,
+    customer: Customer,
+    conversation: Conversation,
+    text: str,
+    client_message_id: str | None,
+    ip: str | None,
+) -> tuple[Message, bool]:
+    """A customer message in their conversation, counted against the message limits; a resend
+    (same client_message_id) is the stored message, `created` False."""
+    ratelimit.chat_message_check(bot_id=bot.pk, visitor=f"c{customer.pk}", ip=ip)
+    return services.message_add_user(
+        conversation=conversation, text=text, client_message_id=client_message_id
+    )
+
+
+def widget_start_check(
+    *,
+    ip: str | None,
+    started_on_socket: int,
+    text: str | None = None,
+    client_message_id: str | None = None,
+) -> None:
+    """Before a socket starts a conversation: its first message, if it starts with one, is one
+    the service would store, and the socket and the client's address are within their starts
+    (ratelimit.conversation_start_check). Nothing is stored either way."""
+    if text is not None:
+        services.message_check(text=text, client_message_id=client_message_id)
+    ratelimit.conversation_start_check(ip=ip, started_on_socket=started_on_socket)
+
+
+def widget_message_first(
+    *, bot: Bot, identity: dict, channel: str, text: str, client_message_id: str | None, ip
+) -> tuple[Customer, Message, bool]:
+    """The message that starts the customer's conversation (and, for a new visitor, the
+    customer), after widget_start_check. A refused one stores neither: the customer is created
+    in the transaction a rate limit rolls back."""
+    with transaction.atomic():
+        customer = services.customer_identify(bot=bot, **identity)
+        ratelimit.chat_message_check(bot_id=bot.pk, visitor=f"c{customer.pk}", ip=ip)
+        message, created = services.message_add_first(
+            bot=bot,
+            customer=customer,
+            channel=channel,
+            text=text,
+            client_message_id=client_message_id,
+            continue_open=True,
+        )
+    return customer, message, created
+
+
+def widget_escalate_first(
+    *, bot: Bot, identity: dict, channel: str, reason: str
+) -> tuple[Customer, Conversation]:
+    """ "Talk to a person" before writing anything starts the conversation, in the queue (after
+    widget_start_check). customer_identify locks the customer to the end: a second tab doing
+    the same waits, then finds this conversation open and asks in it."""
+    with transaction.atomic():
+        customer = services.customer_identify(bot=bot, **identity)
+        conversation = services.conversation_resume(
+            bot=bot, customer=customer, conversation_id=None, channel=channel
+        ) or services.conversation_start(bot=bot, customer=customer, channel=channel)
+        escalation_services.escalation_request(conversation=conversation, reason=reason)
+    return customer, conversation
+
+
+def widget_feedback(*, conversation: Conversation | None, message_id: int, value) -> Message:
+    """The customer's thumbs on an answer of their own conversation; Http404 for any other
+    message (or before there is a conversation), ValueError for a value that is none."""
+    if conversation is None:
+        raise Http404
+    message = selectors.message_get_for_conversation(
+        conversation=conversation, message_id=message_id
+    )
+    return services.message_feedback(message=message, value=value)
+
+
+def message_rejection_code(text: str) -> str:
+    """The protocol's code for a message the conversations' service refused (its sentence says
+    why), for the socket's error frame and the API's error alike."""
+    text = text.replace("\x00", "").strip()
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        return "too_long"
+    return "closed" if text else "empty"
