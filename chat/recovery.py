@@ -18,24 +18,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from chat import runner, turns
+from config import locks
 from conversations import selectors, services
 from conversations.models import Message
 from knowledge import services as knowledge_services
 
 log = logging.getLogger(__name__)
 
-# The advisory lock's key, one for the whole database ("hand" in ASCII).
-LOCK_KEY = 0x68616E64
+# The advisory lock's name (config.locks): one sweep at a time for the whole database.
+LOCK_NAME = "chat.turn_recover"
 # A turn whose answer was cut off this many times (a question that crashes the server) goes to
 # people instead of crashing it again. Cut-offs are not failed attempts (runner.MAX_ATTEMPTS):
 # a deploy or a restart is not the turn's fault.
@@ -43,22 +42,6 @@ MAX_CUT_OFFS = 5
 # Older customer messages are not answered by the recovery: the customer has gone.
 RECOVER_WITHIN = timedelta(hours=1)
 RECOVER_BATCH = 10  # a run stays well within the worker timeout (600 s)
-
-
-@contextmanager
-def one_at_a_time() -> Iterator[bool]:
-    """Yields whether this run holds the recovery lock; if not, another run (another process's)
-    is at work and this one does nothing. A session lock: it outlives the run's transactions,
-    and a killed process's connection takes it along."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
-        held = cursor.fetchone()[0]
-    try:
-        yield held
-    finally:
-        if held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
 
 
 # --- The sweep: the serving process every few seconds, the worker every minute ---------------
@@ -72,7 +55,9 @@ def turn_recover() -> dict:
     runner.MAX_ATTEMPTS times, or was cut off MAX_CUT_OFFS times, goes to people instead, with
     a note to the customer. Each retry's trace records its attempt number.
     """
-    with one_at_a_time() as held:
+    # A session lock: it outlives the run's transactions, and a killed process's connection
+    # takes it along.
+    with locks.try_lock(LOCK_NAME) as held:
         if not held:
             return {"skipped": True}
         failed = services.messages_fail_stale()

@@ -15,6 +15,7 @@ from django.utils import timezone
 from chat import recovery, runner
 from chat.tests import fixtures_rt
 from config import heartbeat as beats
+from config.locks import try_lock
 from conversations import services
 from conversations.models import Conversation, Message
 
@@ -89,11 +90,10 @@ def test_recovery_runs_one_at_a_time(carlas_chat, scripted):
         from django.db import connection as own
 
         try:
-            with own.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_lock(%s)", [recovery.LOCK_KEY])
+            with try_lock(recovery.LOCK_NAME) as got:
+                assert got
                 held.set()
                 release.wait(10)
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [recovery.LOCK_KEY])
         finally:
             own.close()
 

@@ -29,7 +29,15 @@ def late_imports(source: str, own_app: str) -> list[tuple[int, str]]:
     found = []
 
     def excused(lineno: int) -> bool:
-        nearby = " ".join(lines[max(lineno - 2, 0) : lineno]).lower()
+        # The import's own line, and the comment block right above it (imports between the
+        # comment and this one included: one comment may excuse a group).
+        above = []
+        for line in reversed(lines[: lineno - 1]):
+            stripped = line.strip()
+            if not stripped.startswith(("#", "from ", "import ")):
+                break
+            above.append(stripped)
+        nearby = " ".join([lines[lineno - 1], *above]).lower()
         return "#" in nearby and any(excuse in nearby for excuse in EXCUSES)
 
     def visit(node: ast.AST, inside: bool) -> None:

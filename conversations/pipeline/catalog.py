@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from bots.models import Bot
+from knowledge.models import Document
 
 SUGGESTIONS = 4
 _cache: dict[int, tuple[tuple, Catalog]] = {}
@@ -51,7 +52,6 @@ def catalog(bot: Bot, version: tuple) -> Catalog:
 
 def _build(bot: Bot) -> Catalog:
     from conversations.pipeline.classify import is_greeting
-    from knowledge.models import Document
 
     rows = list(
         Document.objects.filter(bot=bot)

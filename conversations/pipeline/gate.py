@@ -49,6 +49,7 @@ from bots.models import Bot
 from conversations.pipeline.context import Context, timed
 from conversations.pipeline.prototypes import IRRELEVANT, prototypes
 from knowledge.embeddings import EmbeddingError
+from knowledge.models import Chunk
 from knowledge.retrieval import Hit, search
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,6 @@ def _best_passage(hits: list[Hit], exclude_document: int | None = None) -> Hit |
 
 def _titles(bot: Bot) -> list[tuple[int, str, np.ndarray]]:
     """Up to TITLE_SAMPLE title chunks, evenly spread over the knowledge."""
-    from knowledge.models import Chunk
-
     titles = Chunk.objects.filter(
         bot=bot, embedding_model=bot.embedding_model_active, kind=Chunk.Kind.TITLE
     )

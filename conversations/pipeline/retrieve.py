@@ -13,6 +13,7 @@ import logging
 from conversations.pipeline.context import Context, Evidence, timed
 from knowledge.embeddings import EmbeddingError
 from knowledge.intents import intent_match
+from knowledge.models import Document
 from knowledge.retrieval import embed_query, search
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,6 @@ def step(ctx: Context, *, search_knowledge: bool = True) -> Evidence:
 
 
 def _load_intent(evidence: Evidence) -> None:
-    from knowledge.models import Document
-
     row = (
         Document.objects.filter(pk=evidence.intent.document_id)
         .values_list("title", "responses", "url", "source__name", "source__url")

@@ -34,7 +34,11 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 from django.utils import timezone
 
+from chat.management.commands.bench_chat import QUESTIONS, _load_demo
 from conversations.models import Message
+from knowledge.evaluation import throwaway_bot
+from knowledge.models import Chunk, Document, EmbeddingCache, KnowledgeSource
+from knowledge.services import source_upload
 
 ORIGIN = "http://shop.recovery.example"
 # Long enough to kill the server mid-answer with room to spare; the retry does not wait.
@@ -241,8 +245,6 @@ def answer_trial(server: Server, bot, question: str, seconds: float = 120) -> di
 
 
 def bench_answers(bot, trials: int) -> dict:
-    from chat.management.commands.bench_chat import QUESTIONS
-
     server = Server(env={"CHAT_FAULT_ANSWER_DELAY_SECONDS": str(ANSWER_DELAY_SECONDS)})
     server.start()
     results = []
@@ -292,9 +294,6 @@ def sync_trial(server: Server, bot, texts: int, seconds: float = 600) -> dict:
     killed once some of it is embedded. Checks that the previous version serves until the new
     one is complete, and that the new one ends with every chunk once.
     """
-    from knowledge.models import Chunk, Document, EmbeddingCache, KnowledgeSource
-    from knowledge.services import source_upload
-
     salt = uuid.uuid4().hex[:8]
     source = source_upload(bot=bot, filename="old.jsonl", data=_articles(2, f"old{salt}"))
 
@@ -408,9 +407,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, answers: int, syncs: int, sync_texts: int, **options):
-        from chat.management.commands.bench_chat import _load_demo
-        from knowledge.evaluation import throwaway_bot
-
         report: dict = {}
         with throwaway_bot() as bot:
             bot.allowed_origins = [ORIGIN]
