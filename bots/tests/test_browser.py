@@ -117,7 +117,7 @@ def test_an_invited_agent_signs_up_into_the_organization(
     ada.locator(".topbar").get_by_role("link", name="Members").click()
     ada.get_by_label("Email").fill("sam.rivera@example.com")
     ada.get_by_label("Name (optional)").fill("Sam Rivera")
-    ada.get_by_label("Role").select_option("agent")
+    ada.locator("form[action$='/members/invite/']").get_by_label("Role").select_option("agent")
     ada.get_by_role("button", name="Send invitation").click()
     expect(ada.get_by_role("status")).to_contain_text("Invitation sent to sam.rivera@example.com")
 
