@@ -114,9 +114,11 @@ def _free_port() -> int:
 def _start_server(port: int) -> subprocess.Popen:
     env = {
         **os.environ,
-        # Every bench socket comes from 127.0.0.1: the per-IP limit would stop the test, not
-        # measure the server. Per-visitor limits stay as configured.
+        # Every bench socket comes from 127.0.0.1: the per-IP limits (frames, and new
+        # conversations an hour) would stop the test, not measure the server. Per-visitor and
+        # per-socket limits stay as configured.
         "CHAT_RATE_PER_IP": "1000000",
+        "CHAT_CONVERSATIONS_PER_IP_HOUR": "1000000",
         "LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
