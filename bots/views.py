@@ -155,12 +155,17 @@ def invitation_revoke(request, org, invitation_id):
     return redirect("members", org)
 
 
+def _member_for_owner(request, org, member_id):
+    """A member of the organization, for its owner (403 for other roles, 404 elsewhere)."""
+    membership = selectors.membership_get(user=request.user, organization_slug=org)
+    _require_role(membership, Role.OWNER)
+    return selectors.membership_get_for_manager(membership=membership, member_id=member_id)
+
+
 @login_required
 @require_POST
 def member_set_role(request, org, member_id):
-    membership = selectors.membership_get(user=request.user, organization_slug=org)
-    _require_role(membership, Role.OWNER)
-    member = selectors.membership_get_for_manager(membership=membership, member_id=member_id)
+    member = _member_for_owner(request, org, member_id)
     role = request.POST.get("role", "")
     try:
         member = services.membership_set_role(membership=member, role=role)
@@ -178,9 +183,7 @@ def member_set_role(request, org, member_id):
 @login_required
 @require_POST
 def member_remove(request, org, member_id):
-    membership = selectors.membership_get(user=request.user, organization_slug=org)
-    _require_role(membership, Role.OWNER)
-    member = selectors.membership_get_for_manager(membership=membership, member_id=member_id)
+    member = _member_for_owner(request, org, member_id)
     try:
         services.membership_remove(membership=member)
     except ValidationError as exc:
