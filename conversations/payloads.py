@@ -50,6 +50,7 @@ def message_payload(message: Message) -> dict:
         "reply_to_id": message.reply_to_id,
         "agent_name": agent_name,
         "feedback": message.feedback,
+        "confirmed": message.confirmed,
         "created_at": _iso(message.created_at),
     }
 
