@@ -165,10 +165,9 @@ def conversation_rate(*, conversation: Conversation, score: int, comment: str = 
         _lock(conversation)
         if conversation.csat is not None:
             raise ConversationStateError("This conversation has already been rated. Thank you!")
+        resolved = (Conversation.Resolution.BOT, Conversation.Resolution.AGENT)
         ended = conversation.status == Status.RESOLVED or (
-            conversation.status == Status.CLOSED
-            and conversation.resolution != Conversation.Resolution.ABANDONED
-            and conversation.resolution
+            conversation.status == Status.CLOSED and conversation.resolution in resolved
         )
         if not ended:
             raise ConversationStateError("A conversation is rated once it is resolved.")

@@ -285,7 +285,8 @@ def message_complete(
             newer = conversation.messages.filter(
                 sender=Message.Sender.USER, pk__gt=message.reply_to_id or 0
             )
-            if awaits and not newer.exists():
+            awaits = awaits and not newer.exists()
+            if awaits:
                 _move(conversation, Status.AWAITING, reason="The bot answered")
             conversation.save(update_fields=[*STATUS_FIELDS, "last_message_at", "updated_at"])
             if awaits:

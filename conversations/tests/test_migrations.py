@@ -69,3 +69,17 @@ def test_it_deletes_the_empty_conversations_hello_left_and_keeps_every_other(
     }
     # Dan never had a conversation; the lurker's only one was empty.
     assert set(Customer.objects.values_list("pk", flat=True)) == {carla.pk, just_arrived.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolved_conversations_before_outcomes_were_resolved_by_agents(carla, migrated_back):
+    # Until the bot could resolve (issue 14), only an agent's Resolve made one resolved.
+    apps = _migrate([("conversations", "0004_delete_empty_conversations")])
+    Old = apps.get_model("conversations", "Conversation")
+    resolved = Old.objects.create(bot_id=carla.bot_id, customer_id=carla.pk, status="resolved")
+    open_one = Old.objects.create(bot_id=carla.bot_id, customer_id=carla.pk, status="ai")
+
+    _migrate([("conversations", "0005_outcomes")])
+
+    assert Conversation.objects.get(pk=resolved.pk).resolution == "agent"
+    assert Conversation.objects.get(pk=open_one.pk).resolution == ""

@@ -403,7 +403,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (end) return; // shown once, though this runs again after every typing pause
       this.$log.append(this.ending(c));
       this.scrollDown(); // in view and said: the customer may be scrolled up, or looking away
-      this.announce(`This conversation is ${s}.${c.csat == null ? " How did we do? Rate it from 1 to 5 stars, or start a new conversation." : ""}`);
+      this.announce(`This conversation is ${s}.${this.$log.querySelector(".rate") ? " How did we do? Rate it from 1 to 5 stars, or start a new conversation." : ""}`);
     }
 
     ending(c) {
