@@ -4,6 +4,7 @@ resolve recording who resolved it, and the customer's "No" per the bot's setting
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from bots.models import Bot, Membership
 from conversations.models import Conversation, Message
@@ -148,3 +149,42 @@ def test_no_offers_a_person_by_default(answered):
     assert answered.status == Status.AWAITING
     assert answered.messages.last().extras == {"offer_human": True}
     assert not EscalationLog.objects.filter(conversation=answered).exists()
+
+
+# --- The console's pane and lists ---------------------------------------------------------------
+def _pane(client, user, conversation) -> str:
+    client.force_login(user)
+    url = reverse("console_conversation", args=["acme", conversation.pk])
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_pane_keeps_the_agents_actions_and_composer_while_awaiting_the_customer(
+    client, replied, agent
+):
+    html = _pane(client, agent, replied)
+    assert "Waiting for the customer: Sam" in html
+    assert ">Resolve</button>" in html and ">Return to bot</button>" in html
+    assert f'id="reply-{replied.pk}"' in html and ">Take over</button>" not in html
+
+
+def test_the_pane_offers_take_over_while_awaiting_the_customer_with_the_bot(
+    client, answered, agent
+):
+    html = _pane(client, agent, answered)
+    assert "Waiting for the customer" in html and ">Take over</button>" in html
+    assert ">Resolve</button>" not in html and f'id="reply-{answered.pk}"' not in html
+
+
+def test_the_console_lists_awaiting_conversations_under_mine_and_with_the_bot(
+    client, replied, agent, dan
+):
+    other = Conversation.objects.create(bot=dan.bot, customer=dan)
+    question, _ = message_add_user(conversation=other, text="Do you ship abroad?")
+    reply = message_start_bot(conversation=other, reply_to=question)
+    message_complete(message=reply, text="Yes.", outcome="answered", citations=SOURCE)
+    client.force_login(agent)
+    response = client.get(reverse("console", args=["acme"]))
+    mine, with_bot = response.context["mine"], response.context["with_bot"]
+    assert list(mine) == [replied] and list(with_bot) == [other]
