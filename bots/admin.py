@@ -217,6 +217,19 @@ class BotAdmin(TenantAdmin):
                 ]
             },
         ),
+        (
+            "How conversations end",
+            {
+                "fields": [
+                    "ask_if_answered",
+                    "not_answered",
+                    "inactivity_minutes",
+                    "reopen_hours",
+                ],
+                "description": "Who resolved a conversation, and when it is closed: "
+                "README, “How a conversation ends”.",
+            },
+        ),
         ("Keys", {"fields": ["public_key", "secret_key"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

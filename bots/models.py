@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -223,7 +223,16 @@ def _default_embedding_model() -> str:
 colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour such as #2563eb.")
 
 
+class NotAnswered(models.TextChoices):
+    """What the widget does when the customer answers "No" to "Did that answer your question?"."""
+
+    OFFER = "offer", "Offer a person"
+    HANDOFF = "handoff", "Hand off to a person"
+
+
 class Bot(models.Model):
+    NotAnswered = NotAnswered
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=80)
     slug = models.SlugField(max_length=60)
@@ -295,6 +304,33 @@ class Bot(models.Model):
         blank=True,
         help_text="One per line, e.g. 'we guarantee a refund'. An answer containing one is "
         "never sent: the conversation goes to a person instead.",
+    )
+    # How a conversation ends (README "How a conversation ends").
+    ask_if_answered = models.BooleanField(
+        "ask if the answer helped",
+        default=True,
+        help_text="After an answer from the knowledge, the widget asks “Did that answer your "
+        "question?”. Yes resolves the conversation as resolved by the bot.",
+    )
+    not_answered = models.CharField(
+        "when the customer says No",
+        max_length=8,
+        choices=NotAnswered.choices,
+        default=NotAnswered.OFFER,
+    )
+    reopen_hours = models.PositiveSmallIntegerField(
+        "hours to reopen",
+        default=24,
+        help_text="A customer who writes within this many hours of the resolution reopens the "
+        "conversation; after it the conversation is closed and a new message starts a new one.",
+    )
+    inactivity_minutes = models.PositiveSmallIntegerField(
+        "minutes of inactivity",
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="A conversation waiting this long for the customer after the bot's answer is "
+        "closed: as resolved by the bot if the answer cited sources and the customer showed no "
+        "dissatisfaction, else as abandoned.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

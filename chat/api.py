@@ -286,20 +286,63 @@ def conversation_detail(request, bot, conversation_id):
 @require_POST
 @api_view
 def feedback(request, bot):
+    """Thumbs on an answer ({message_id, value}), or the conversation's rating once it is
+    resolved ({conversation_id, score, comment?}), counted against the customer's request
+    limit like the widget's frames."""
     body = _body(request)
     try:
         if "message_id" in body:
             message = selectors.message_get_for_bot(bot=bot, message_id=_id(body, "message_id"))
+            _request_check(bot, message.conversation.customer_id)
             message = services.message_feedback(message=message, value=body.get("value"))
             return JsonResponse({"message": message_payload(message)})
         if "conversation_id" in body:
             conversation = selectors.conversation_get_for_bot(
                 bot=bot, conversation_id=_id(body, "conversation_id")
             )
+            _request_check(bot, conversation.customer_id)
             conversation = services.conversation_rate(
-                conversation=conversation, score=body.get("score")
+                conversation=conversation,
+                score=body.get("score"),
+                comment=body.get("comment") or "",
             )
             return JsonResponse({"conversation": conversation_payload(conversation)})
+    except services.ConversationStateError as exc:
+        raise ApiError(409, str(exc), "not_allowed") from None
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    raise ApiError(400, 'Send {"message_id", "value"} or {"conversation_id", "score"}.')
+    raise ApiError(400, 'Send {"message_id", "value"} or {"conversation_id", "score", "comment"?}.')
+
+
+@csrf_exempt
+@require_POST
+@api_view
+def confirm(request, bot):
+    """The customer's answer to "Did that answer your question?" on the bot's latest answer:
+    {conversation_id, message_id, answered: true|false} → {conversation}."""
+    body = _body(request)
+    conversation = selectors.conversation_get_for_bot(
+        bot=bot, conversation_id=_id(body, "conversation_id")
+    )
+    message_id = _id(body, "message_id")
+    _request_check(bot, conversation.customer_id)
+    try:
+        chat_services.answer_confirm(
+            conversation=conversation, message_id=message_id, answered=body.get("answered")
+        )
+    except services.ConversationStateError as exc:
+        raise ApiError(409, str(exc), "not_allowed") from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    conversation.refresh_from_db()
+    return JsonResponse({"conversation": conversation_payload(conversation)})
+
+
+def _request_check(bot: Bot, customer_id: int) -> None:
+    """The widget's request limit, per customer (every API call comes from the site's server,
+    so its address says nothing about who is asking)."""
+    try:
+        ratelimit.chat_request_check(bot_id=bot.pk, visitor=f"c{customer_id}")
+    except ratelimit.RateLimited as exc:
+        retry = {"Retry-After": str(exc.retry_after)}
+        raise ApiError(429, exc.message, "rate_limited", headers=retry) from None

@@ -165,6 +165,10 @@ def _answer(
     elif offers and outcome != Message.Outcome.HANDOFF:
         extras["offer_human"] = True
         outcome = Message.Outcome.HANDOFF_PROPOSED
+    if handoff is None and outcome == Message.Outcome.ANSWERED and conversation.bot.ask_if_answered:
+        # The widget asks "Did that answer your question?" under it (README, "How a
+        # conversation ends").
+        extras["ask_answered"] = True
     trace = {**(final.get("trace") or {}), "attempt": attempt}
     trace["escalation_rules"] = {
         "message": offer.reason if offer else None,
@@ -179,6 +183,7 @@ def _answer(
         extras=extras,
         trace=trace,
         requires_followup=bool(final.get("requires_followup")) or bool(offers),
+        handoff_follows=handoff is not None,
     )
     sent = reply.state == Message.State.COMPLETE
     if sent and reply.citations:

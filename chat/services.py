@@ -119,3 +119,21 @@ def message_rejection_code(text: str) -> str:
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         return "too_long"
     return "closed" if text else "empty"
+
+
+def answer_confirm(*, conversation: Conversation | None, message_id: int, answered) -> None:
+    """The customer's answer to "Did that answer your question?" on the bot's answer
+    `message_id`: yes resolves the conversation as resolved by the bot (then the rating is
+    asked); no is what the bot's `not_answered` says (offer a person, or hand off). ValueError
+    for an `answered` that is not true or false; ConversationStateError when there is no such
+    answer to confirm (not the latest, already confirmed, the conversation moved on)."""
+    if not isinstance(answered, bool):
+        raise ValueError('"answered" is true or false.')
+    if conversation is None:
+        raise services.ConversationStateError("There is no conversation yet.")
+    if answered:
+        services.conversation_resolve_by_customer(conversation=conversation, message_id=message_id)
+    else:
+        escalation_services.conversation_answer_rejected(
+            conversation=conversation, message_id=message_id
+        )

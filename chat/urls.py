@@ -26,4 +26,5 @@ urlpatterns = [
         name="api_conversation",
     ),
     path("api/v1/feedback", api.feedback, name="api_feedback"),
+    path("api/v1/confirm", api.confirm, name="api_confirm"),
 ]

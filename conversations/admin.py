@@ -40,10 +40,18 @@ class MessageInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(TenantAdmin):
     tenant_path = "bot__organization"
-    list_display = ["__str__", "bot", "status", "priority", "assigned_agent", "last_message_at"]
+    list_display = [
+        "__str__",
+        "bot",
+        "status",
+        "resolution",
+        "priority",
+        "assigned_agent",
+        "last_message_at",
+    ]
     # Only bots that appear in the (tenant-scoped) list: a plain bot filter would list every
     # organization's bots.
-    list_filter = ["status", "priority", ("bot", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["status", "resolution", "priority", ("bot", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["bot", "customer", "assigned_agent"]
     search_fields = ["customer__name", "customer__email", "customer__external_id"]
     date_hierarchy = "created_at"
@@ -57,7 +65,11 @@ class ConversationAdmin(TenantAdmin):
         "handoff_reason",
         "handoff_at",
         "sentiment",
+        "resolution",
+        "reopened_count",
         "csat",
+        "csat_comment",
+        "csat_at",
         "summary",
         "created_at",
         "last_message_at",

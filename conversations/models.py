@@ -1,10 +1,14 @@
 """Customers, their conversations with a bot, and the messages in them.
 
 A conversation moves ai → waiting (handed off, in the queue) → active (an agent took it) →
-resolved / closed; the bot speaks only while it is `ai` (conversations/services.py enforces the
-state machine). Messages are saved before anything acts on them: the customer's on arrival, the
-bot's as `pending` the moment it starts answering, then `complete` (or `failed`), so a crash
-mid-answer leaves a row to finish or retry, never a lost turn.
+resolved / closed, and to awaiting_customer whenever the bot or an agent has answered and the
+customer's turn has come (who holds it then: `assigned_agent`, None for the bot); the bot speaks
+only while it is `ai` (conversations/services/ enforces the state machine). A resolved or
+closed conversation records who resolved it (`resolution`).
+
+Messages are saved before anything acts on them: the customer's on arrival, the bot's as
+`pending` the moment it starts answering, then `complete` (or `failed`), so a crash mid-answer
+leaves a row to finish or retry, never a lost turn.
 """
 
 from __future__ import annotations
@@ -81,8 +85,16 @@ class Conversation(models.Model):
         AI = "ai", "With the bot"
         WAITING = "waiting", "Waiting for an agent"
         ACTIVE = "active", "With an agent"
+        AWAITING = "awaiting_customer", "Waiting for the customer"
         RESOLVED = "resolved", "Resolved"
         CLOSED = "closed", "Closed"
+
+    class Resolution(models.TextChoices):
+        """Who resolved a resolved or closed conversation (README, "How a conversation ends")."""
+
+        BOT = "bot", "Resolved by the bot"
+        AGENT = "agent", "Resolved by an agent"
+        ABANDONED = "abandoned", "Abandoned"
 
     class Priority(models.TextChoices):
         LOW = "low", "Low"
@@ -98,7 +110,7 @@ class Conversation(models.Model):
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="conversations")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="conversations")
     channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.WIDGET)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.AI)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.AI)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.MEDIUM)
     assigned_agent = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -124,8 +136,14 @@ class Conversation(models.Model):
     handoff_at = models.DateTimeField(null=True, blank=True)
     # A rolling summary of turns older than the window the pipeline reads verbatim.
     summary = models.TextField(blank=True)
-    # Customer satisfaction, 1–5, asked for when the conversation ends.
+    # Blank while open; set when it is resolved or closed, cleared when it reopens.
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    # Times the customer came back to it within the bot's reopen window after a resolution.
+    reopened_count = models.PositiveSmallIntegerField(default=0)
+    # Customer satisfaction, 1–5, asked for once, after the conversation is resolved.
     csat = models.PositiveSmallIntegerField(null=True, blank=True)
+    csat_comment = models.TextField(blank=True)
+    csat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
@@ -146,6 +164,20 @@ class Conversation(models.Model):
     def bot_may_answer(self) -> bool:
         """The bot stops the moment a human is involved: only `ai` conversations get answers."""
         return self.status == self.Status.AI
+
+    @property
+    def with_bot(self) -> bool:
+        """The bot has it: answering (`ai`) or waiting for the customer after its answer."""
+        return self.status == self.Status.AI or (
+            self.status == self.Status.AWAITING and self.assigned_agent_id is None
+        )
+
+    @property
+    def with_agent(self) -> bool:
+        """An agent has it: active, or waiting for the customer after the agent's reply."""
+        return self.status == self.Status.ACTIVE or (
+            self.status == self.Status.AWAITING and self.assigned_agent_id is not None
+        )
 
 
 class Message(models.Model):
@@ -198,6 +230,9 @@ class Message(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )
     feedback = models.SmallIntegerField(null=True, blank=True, help_text="1 helpful, -1 not.")
+    # The customer's answer to "Did that answer your question?" (bot answers only): True yes,
+    # False no, None not answered.
+    confirmed = models.BooleanField(null=True, blank=True)
     # Customer messages: VADER compound score and escalation signals
     # (conversations/assessment.py), e.g. ["all_caps", "legal_threat"].
     sentiment = models.FloatField(null=True, blank=True)
@@ -227,8 +262,8 @@ class Transition(models.Model):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="transitions"
     )
-    from_status = models.CharField(max_length=10, choices=Conversation.Status.choices)
-    to_status = models.CharField(max_length=10, choices=Conversation.Status.choices)
+    from_status = models.CharField(max_length=20, choices=Conversation.Status.choices)
+    to_status = models.CharField(max_length=20, choices=Conversation.Status.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

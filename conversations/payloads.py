@@ -50,6 +50,7 @@ def message_payload(message: Message) -> dict:
         "reply_to_id": message.reply_to_id,
         "agent_name": agent_name,
         "feedback": message.feedback,
+        "confirmed": message.confirmed,
         "created_at": _iso(message.created_at),
     }
 
@@ -63,6 +64,7 @@ def conversation_payload(conversation: Conversation, *, for_customer: bool = Fal
         "status": conversation.status,
         "status_label": conversation.get_status_display(),
         "assigned_agent": agent.display_name if agent else "",
+        "resolution": conversation.resolution,
         "csat": conversation.csat,
         "created_at": _iso(conversation.created_at),
         "last_message_at": _iso(conversation.last_message_at),
@@ -78,4 +80,5 @@ def conversation_payload(conversation: Conversation, *, for_customer: bool = Fal
         "handoff_at": _iso(conversation.handoff_at),
         "sentiment": conversation.sentiment,
         "resolved_at": _iso(conversation.resolved_at),
+        "reopened_count": conversation.reopened_count,
     }

@@ -31,10 +31,13 @@ class Trigger(models.TextChoices):
     AGENT_TAKEOVER = "agent_takeover", "An agent took over"
     GUARDRAIL = "guardrail", "A guardrail blocked the answer"
     API = "api", "Escalated through the API"
+    NOT_ANSWERED = "not_answered", "The customer said the answer did not help"
 
 
 # What an admin may pick for a rule (the others only describe logs).
-RULE_TRIGGERS = [c for c in Trigger.choices if c[0] not in ("agent_takeover", "guardrail", "api")]
+RULE_TRIGGERS = [
+    c for c in Trigger.choices if c[0] not in ("agent_takeover", "guardrail", "api", "not_answered")
+]
 
 
 # What the classifier calls a message (conversations/pipeline/classify.py): high_stakes, or one

@@ -20,9 +20,9 @@ def console_queue_refresh(sender, conversation: Conversation, moved: bool, **kwa
     claims and posts in one).
 
     Only when the change can show in the queue: the conversation is with people (or resolved),
-    or it just moved (back to the bot). A conversation that is and stays with the bot (most
-    messages: bots talk a lot) re-renders nothing."""
-    if not moved and conversation.status == Conversation.Status.AI:
+    or it just moved (back to the bot). A conversation that is and stays with the bot, answering
+    or awaiting the customer (most messages: bots talk a lot), re-renders nothing."""
+    if not moved and conversation.with_bot:
         return
     organization_id = conversation.bot.organization_id
     realtime.broadcast_on_commit(

@@ -14,6 +14,7 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -79,20 +80,22 @@ def queue_list(*, organization_id: int) -> QuerySet[Conversation]:
 
 
 def mine_list(*, membership: Membership) -> QuerySet[Conversation]:
-    """The member's active conversations, the one with the latest message first."""
+    """The member's conversations: active, or awaiting the customer after their reply; the one
+    with the latest message first."""
     return (
         _annotated(membership.organization_id)
-        .filter(status=Status.ACTIVE, assigned_agent_id=membership.user_id)
+        .filter(status__in=(Status.ACTIVE, Status.AWAITING), assigned_agent_id=membership.user_id)
         .order_by(F("last_message_at").desc(nulls_last=True), "-pk")
     )
 
 
 def with_bot_list(*, membership: Membership, limit: int = WITH_BOT_LIMIT) -> QuerySet[Conversation]:
-    """Open conversations the bot is handling (customers who wrote), most recently active
-    first: what an agent may take over."""
+    """Open conversations the bot is handling (customers who wrote), answering or awaiting the
+    customer after its answer, most recently active first: what an agent may take over."""
+    with_bot = Q(status=Status.AI) | Q(status=Status.AWAITING, assigned_agent__isnull=True)
     return (
         _annotated(membership.organization_id)
-        .filter(status=Status.AI, last_message_at__isnull=False)
+        .filter(with_bot, last_message_at__isnull=False)
         .order_by("-last_message_at", "-pk")[:limit]
     )
 

@@ -156,6 +156,24 @@ def escalation_request(
     )
 
 
+def conversation_answer_rejected(*, conversation: Conversation, message_id: int) -> None:
+    """The customer's "No" to "Did that answer your question?": recorded on the answer, then
+    what the bot's `not_answered` says: offer a person (the customer decides), or hand off at
+    once (trigger not_answered). One transaction; locks the conversation row."""
+    handoff = conversation.bot.not_answered == conversation.bot.NotAnswered.HANDOFF
+    with transaction.atomic():
+        message = conversation_services.message_answer_rejected(
+            conversation=conversation, message_id=message_id, offer_person=not handoff
+        )
+        if handoff:
+            escalation_open(
+                conversation=conversation,
+                trigger=Trigger.NOT_ANSWERED,
+                reason="The customer said the bot's answer did not help.",
+                message=message.reply_to,
+            )
+
+
 # --- What agents do in the console ----------------------------------------------------------------
 BACK_TO_BOT_MESSAGE = "You're back with the assistant."
 
@@ -174,10 +192,11 @@ def _membership_locked(*, conversation: Conversation, user: User) -> Membership:
 def _check_capacity(*, conversation: Conversation, membership: Membership, you: bool) -> None:
     """Refuses a conversation past the member's capacity of active ones. Call with the
     membership row locked: two claims by one agent are then counted one after the other."""
+    # Awaiting the customer after the agent's reply is still the agent's conversation.
     active = (
         Conversation.objects.filter(
             bot__organization_id=membership.organization_id,
-            status=Status.ACTIVE,
+            status__in=(Status.ACTIVE, Status.AWAITING),
             assigned_agent_id=membership.user_id,
         )
         .exclude(pk=conversation.pk)
@@ -221,13 +240,13 @@ def conversation_claim(*, conversation: Conversation, agent: User) -> Conversati
     Side effects: "<agent> joined the chat" to the customer; the queue is re-pushed."""
     with transaction.atomic():
         _lock(conversation)
-        if conversation.status == Status.ACTIVE:
+        if conversation.with_agent:
             if conversation.assigned_agent_id == agent.pk:
                 return conversation
             holder = conversation.assigned_agent
             name = holder.display_name if holder else "Another agent"
             raise ConversationStateError(f"{name} already took this conversation.")
-        if conversation.status == Status.AI:
+        if conversation.with_bot:
             raise ConversationStateError(
                 "The bot is handling this conversation: take it over instead."
             )
@@ -247,7 +266,7 @@ def conversation_take_over(*, conversation: Conversation, agent: User) -> Conver
     same row lock. A conversation already with people is claimed as usual."""
     with transaction.atomic():
         _lock(conversation)
-        if conversation.status == Status.AI:
+        if conversation.with_bot:
             escalation_open(
                 conversation=conversation,
                 trigger="agent_takeover",
@@ -275,7 +294,7 @@ def conversation_transfer(
         raise ConversationStateError(f"There is no queue {to_queue!r}.")
     with transaction.atomic():
         _lock(conversation)
-        if conversation.status not in (Status.WAITING, Status.ACTIVE):
+        if not (conversation.status == Status.WAITING or conversation.with_agent):
             raise ConversationStateError(
                 f"This conversation is “{conversation.get_status_display()}”: "
                 "only conversations with people can be transferred."
@@ -285,7 +304,7 @@ def conversation_transfer(
             if conversation.status == Status.WAITING and conversation.queue == to_queue:
                 raise ConversationStateError(f"It is already waiting in {label}.")
             reason = f"{agent.display_name} transferred it to {label}"
-            if conversation.status == Status.ACTIVE:
+            if conversation.with_agent:
                 _move(conversation, Status.WAITING, actor=agent, reason=reason)
             conversation.queue = to_queue
             conversation.save(update_fields=[*STATUS_FIELDS, "queue", "updated_at"])
@@ -300,9 +319,13 @@ def conversation_transfer(
         if conversation.status == Status.WAITING:
             _move(conversation, Status.ACTIVE, agent=to_agent, actor=agent, reason=reason)
         else:
-            # Active stays active with someone else: not a status change, still audited.
+            # Active (or awaiting the customer) stays so with someone else: not a status
+            # change, still audited.
             conversation.transitions.create(
-                from_status=Status.ACTIVE, to_status=Status.ACTIVE, actor=agent, reason=reason
+                from_status=conversation.status,
+                to_status=conversation.status,
+                actor=agent,
+                reason=reason,
             )
             conversation.assigned_agent = to_agent
         conversation.save(update_fields=[*STATUS_FIELDS, "updated_at"])
@@ -318,9 +341,9 @@ def conversation_reply(*, conversation: Conversation, agent: User, text: str) ->
     address for the answer also gets it by e-mail. Locks the conversation row."""
     with transaction.atomic():
         _lock(conversation)
-        if conversation.status != Status.ACTIVE or conversation.assigned_agent_id != agent.pk:
+        if not conversation.with_agent or conversation.assigned_agent_id != agent.pk:
             holder = conversation.assigned_agent
-            if conversation.status == Status.ACTIVE and holder is not None:
+            if conversation.with_agent and holder is not None:
                 raise ConversationStateError(
                     f"{holder.display_name} has this conversation: ask them to transfer it."
                 )
@@ -342,17 +365,21 @@ def message_add_note(*, conversation: Conversation, agent: User, text: str) -> M
 
 
 def conversation_resolve(*, conversation: Conversation, agent: User) -> Conversation:
-    """Waiting or active → resolved; the open escalation ends. The customer is asked to rate.
-    Locks the conversation row."""
+    """Waiting, active or awaiting the customer with an agent → resolved by an agent; the open
+    escalation ends. The customer is asked to rate. Locks the conversation row."""
     with transaction.atomic():
         _lock(conversation)
-        if conversation.status not in (Status.WAITING, Status.ACTIVE):
+        if not (conversation.status == Status.WAITING or conversation.with_agent):
             raise ConversationStateError(
                 f"This conversation is “{conversation.get_status_display()}”: "
                 "only conversations with people can be resolved here."
             )
         _move(
-            conversation, Status.RESOLVED, actor=agent, reason=f"Resolved by {agent.display_name}"
+            conversation,
+            Status.RESOLVED,
+            actor=agent,
+            reason=f"Resolved by {agent.display_name}",
+            resolution=Conversation.Resolution.AGENT,
         )
         conversation.save(update_fields=[*STATUS_FIELDS, "updated_at"])
         escalation_log_resolved(conversation=conversation)
@@ -365,7 +392,9 @@ def conversation_return_to_bot(*, conversation: Conversation, agent: User) -> Co
     customer is told; the open escalation ends. Locks the conversation row."""
     with transaction.atomic():
         _lock(conversation)
-        if conversation.status not in (Status.WAITING, Status.ACTIVE, Status.RESOLVED):
+        if not (
+            conversation.status in (Status.WAITING, Status.RESOLVED) or conversation.with_agent
+        ):
             raise ConversationStateError(
                 f"This conversation is “{conversation.get_status_display()}”: "
                 "it cannot go back to the bot."

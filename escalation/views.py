@@ -83,7 +83,7 @@ def _pane_context(membership: Membership, conversation: Conversation, **extra) -
         "package": _package(conversation),
         "targets": selectors.transfer_targets(organization=membership.organization),
         "queues": Conversation.Queue.choices,
-        "mine_now": conversation.status == Status.ACTIVE
+        "mine_now": conversation.with_agent
         and conversation.assigned_agent_id == membership.user_id,
         **extra,
     }

@@ -68,11 +68,17 @@ def test_an_admin_member_edits_a_bot_in_admin(client, admin_member, acme_bot):
             "colour": "#123456",
             "allowed_origins": "https://shop.acme.example,https://acme.example",
             "embedding_model": acme_bot.embedding_model,
+            # How conversations end: "No" hands off, no "Did that answer…?" question.
+            "not_answered": "handoff",
+            "inactivity_minutes": 45,
+            "reopen_hours": 48,
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     acme_bot.refresh_from_db()
     assert acme_bot.name == "Acme Help"
+    assert (acme_bot.not_answered, acme_bot.ask_if_answered) == ("handoff", False)
+    assert (acme_bot.inactivity_minutes, acme_bot.reopen_hours) == (45, 48)
     assert acme_bot.allowed_origins == ["https://shop.acme.example", "https://acme.example"]
 
 

@@ -91,6 +91,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     ip: str | None = None
     own_page = False  # opened from one of this server's own pages (config.origins)
     typing_at = 0.0
+    person_here = False  # kept current from conversation.updated, for typing
     started = 0  # conversations this socket started (ratelimit.conversation_start_check)
 
     async def connect(self):
@@ -216,6 +217,9 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             if group:
                 await self.channel_layer.group_add(group, self.channel_name)
         self.conversation, self.group = conversation, group
+        self.person_here = conversation is not None and _person_here(
+            conversation.status, conversation.assigned_agent_id is not None
+        )
 
     async def _started(self, conversation: Conversation) -> None:
         """A frame of this socket started the conversation (or found the one another tab
@@ -339,10 +343,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         active = content.get("active")
         if not isinstance(active, bool):
             raise BadFrame('"active" is true or false.')
-        if self.conversation is None or self.conversation.status not in (
-            Conversation.Status.WAITING,
-            Conversation.Status.ACTIVE,
-        ):
+        if self.conversation is None or not self.person_here:
             return
         # A widget sends one "typing" per 2.5 s; anything faster is dropped, not relayed.
         now = time.monotonic()
@@ -359,10 +360,27 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     async def on_rate(self, content):
         if self.conversation is None:
             raise BadFrame("There is no conversation yet to rate.")
+        comment = _text(content, "comment")
         try:
             await _db(services.conversation_rate)(
-                conversation=self.conversation, score=content.get("score")
+                conversation=self.conversation, score=content.get("score"), comment=comment
             )
+        except services.ConversationStateError as exc:
+            await self._error("not_allowed", str(exc))
+        except ValueError as exc:
+            raise BadFrame(str(exc)) from None
+
+    async def on_confirm(self, content):
+        """The customer's Yes or No to "Did that answer your question?"."""
+        message_id = _integer(content, "message_id", required=True)
+        try:
+            await _db(chat_services.answer_confirm)(
+                conversation=self.conversation,
+                message_id=message_id,
+                answered=content.get("answered"),
+            )
+        except services.ConversationStateError as exc:
+            await self._error("not_allowed", str(exc))
         except ValueError as exc:
             raise BadFrame(str(exc)) from None
 
@@ -372,19 +390,37 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         frame = {k: v for k, v in message.items() if k not in {"type", "event", "html"}}
         if message["event"] == "conversation.updated" and self.conversation is not None:
             # Kept current for `typing`, which is relayed only while a person is here.
-            status = (frame.get("conversation") or {}).get("status")
+            conversation = frame.get("conversation") or {}
+            status = conversation.get("status")
             if status in Conversation.Status.values:
                 self.conversation.status = status
+                self.person_here = _person_here(status, bool(conversation.get("assigned_agent")))
         await self.send_json({"type": message["event"], **frame})
 
     async def _error(self, code: str, text: str) -> None:
         await self.send_json({"type": "error", "code": code, "message": text})
 
 
-FRAME_TYPES = {"hello", "message", "escalate", "leave_email", "feedback", "rate", "typing"}
+FRAME_TYPES = {
+    "hello",
+    "message",
+    "escalate",
+    "leave_email",
+    "feedback",
+    "confirm",
+    "rate",
+    "typing",
+}
 # Counted against the request limits; messages have their own, typing is throttled per socket
 # (TYPING_MIN_SECONDS) and ping does no work.
-COUNTED_FRAMES = {"hello", "escalate", "leave_email", "feedback", "rate"}
+COUNTED_FRAMES = {"hello", "escalate", "leave_email", "feedback", "confirm", "rate"}
+
+
+def _person_here(status: str, has_agent: bool) -> bool:
+    """A person is in the conversation (so the customer's typing is relayed): in the queue,
+    with an agent, or awaiting the customer after an agent's reply."""
+    Status = Conversation.Status
+    return status in (Status.WAITING, Status.ACTIVE) or (status == Status.AWAITING and has_agent)
 
 
 def _text(content: dict, field: str) -> str:

@@ -325,6 +325,7 @@ def test_feedback_on_an_answer_and_a_rating(api, carlas_chat):
         content_type="application/json",
     )
     assert response.status_code == 200 and response.json()["message"]["feedback"] == 1
+    services.conversation_set_status(conversation=carlas_chat, status="resolved", resolution="bot")
     response = api.post(
         "/api/v1/feedback",
         {"conversation_id": carlas_chat.pk, "score": 4},

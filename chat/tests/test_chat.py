@@ -58,6 +58,22 @@ def test_it_streams_tokens_then_completes_the_answer(carlas_chat, scripted, broa
     assert {p["message_id"] for _, p in relayed} == {answer.pk}
 
 
+def test_an_answered_turn_awaits_the_customer_and_asks_if_it_answered(carlas_chat, scripted):
+    list(runner.turn_run(message=_ask(carlas_chat)))
+    [answer] = _answers(carlas_chat)
+    assert answer.extras.get("ask_answered") is True
+    carlas_chat.refresh_from_db()
+    assert carlas_chat.status == Conversation.Status.AWAITING and carlas_chat.with_bot
+
+
+def test_a_bot_told_not_to_ask_does_not_ask(carlas_chat, scripted):
+    carlas_chat.bot.ask_if_answered = False
+    carlas_chat.bot.save()
+    list(runner.turn_run(message=_ask(carlas_chat)))
+    [answer] = _answers(carlas_chat)
+    assert "ask_answered" not in answer.extras
+
+
 def test_it_saves_the_answer_so_far_while_streaming(carlas_chat, scripted, monkeypatch):
     monkeypatch.setattr(runner, "STREAM_SAVE_SECONDS", 0)
     message = _ask(carlas_chat)
@@ -155,7 +171,8 @@ def test_an_offer_of_a_person_is_proposed_not_made(carlas_chat, scripted):
     assert {"type": "escalation_proposed", "reason": "Low confidence"} in events
     assert not any(e["type"] == "escalation_confirmed" for e in events)
     carlas_chat.refresh_from_db()
-    assert carlas_chat.status == Conversation.Status.AI
+    # Still the bot's: the customer's turn to take the offer or not.
+    assert carlas_chat.status == Conversation.Status.AWAITING and carlas_chat.with_bot
 
 
 def test_a_failing_turn_is_never_lost(carlas_chat, scripted):

@@ -309,3 +309,34 @@ async def test_an_agent_away_when_the_console_dropped_is_away_again_on_reconnect
     again = await _connected(agent)
     assert await availability() == "away"
     await again.disconnect()
+
+
+@database_sync_to_async
+def _sam_replied(conversation, agent):
+    services.message_add_user(conversation=conversation, text="I need a person")
+    escalation_services.conversation_take_over(conversation=conversation, agent=agent)
+    escalation_services.conversation_reply(conversation=conversation, agent=agent, text="Hi!")
+
+
+async def test_the_customer_typing_reaches_the_agent_awaiting_their_answer(
+    agent, acme_bot, carla, carlas_chat
+):
+    acme_bot.allowed_origins = ["https://shop.acme.example"]
+    await database_sync_to_async(acme_bot.save)(update_fields=["allowed_origins"])
+    await _sam_replied(carlas_chat, agent)
+    widget = WebsocketCommunicator(
+        URLRouter(widget_urlpatterns),
+        f"/ws/widget/{acme_bot.public_key}/",
+        headers=[(b"origin", b"https://shop.acme.example")],
+    )
+    assert (await widget.connect())[0]
+    await widget.send_json_to({"type": "hello", "visitor_id": carla.visitor_id})
+    ready = await widget.receive_json_from(timeout=5)
+    assert ready["conversation"]["status"] == "awaiting_customer"
+    sam = await _connected(agent)
+    await _watch(sam, carlas_chat.pk)
+    await widget.send_json_to({"type": "typing", "active": True})
+    html = await _until(sam, "is typing")
+    assert "Carla is typing…" in html
+    await sam.disconnect()
+    await widget.disconnect()

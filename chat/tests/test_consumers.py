@@ -612,14 +612,28 @@ async def test_feedback_and_rating(shop_bot, scripted, carlas_chat):
     updated = await ws.receive_json_from(timeout=5)
     assert updated["type"] == "message.updated" and updated["message"]["feedback"] == -1
 
+    # Rated once it is resolved: here by the customer's "Yes".
     await ws.send_json_to({"type": "rate", "score": 5})
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "not_allowed" and "resolved" in error["message"]
+    await ws.send_json_to({"type": "confirm", "message_id": answer["id"], "answered": True})
+    resolved = (await _until(ws, lambda f: f["type"] == "conversation.updated"))[-1]
+    assert resolved["conversation"]["status"] == "resolved"
+    assert resolved["conversation"]["resolution"] == "bot"
+
     await ws.send_json_to({"type": "rate", "score": 9})
     error = await ws.receive_json_from(timeout=5)
     assert error["code"] == "bad_frame" and "1 to 5" in error["message"]
+    await ws.send_json_to({"type": "rate", "score": 5, "comment": "Quick!"})
+    rated = await ws.receive_json_from(timeout=5)
+    assert rated["type"] == "conversation.updated" and rated["conversation"]["csat"] == 5
+    await ws.send_json_to({"type": "rate", "score": 1})
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "not_allowed" and "already been rated" in error["message"]
     conversation = await database_sync_to_async(Conversation.objects.get)(
         pk=ready["conversation"]["id"]
     )
-    assert conversation.csat == 5
+    assert (conversation.csat, conversation.csat_comment) == (5, "Quick!")
     await ws.disconnect()
 
 

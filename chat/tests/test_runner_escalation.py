@@ -55,7 +55,7 @@ def test_a_message_stage_offer_rides_on_the_bots_answer(carlas_chat, scripted):
     assert answer.trace["escalation_rules"]["message"].startswith("Rule")
     assert any(e["type"] == "escalation_proposed" for e in events)
     carlas_chat.refresh_from_db()
-    assert carlas_chat.status == Conversation.Status.AI
+    assert carlas_chat.status == Conversation.Status.AWAITING and carlas_chat.with_bot
     assert not EscalationLog.objects.exists()
 
 

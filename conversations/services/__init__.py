@@ -34,6 +34,7 @@ from conversations.services.lifecycle import (  # noqa: F401
     conversation_set_priority,
     conversation_set_status,
     conversation_start,
+    reopen_window_over,
 )
 from conversations.services.messages import (  # noqa: F401
     message_add_agent,
@@ -47,4 +48,11 @@ from conversations.services.messages import (  # noqa: F401
     message_start_bot,
     message_stream,
     messages_fail_stale,
+)
+from conversations.services.outcomes import (  # noqa: F401
+    conversation_close_idle,
+    conversation_resolve_by_customer,
+    conversations_close_expired,
+    conversations_close_idle,
+    message_answer_rejected,
 )

@@ -17,17 +17,34 @@ Status = Conversation.Status
 
 HANDOFF_MESSAGE = "Connecting you with a person…"
 
-OPEN_STATUSES = (Status.AI, Status.WAITING, Status.ACTIVE)
+OPEN_STATUSES = (Status.AI, Status.WAITING, Status.ACTIVE, Status.AWAITING)
 TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.AI: frozenset({Status.WAITING, Status.RESOLVED, Status.CLOSED}),
+    # → awaiting_customer: the bot answered (message_complete).
+    Status.AI: frozenset({Status.WAITING, Status.AWAITING, Status.RESOLVED, Status.CLOSED}),
     Status.WAITING: frozenset({Status.ACTIVE, Status.AI, Status.RESOLVED, Status.CLOSED}),
-    # → ai: the agent gives the conversation back to the bot (the console's "return to bot").
-    Status.ACTIVE: frozenset({Status.AI, Status.RESOLVED, Status.WAITING, Status.CLOSED}),
+    # → ai: the agent gives the conversation back to the bot (the console's "return to bot");
+    # → awaiting_customer: the agent replied (message_add_agent).
+    Status.ACTIVE: frozenset(
+        {Status.AI, Status.AWAITING, Status.RESOLVED, Status.WAITING, Status.CLOSED}
+    ),
+    # The customer's message gives it back to whoever holds it (ai for the bot, active for the
+    # agent); a handoff or a transfer to a queue sends it to the queue; the customer's "Yes",
+    # an agent's resolve or the inactivity sweep end it.
+    Status.AWAITING: frozenset(
+        {Status.AI, Status.ACTIVE, Status.WAITING, Status.RESOLVED, Status.CLOSED}
+    ),
     Status.RESOLVED: frozenset({Status.AI, Status.WAITING, Status.CLOSED}),
     Status.CLOSED: frozenset(),
 }
 # Everything _move may change, for update_fields.
-STATUS_FIELDS = ["status", "assigned_agent", "handoff_at", "handoff_reason", "resolved_at"]
+STATUS_FIELDS = [
+    "status",
+    "assigned_agent",
+    "handoff_at",
+    "handoff_reason",
+    "resolved_at",
+    "resolution",
+]
 # What message_complete writes.
 ANSWER_FIELDS = "text state outcome confidence citations extras requires_followup trace".split()
 
@@ -57,9 +74,15 @@ def _move(
     agent: User | None = None,
     actor: User | None = None,
     reason: str = "",
+    resolution: str = "",
 ) -> None:
     """One legal step of the state machine on a locked conversation, not yet saved; the step
     itself is recorded at once as a Transition (who: `actor`, else the `agent` taking it).
+
+    `resolution` (Conversation.Resolution) is who resolved it, for a move to resolved or
+    closed; a closed conversation keeps the resolution it had, and any open status clears it.
+    Awaiting the customer keeps `assigned_agent`: who has the conversation while the customer
+    writes (None: the bot).
 
     `assigned_agent` is who has the conversation now: set when it becomes active, cleared when
     it goes back to the queue or to the bot. `handoff_at` and `handoff_reason` describe the
@@ -86,12 +109,23 @@ def _move(
         conversation.handoff_at = now
     if status == Status.RESOLVED or (status == Status.CLOSED and not conversation.resolved_at):
         conversation.resolved_at = now
-    elif status in (Status.AI, Status.WAITING, Status.ACTIVE):
+    elif status in OPEN_STATUSES:
         conversation.resolved_at = None
-    conversation.status = status
+    if status in OPEN_STATUSES:
+        conversation.resolution = ""
+    elif resolution:
+        if resolution not in Conversation.Resolution.values:
+            raise ValueError(f"Unknown resolution {resolution!r}.")
+        conversation.resolution = resolution
     # Read (and cleared) by _broadcast_conversation, which tells conversation_changed's
-    # listeners: a move changes the console's queue even when it ends with the bot.
-    conversation._moved = True
+    # listeners: a move changes the console's queue even when it ends with the bot. Not the
+    # bot's own steps (answering ↔ awaiting the customer, no agent): they are most moves, and
+    # the queue never shows them.
+    bot_steps = (Status.AI, Status.AWAITING)
+    bot_step = current in bot_steps and status in bot_steps
+    if not (bot_step and conversation.assigned_agent_id is None):
+        conversation._moved = True
+    conversation.status = status
     Transition.objects.create(
         conversation=conversation,
         from_status=current,

@@ -13,6 +13,7 @@ from conversations.services.common import (
     HANDOFF_MESSAGE,
     OPEN_STATUSES,
     STATUS_FIELDS,
+    ConversationStateError,
     CustomerIdentityError,
     Status,
     _broadcast_conversation,
@@ -47,7 +48,9 @@ def conversation_resume(
     own = Conversation.objects.filter(bot=bot, customer=customer, channel=channel)
     if conversation_id:
         named = own.exclude(status=Status.CLOSED).filter(pk=conversation_id).first()
-        if named is not None:
+        # A resolved one past its reopen window is as good as closed (the worker closes it
+        # within a minute): the next message starts a new conversation.
+        if named is not None and not reopen_window_over(named):
             return named
     return own.filter(status__in=OPEN_STATUSES).order_by("-created_at", "-pk").first()
 
@@ -59,11 +62,13 @@ def conversation_set_status(
     agent: User | None = None,
     actor: User | None = None,
     reason: str = "",
+    resolution: str = "",
 ) -> Conversation:
     """Move the conversation along the state machine (TRANSITIONS); the same status is a no-op.
 
-    Locks the conversation row. `agent` is who takes it when it becomes active. Raises
-    ConversationStateError for a move the machine does not allow.
+    Locks the conversation row. `agent` is who takes it when it becomes active; `resolution`
+    who resolved it, for resolved or closed. Raises ConversationStateError for a move the
+    machine does not allow.
     """
     if status not in Status.values:
         raise ValueError(f"Unknown status {status!r}.")
@@ -71,7 +76,7 @@ def conversation_set_status(
         _lock(conversation)
         if conversation.status == status:
             return conversation
-        _move(conversation, status, agent=agent, actor=actor, reason=reason)
+        _move(conversation, status, agent=agent, actor=actor, reason=reason, resolution=resolution)
         conversation.save(update_fields=[*STATUS_FIELDS, "updated_at"])
         _broadcast_conversation("conversation.updated", conversation)
     return conversation
@@ -91,7 +96,8 @@ def conversation_handoff(
     (`notice`, a system message with `notice_extras`: out of hours, when to expect an answer).
     Returns whether it was handed off now.
 
-    Idempotent: a conversation already waiting or with an agent is left unchanged (False).
+    Idempotent: a conversation already waiting or with an agent (active, or awaiting the
+    customer after the agent's reply) is left unchanged (False).
     Locks the conversation row; a bot answer still being written is then refused by
     message_complete. An agent's first answer is due `bot.response_minutes` from now.
     Callers outside this app go through escalation.services.escalation_open, which also
@@ -103,7 +109,7 @@ def conversation_handoff(
         raise ValueError(f"Unknown queue {queue!r}.")
     with transaction.atomic():
         _lock(conversation)
-        if conversation.status in (Status.WAITING, Status.ACTIVE):
+        if conversation.status == Status.WAITING or conversation.with_agent:
             return False
         _move(conversation, Status.WAITING, actor=actor, reason=reason)
         conversation.handoff_reason = reason.strip()[:200]
@@ -140,12 +146,44 @@ def conversation_set_priority(*, conversation: Conversation, priority: str) -> C
     return conversation
 
 
-def conversation_rate(*, conversation: Conversation, score: int) -> Conversation:
-    """The customer's satisfaction score, 1–5; rating again replaces the score."""
+CSAT_COMMENT_MAX = 2000
+
+
+def conversation_rate(*, conversation: Conversation, score: int, comment: str = "") -> Conversation:
+    """The customer's satisfaction, 1–5 with an optional comment, once the conversation is
+    resolved (by the bot or an agent; or closed after it was). Asked once per conversation:
+    a second rating raises ConversationStateError, as does rating one not resolved yet.
+    Locks the conversation row, so two ratings at once are one rating and one refusal."""
     if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
         raise ValueError("Rate the conversation from 1 to 5.")
+    if not isinstance(comment, str):
+        raise ValueError("The comment must be text.")
+    comment = comment.replace("\x00", "").strip()
+    if len(comment) > CSAT_COMMENT_MAX:
+        raise ValueError(f"The comment is longer than {CSAT_COMMENT_MAX} characters.")
     with transaction.atomic():
+        _lock(conversation)
+        if conversation.csat is not None:
+            raise ConversationStateError("This conversation has already been rated. Thank you!")
+        resolved = (Conversation.Resolution.BOT, Conversation.Resolution.AGENT)
+        ended = conversation.status == Status.RESOLVED or (
+            conversation.status == Status.CLOSED and conversation.resolution in resolved
+        )
+        if not ended:
+            raise ConversationStateError("A conversation is rated once it is resolved.")
         conversation.csat = score
-        conversation.save(update_fields=["csat", "updated_at"])
-        _broadcast_conversation("conversation.updated", conversation, to_customer=False)
+        conversation.csat_comment = comment
+        conversation.csat_at = timezone.now()
+        conversation.save(update_fields=["csat", "csat_comment", "csat_at", "updated_at"])
+        # The widget's other tabs stop asking.
+        _broadcast_conversation("conversation.updated", conversation)
     return conversation
+
+
+def reopen_window_over(conversation: Conversation, *, now=None) -> bool:
+    """A resolved conversation the customer can no longer reopen: resolved more than the bot's
+    `reopen_hours` ago. The inactivity sweep closes it; a message to it is refused."""
+    if conversation.status != Status.RESOLVED or conversation.resolved_at is None:
+        return False
+    window = timedelta(hours=conversation.bot.reopen_hours)
+    return conversation.resolved_at + window <= (now or timezone.now())

@@ -26,11 +26,12 @@ from conversations.services.common import (
     _lock,
     _move,
 )
-from conversations.services.lifecycle import conversation_start
+from conversations.services.lifecycle import conversation_start, reopen_window_over
 
 log = logging.getLogger(__name__)
 
 MAX_CLIENT_MESSAGE_ID = Message._meta.get_field("client_message_id").max_length
+REOPENED_MESSAGE = "This conversation was reopened."
 
 
 def message_check(*, text: str, client_message_id: str | None = None) -> None:
@@ -94,10 +95,15 @@ def message_add_user(
     """Store the customer's message; returns (message, created).
 
     A resend with the same `client_message_id` (after a dropped socket) returns the stored
-    message with created=False and broadcasts nothing. Locks the conversation row. A message to
-    a resolved conversation reopens it where it was resolved from: with the bot if the bot had
-    it, in the queue (waiting) if it had been handed off, since the customer last needed a
-    person. A closed conversation takes no messages.
+    message with created=False and broadcasts nothing. Locks the conversation row.
+
+    Awaiting the customer, the message gives the conversation back to whoever holds it, in
+    this transaction, before any turn runs: the bot (ai, so it answers) or the agent (active).
+    A message to a resolved conversation within the bot's `reopen_hours` reopens it (reason
+    "reopened", counted in `reopened_count`, the customer told) where it was resolved from:
+    with the bot if the bot resolved it or had it, in the queue (waiting) if it had been
+    handed off, since the customer last needed a person. A closed conversation, or a resolved
+    one past its window, takes no messages (MessageRejected): the customer starts a new one.
     """
     text = _clean_text(text)
     client_message_id = (client_message_id or "").strip() or None
@@ -109,7 +115,7 @@ def message_add_user(
             sent = _sent_message(conversation, client_message_id)
             if sent is not None:
                 return sent, False
-        if conversation.status == Status.CLOSED:
+        if conversation.status == Status.CLOSED or reopen_window_over(conversation):
             raise MessageRejected("This conversation is closed. Start a new one to write again.")
         # Sentiment, signals, level and frustration (conversations/assessment.py), from the earlier
         # messages under the lock, so two messages at once each see the other in order.
@@ -133,11 +139,24 @@ def message_add_user(
                 raise
             return sent, False
         reopened = conversation.status == Status.RESOLVED
+        moved = reopened or conversation.status == Status.AWAITING
         if reopened:
+            by_bot = conversation.resolution == Conversation.Resolution.BOT
             _move(
                 conversation,
-                Status.WAITING if conversation.handoff_at else Status.AI,
-                reason="The customer wrote again",
+                Status.WAITING if conversation.handoff_at and not by_bot else Status.AI,
+                reason="reopened",
+            )
+            conversation.reopened_count += 1
+            notice = Message.objects.create(
+                conversation=conversation, sender=Message.Sender.SYSTEM, text=REOPENED_MESSAGE
+            )
+        elif conversation.status == Status.AWAITING:
+            held = conversation.assigned_agent_id is not None
+            _move(
+                conversation,
+                Status.ACTIVE if held else Status.AI,
+                reason="The customer replied",
             )
         conversation.last_message_at = message.created_at
         conversation.sentiment = conversation_sentiment(conversation)
@@ -150,11 +169,14 @@ def message_add_user(
                 "sentiment",
                 "sentiment_level",
                 "frustration",
+                "reopened_count",
                 "updated_at",
             ]
         )
         _broadcast_message("message.created", message)
-        _broadcast_conversation("conversation.updated", conversation, to_customer=reopened)
+        if reopened:
+            _broadcast_message("message.created", notice)
+        _broadcast_conversation("conversation.updated", conversation, to_customer=moved)
     return message, True
 
 
@@ -215,8 +237,13 @@ def message_complete(
     extras: dict | None = None,
     trace: dict | None = None,
     requires_followup: bool = False,
+    handoff_follows: bool = False,
 ) -> Message:
     """Finish the bot's pending answer and send it.
+
+    A sent answer that is not a handoff (`outcome` handoff, or `handoff_follows`: the caller
+    hands off next) leaves the conversation awaiting the customer, unless the customer already
+    wrote again (that message's turn is next, so the bot keeps it).
 
     Locks the conversation row, then the message. If a person took over while the answer was
     being written, the answer is not sent: the message fails with its text withdrawn, and its
@@ -254,7 +281,16 @@ def message_complete(
             message.requires_followup = requires_followup
             message.save(update_fields=[*ANSWER_FIELDS, "updated_at"])
             conversation.last_message_at = message.updated_at
-            conversation.save(update_fields=["last_message_at", "updated_at"])
+            awaits = not handoff_follows and outcome != Message.Outcome.HANDOFF
+            newer = conversation.messages.filter(
+                sender=Message.Sender.USER, pk__gt=message.reply_to_id or 0
+            )
+            awaits = awaits and not newer.exists()
+            if awaits:
+                _move(conversation, Status.AWAITING, reason="The bot answered")
+            conversation.save(update_fields=[*STATUS_FIELDS, "last_message_at", "updated_at"])
+            if awaits:
+                _broadcast_conversation("conversation.updated", conversation)
         _broadcast_message("message.updated", message)
     return message
 
@@ -307,29 +343,30 @@ def message_add_agent(*, conversation: Conversation, agent: User, text: str) -> 
     conversation's organization (conversations.selectors.conversation_get_for_member).
 
     Writing takes the conversation: one with the bot, in the queue or resolved becomes active
-    and assigned to the agent (through the queue, as a handoff), so the bot falls silent. Locks
-    the conversation row.
+    and assigned to the agent (through the queue, as a handoff), so the bot falls silent. Then
+    the reply leaves it awaiting the customer, still the agent's. Locks the conversation row.
     """
     text = _clean_text(text)
     with transaction.atomic():
         _lock(conversation)
         if conversation.status == Status.CLOSED:
             raise MessageRejected("This conversation is closed.")
-        taken = conversation.status != Status.ACTIVE
-        if conversation.status in (Status.AI, Status.RESOLVED):
-            _move(conversation, Status.WAITING, actor=agent, reason="An agent took over")
-            conversation.handoff_reason = conversation.handoff_reason or (
-                f"{agent.display_name} joined the conversation"
-            )
-        if taken:
+        if not conversation.with_agent:
+            if conversation.status != Status.WAITING:
+                _move(conversation, Status.WAITING, actor=agent, reason="An agent took over")
+                conversation.handoff_reason = conversation.handoff_reason or (
+                    f"{agent.display_name} joined the conversation"
+                )
             _move(conversation, Status.ACTIVE, agent=agent)
+        if conversation.status == Status.ACTIVE:
+            _move(conversation, Status.AWAITING, actor=agent, reason="The agent replied")
         message = Message.objects.create(
             conversation=conversation, sender=Message.Sender.AGENT, agent=agent, text=text
         )
         conversation.last_message_at = message.created_at
         conversation.save(update_fields=[*STATUS_FIELDS, "last_message_at", "updated_at"])
         _broadcast_message("message.created", message)
-        _broadcast_conversation("conversation.updated", conversation, to_customer=taken)
+        _broadcast_conversation("conversation.updated", conversation)
     return message
 
 

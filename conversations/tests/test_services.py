@@ -564,7 +564,10 @@ def test_an_agents_message_takes_the_conversation_from_the_bot(
     with django_capture_on_commit_callbacks(execute=True):
         message = message_add_agent(conversation=carlas_chat, agent=agent, text="Sam here!")
     carlas_chat.refresh_from_db()
-    assert carlas_chat.status == Status.ACTIVE and carlas_chat.assigned_agent == agent
+    # Taken, and answered: the customer's turn, the conversation still Sam's.
+    assert carlas_chat.status == Status.AWAITING and carlas_chat.assigned_agent == agent
+    moves = [(t.from_status, t.to_status) for t in carlas_chat.transitions.all()]
+    assert moves == [("ai", "waiting"), ("waiting", "active"), ("active", "awaiting_customer")]
     assert broadcasts[0][2]["message"]["agent_name"] == "Sam"
     assert message.agent == agent
     with pytest.raises(ConversationStateError):
@@ -584,12 +587,13 @@ def test_feedback_goes_only_on_the_bots_answers(carlas_chat):
 
 
 def test_it_records_a_satisfaction_score_from_1_to_5(carlas_chat):
-    conversation_rate(conversation=carlas_chat, score=4)
-    carlas_chat.refresh_from_db()
-    assert carlas_chat.csat == 4
+    conversation_set_status(conversation=carlas_chat, status="resolved", resolution="agent")
     for score in (0, 6, True):
         with pytest.raises(ValueError, match="1 to 5"):
             conversation_rate(conversation=carlas_chat, score=score)
+    conversation_rate(conversation=carlas_chat, score=4)
+    carlas_chat.refresh_from_db()
+    assert carlas_chat.csat == 4
 
 
 def test_it_sets_the_priority(carlas_chat):

@@ -209,6 +209,10 @@ def test_a_bot_added_in_admin_starts_with_the_default_rules(client, owner, acme)
             "colour": "#123456",
             "allowed_origins": "",
             "embedding_model": Bot._meta.get_field("embedding_model").get_default(),
+            "ask_if_answered": "on",
+            "not_answered": "offer",
+            "inactivity_minutes": 30,
+            "reopen_hours": 24,
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -114,7 +114,8 @@ def test_a_resolved_chat_shows_its_stars_in_view_and_starts_a_new_conversation(
     )
     expect(widget_browser._bot_answers(page)).to_have_count(1)
     conversations = list(Conversation.objects.filter(bot=demo_bot).order_by("pk"))
-    assert [c.status for c in conversations] == ["resolved", "ai"]
+    # The new one awaits the customer after the bot's answer.
+    assert [c.status for c in conversations] == ["resolved", "awaiting_customer"]
     assert conversations[0].csat == 4
     assert list(conversations[1].messages.values_list("sender", flat=True)) == ["user", "ai"]
 

@@ -113,6 +113,11 @@ header .close{border:0;font-size:20px;line-height:1;padding:2px 6px}
 .rate button{border:1px solid #d1d5db;background:#fff;border-radius:6px;padding:0 8px;font-size:20px;color:#9ca3af}
 .rate button:hover,.rate button:focus{color:#d97706}
 .new{background:var(--c);color:var(--on);border:0;border-radius:999px;padding:6px 14px}
+.end-box textarea{align-self:stretch;min-height:48px;font-size:13px}
+.ask{align-self:flex-start;max-width:85%;text-align:left;align-items:flex-start}
+.ask .bubble{color:#111827;font-size:14px;padding:0}
+.yn{display:flex;gap:8px}
+.yn button{background:#fff;border:1px solid var(--c);color:#111827;border-radius:999px;padding:4px 14px;font-size:13px}
 .msg form.email{border:0;padding:4px 0;background:none}.email input{flex:1;min-width:0;border:1px solid #d1d5db;border-radius:8px;padding:6px}
 .alert{margin:0;padding:6px 12px;background:#fef2f2;color:#b91c1c;font-size:13px}
 .alert:empty{display:none}
@@ -387,30 +392,37 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.convo = c || null;
       if (c && c.id && c.id !== this.state.conversation_id) { this.state.conversation_id = c.id; this.save(); }
       const s = c ? c.status : "", over = s === "resolved" || s === "closed";
-      const text = { waiting: "Waiting for a person\u2026", active: c && c.assigned_agent ? `${c.assigned_agent} is here to help` : "A person is here to help", resolved: "Resolved", closed: "Closed" };
+      const helping = c && c.assigned_agent ? `${c.assigned_agent} is here to help` : "A person is here to help";
+      const text = { waiting: "Waiting for a person\u2026", active: helping, awaiting_customer: c && c.assigned_agent ? helping : "", resolved: "Resolved", closed: "Closed" };
       this.status(text[s] || "");
       // A finished chat offers a new one, not a person who would never come.
-      this.$escalate.hidden = over || s === "waiting" || s === "active";
+      this.$escalate.hidden = over || this.personHere();
+      this.askAnswered();
       const end = this.root.querySelector(".end-box");
       if (!over) { if (end) { end.remove(); this.announce(""); } return; }
       if (end) return; // shown once, though this runs again after every typing pause
       this.$log.append(this.ending(c));
       this.scrollDown(); // in view and said: the customer may be scrolled up, or looking away
-      this.announce(`This conversation is ${s}.${c.csat == null ? " How did we do? Rate it from 1 to 5 stars, or start a new conversation." : ""}`);
+      this.announce(`This conversation is ${s}.${this.$log.querySelector(".rate") ? " How did we do? Rate it from 1 to 5 stars, or start a new conversation." : ""}`);
     }
 
     ending(c) {
       const box = h("div", { class: "msg system end-box" }, h("div", { class: "bubble", text: `This conversation is ${c.status}.` }));
       const again = h("button", { type: "button", class: "new", text: "Start a new conversation", onclick: () => this.fresh() });
-      if (c.csat == null) {
+      if (c.csat == null && c.resolution !== "abandoned") {
         const ask = h("div", { class: "bubble", id: "rate-q", text: "How did we do?" });
+        // Optional, and sent with the stars: a conversation is rated once.
+        const comment = h("textarea", { rows: "2", maxlength: "2000", "aria-label": "Anything to add? (optional)", placeholder: "Anything to add? (optional), then pick the stars" });
         const stars = h("div", { class: "rate", role: "radiogroup", "aria-labelledby": "rate-q" });
         for (let n = 1; n <= 5; n++) {
           stars.append(h("button", { type: "button", role: "radio", "aria-checked": "false", tabindex: n > 1 ? "-1" : "0", "aria-label": `${n} star${n > 1 ? "s" : ""}`, text: "\u2605",
             onclick: () => {
-              if (!this.send({ type: "rate", score: n })) return this.alert("Not connected yet; try again in a moment.");
+              const frame = { type: "rate", score: n };
+              if (comment.value.trim()) frame.comment = comment.value.trim();
+              if (!this.send(frame)) return this.alert("Not connected yet; try again in a moment.");
               ask.textContent = "Thank you!";
               stars.remove();
+              comment.remove();
               this.announce("Thank you for your rating.");
               again.focus();
             } }));
@@ -424,7 +436,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
           all.forEach((b) => b.setAttribute("tabindex", b === next ? "0" : "-1"));
           next.focus();
         });
-        box.append(ask, stars);
+        box.append(ask, comment, stars);
       }
       box.append(again);
       return box;
@@ -445,7 +457,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
     clear() {
       for (const { el } of this.messages.values()) el.remove();
       this.messages.clear();
-      this.root.querySelectorAll(".end-box").forEach((e) => e.remove());
+      this.root.querySelectorAll(".end-box, .ask").forEach((e) => e.remove());
       this.emailLeft = false;
     }
 
@@ -482,9 +494,9 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
 
     // Typing frames only while a person has the chat: one per 2.5 s, "stopped" after 3 s idle.
     typed(on = true) {
-      const s = (this.convo || {}).status, now = Date.now();
+      const now = Date.now();
       clearTimeout(this.idle);
-      if (s !== "waiting" && s !== "active") return;
+      if (!this.personHere()) return;
       if (!on) { if (this.typedAt) this.send({ type: "typing", active: false }); this.typedAt = 0; return; }
       if (!(now - this.typedAt < 2500)) { this.typedAt = now; this.send({ type: "typing", active: true }); }
       this.idle = setTimeout(() => this.typed(false), 3000);
@@ -528,6 +540,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       else this.place(el, msg.id);
       this.messages.set(msg.id, { el, msg: { ...msg } });
       this.latestChips();
+      this.askAnswered();
       this.scrollDown();
       if (msg.sender === "ai" && msg.state !== "pending") {
         this.dispatchEvent(new CustomEvent("handoff:message", { detail: msg, bubbles: true, composed: true }));
@@ -578,7 +591,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
         el.append(h("div", { class: "chips", role: "group", "aria-label": "Suggestions" },
           ...extras.suggestions.map((s) => h("button", { type: "button", text: s, onclick: () => this.submit(String(s)) }))));
       }
-      if (extras.offer_human && (!this.convo || this.convo.status === "ai")) {
+      if (extras.offer_human && (!this.convo || this.withBot())) {
         el.append(h("div", {}, h("button", { type: "button", class: "human", text: "Talk to a person", onclick: () => this.escalate() })));
       }
       if (msg.sender === "ai") el.append(this.thumbs(msg));
@@ -612,6 +625,44 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
         }, icon));
       }
       return box;
+    }
+
+    withBot() {
+      const c = this.convo || {};
+      return c.status === "ai" || (c.status === "awaiting_customer" && !c.assigned_agent);
+    }
+
+    personHere() {
+      const c = this.convo || {};
+      return c.status === "waiting" || c.status === "active" || (c.status === "awaiting_customer" && !!c.assigned_agent);
+    }
+
+    /* "Did that answer your question?" under the bot's latest answer, while the chat waits for
+     * the customer with the bot and nothing came after it: Yes resolves it (then the stars),
+     * No offers a person or hands off (the bot's setting). Answered once (`confirm`). */
+    askAnswered() {
+      const old = this.root.querySelector(".ask");
+      const last = [...this.messages.values()].reduce((a, b) => (!a || b.msg.id > a.msg.id ? b : a), null);
+      const msg = last && last.msg;
+      const show = msg && msg.sender === "ai" && msg.state === "complete" && msg.outcome === "answered" &&
+        (msg.extras || {}).ask_answered && msg.confirmed == null &&
+        (this.convo || {}).status === "awaiting_customer" && this.withBot() && !this.state.outbox.length;
+      if (old && (!show || Number(old.dataset.for) !== msg.id)) old.remove();
+      if (!show || (old && old.isConnected)) return;
+      const answer = (answered) => {
+        if (!this.send({ type: "confirm", message_id: msg.id, answered })) return this.alert("Not connected yet; try again in a moment.");
+        msg.confirmed = answered;
+        box.remove();
+        this.announce(answered ? "Thank you!" : "");
+        if (!answered) this.$text.focus();
+      };
+      const box = h("div", { class: "msg system ask", role: "group", "aria-labelledby": "ask-q", "data-for": msg.id },
+        h("div", { class: "bubble", id: "ask-q", text: "Did that answer your question?" }),
+        h("div", { class: "yn" },
+          h("button", { type: "button", text: "Yes", onclick: () => answer(true) }),
+          h("button", { type: "button", text: "No", onclick: () => answer(false) })));
+      last.el.after(box);
+      this.announce("Did that answer your question? Answer Yes or No below the answer.");
     }
 
     latestChips() {
