@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import uuid
 from functools import partial
 
 import pytest
@@ -39,6 +40,41 @@ def _no_adapter_training(settings, tmp_path_factory):
     # importing torch would inherit its locks and hang.
     settings.EMBEDDING_PRELOAD = False
     settings.DATA_DIR = tmp_path_factory.getbasetemp() / "data"
+
+
+@pytest.fixture(autouse=True)
+def _own_sync_thread():
+    """Each test gets its own thread for asgiref's thread-sensitive calls (channels'
+    database_sync_to_async). There is one such thread per process, and every async test runs
+    on a new event loop: a consumer's database call left running when its test's loop closed
+    holds that thread, and the next test's sockets queue behind it; their connect times out,
+    and the cancel then waits for the sync call (asgiref never abandons a thread-sensitive
+    call). CI hung that way on a console socket's connect until its 90 minutes ran out (seen
+    twice, not yet reproduced on demand). In production the loop lives as long as
+    the process; this is test isolation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import SyncToAsync
+
+    previous = SyncToAsync.single_thread_executor
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="sync-to-async"
+    )
+    yield
+    SyncToAsync.single_thread_executor.shutdown(wait=False)
+    SyncToAsync.single_thread_executor = previous
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings):
+    """Each test counts in a cache of its own (a key prefix; the live server's fork inherits
+    it). With REDIS_URL the cache is shared and outlives the run: rate limits and the per-IP
+    conversation cap counted every earlier test's chats from 127.0.0.1, and browser tests
+    late in a run (or in a second run within the hour) were refused their conversation."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {
+        alias: {**config, "KEY_PREFIX": prefix} for alias, config in settings.CACHES.items()
+    }
 
 
 # --- Personas ---------------------------------------------------------------------------------
