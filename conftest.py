@@ -43,26 +43,19 @@ def _no_adapter_training(settings, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _own_sync_thread():
-    """Each test gets its own thread for asgiref's thread-sensitive calls (channels'
-    database_sync_to_async). There is one such thread per process, and every async test runs
-    on a new event loop: a consumer's database call left running when its test's loop closed
-    holds that thread, and the next test's sockets queue behind it; their connect times out,
-    and the cancel then waits for the sync call (asgiref never abandons a thread-sensitive
-    call). CI hung that way on a console socket's connect until its 90 minutes ran out (seen
-    twice, not yet reproduced on demand). In production the loop lives as long as
-    the process; this is test isolation."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from asgiref.sync import SyncToAsync
-
-    previous = SyncToAsync.single_thread_executor
-    SyncToAsync.single_thread_executor = ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="sync-to-async"
-    )
-    yield
-    SyncToAsync.single_thread_executor.shutdown(wait=False)
-    SyncToAsync.single_thread_executor = previous
+def _in_process_channel_layer(request, settings):
+    """In-process socket tests (channels' communicators) run on the in-memory channel layer, as
+    `make test` does without REDIS_URL. channels-redis keeps state per layer instance across
+    event loops, and every async test runs on a new loop: with REDIS_URL, CI hung three times on
+    a console or widget socket test whose loop sat idle waiting for a channel-layer operation
+    that never completed (pytest-timeout's stack dump: no thread busy, the loop in select).
+    Production has one loop per process. channels-redis is exercised where it means something,
+    across processes: the `redis` tests, and every browser test's live server (forked after this
+    fixture, so it keeps the Redis layer)."""
+    if "live_asgi_server" in request.fixturenames or request.node.get_closest_marker("redis"):
+        return
+    if settings.CHANNEL_LAYERS["default"]["BACKEND"] != "channels.layers.InMemoryChannelLayer":
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
 @pytest.fixture(autouse=True)
