@@ -111,7 +111,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(port: int) -> subprocess.Popen:
+def _start_server(port: int, **env_overrides: str) -> subprocess.Popen:
     env = {
         **os.environ,
         # Every bench socket comes from 127.0.0.1: the per-IP limits (frames, and new
@@ -120,6 +120,7 @@ def _start_server(port: int) -> subprocess.Popen:
         "CHAT_RATE_PER_IP": "1000000",
         "CHAT_CONVERSATIONS_PER_IP_HOUR": "1000000",
         "LOG_LEVEL": "WARNING",
+        **env_overrides,
     }
     process = subprocess.Popen(
         [

@@ -244,7 +244,11 @@ class Command(BaseCommand):
         bench = _Bench()
         try:
             port = _free_port()
-            server = _start_server(port)
+            # No embedding model in this server: a request for a person needs none, and its
+            # load (torch and MiniLM, started by the first widget connection) took 60% of the
+            # server's CPU inside the measured minute (py-spy). A served instance loaded it long
+            # before; bench_recovery measures that load after a restart.
+            server = _start_server(port, EMBEDDING_PRELOAD="0")
             try:
                 report = asyncio.run(_run(port, bench, escalations, over))
             finally:
