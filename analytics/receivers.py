@@ -12,14 +12,13 @@ def now_refresh(sender, conversation: Conversation, moved: bool, **kwargs) -> No
     """After commit, push the dashboard's "Now" tile to the organization, once however many
     changes the transaction made, the way the console's queue is pushed.
 
-    Only when a figure of the tile can change: the conversation moved (waiting, with an agent,
-    back to the bot, ended) or was just started (one more with the bot; it has no message yet).
-    A bot answering or a message in a conversation that stays where it is changes nothing
-    there. Playground tests are counted nowhere, so they push nothing."""
-    if conversation.channel == Conversation.Channel.PLAYGROUND:
-        return
-    started = conversation.last_message_at is None and conversation.status == Conversation.Status.AI
-    if not (moved or started):
+    Only when the conversation moved (asked for a person, taken by an agent, back to the bot,
+    ended): what the tile counts live, the queue and its longest wait, changes only then. A
+    bot's answer or a message that leaves the conversation where it was changes none of it
+    (most writes: bots talk a lot). What changes without a move, agents going online and a
+    new chat's first message joining "with the bot", the page re-reads every 30 s. Playground
+    tests are counted nowhere, so they push nothing."""
+    if not moved or conversation.channel == Conversation.Channel.PLAYGROUND:
         return
     organization_id = conversation.bot.organization_id
     realtime.broadcast_on_commit(
