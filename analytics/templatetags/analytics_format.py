@@ -60,6 +60,13 @@ def share(part, whole) -> float | None:
     return part / whole
 
 
+def _number(value) -> int | float | None:
+    """A figure, or None: a row missing from the previous period reads as "" in a template."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
 def _formatted(value, kind: str) -> str:
     if kind == "rate":
         return percent(value)
@@ -90,6 +97,7 @@ def _change(value, previous, kind: str) -> tuple[str, str]:
 def vs(value, previous, kind: str = "count"):
     """The previous period's figure and the change, for beside a figure:
     "vs 64% (+7.1 pts)". Kinds: count, rate, duration, score."""
+    value, previous = _number(value), _number(previous)
     change, direction = _change(value, previous, kind)
     if not change:
         return format_html('<span class="vs">previous period {}</span>', _formatted(previous, kind))
