@@ -1,0 +1,419 @@
+"""The analytics figures, read from the rollups (analytics/models.py), for a member.
+
+Owners and admins see every figure of their organization; agents only their own row of the
+agents table; a member of another organization nothing (PermissionDenied). Playground
+conversations are in no rollup, so in no figure. The definitions are in the README, section
+"Analytics"; the contract with the views is /work/wt/ANALYTICS_CONTRACT.md's API.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from analytics.definitions import (
+    CHANNELS,
+    ENDED_STATUSES,
+    OUTCOMES,
+    PLAYGROUND,
+    STALL_STATUSES,
+    day_bounds,
+    percentile,
+    reason_split,
+)
+from analytics.models import HOURS_OF_WEEK, AgentDailyRollup, DailyRollup, RefreshState
+from bots.models import Availability, Bot, Membership, Organization, User
+from conversations.models import Conversation
+from escalation.models import EscalationRule, Trigger
+
+RANGES = {"today": 1, "7": 7, "30": 30, "90": 90}
+DEFAULT_RANGE = "30"
+MAX_DAYS = 366
+FIRST_DATE = date(2000, 1, 1)
+TO_FIX = 10
+TIMES = ("time_to_escalation", "first_response", "resolution_bot", "resolution_agent")
+COUNTS = ("conversations", "ended", "bot_resolved", "agent_resolved", "abandoned", "escalated")
+CONVERSATION_OUTCOMES = ("bot", "agent", "abandoned", "open", "escalated")
+
+
+@dataclass(frozen=True)
+class Filters:
+    organization_id: int
+    start: date  # first day, inclusive (settings.TIME_ZONE)
+    end: date  # last day, inclusive
+    bot_id: int | None = None
+    channel: str | None = None  # "widget" | "api" | None (playground never)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Filters:
+        """The same number of days just before `start`."""
+        end = self.start - timedelta(days=1)
+        return replace(self, start=end - timedelta(days=self.days - 1), end=end)
+
+
+def _date(value: str, what: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"The {what} date “{value}” is not a date like 2026-01-31.") from None
+
+
+def filters_from(*, organization: Organization, params) -> Filters:
+    """Filters from a query string: "range" (today, 7, 30 or 90 days ending today; 30 by
+    default) or "start" and "end" (ISO dates, at most 366 days), "bot" (one of the
+    organization's bots) and "channel" (widget or api). ValueError with a sentence otherwise."""
+    start_text = (params.get("start") or "").strip()
+    end_text = (params.get("end") or "").strip()
+    today = timezone.localdate()
+    if start_text or end_text:
+        if not (start_text and end_text):
+            raise ValueError("Give both a start and an end date, or pick a range.")
+        start, end = _date(start_text, "start"), _date(end_text, "end")
+        if start > end:
+            raise ValueError("The start date is after the end date.")
+        if start < FIRST_DATE or end > today + timedelta(days=MAX_DAYS):
+            raise ValueError(f"Pick dates between {FIRST_DATE} and a year from today.")
+        if (end - start).days + 1 > MAX_DAYS:
+            raise ValueError(f"A period is at most {MAX_DAYS} days.")
+    else:
+        chosen = (params.get("range") or DEFAULT_RANGE).strip()
+        if chosen not in RANGES:
+            raise ValueError("The range is today, 7, 30 or 90 days.")
+        end = today
+        start = today - timedelta(days=RANGES[chosen] - 1)
+
+    bot_id = None
+    bot_text = (params.get("bot") or "").strip()
+    if bot_text:
+        if (
+            not bot_text.isdigit()
+            or not Bot.objects.filter(pk=int(bot_text), organization=organization).exists()
+        ):
+            raise ValueError("There is no such bot in this organization.")
+        bot_id = int(bot_text)
+
+    channel = (params.get("channel") or "").strip() or None
+    if channel is not None and channel not in CHANNELS:
+        raise ValueError("The channel is widget or api.")
+    return Filters(organization.pk, start, end, bot_id, channel)
+
+
+def _check(membership: Membership | None, filters: Filters) -> None:
+    if membership is None or membership.organization_id != filters.organization_id:
+        raise PermissionDenied("Not a member of this organization.")
+
+
+def _scoped(queryset, filters: Filters):
+    queryset = queryset.filter(
+        organization_id=filters.organization_id, day__gte=filters.start, day__lte=filters.end
+    )
+    if filters.bot_id is not None:
+        queryset = queryset.filter(bot_id=filters.bot_id)
+    if filters.channel is not None:
+        queryset = queryset.filter(channel=filters.channel)
+    return queryset
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _totals(counts: dict) -> dict:
+    return {
+        "conversations": counts["conversations"],
+        "bot_resolved": counts["bot_resolved"],
+        "agent_resolved": counts["agent_resolved"],
+        "abandoned": counts["abandoned"],
+        "escalated": counts["escalated"],
+        "open": counts["conversations"] - counts["ended"],
+        "ai_resolution_rate": _rate(counts["bot_resolved"], counts["ended"]),
+        "escalation_rate": _rate(counts["escalated"], counts["conversations"]),
+        "abandonment_rate": _rate(counts["abandoned"], counts["ended"]),
+    }
+
+
+def _times(values: list[int]) -> dict:
+    values.sort()  # sorted runs, one per row: Timsort merges them
+    return {"p50": percentile(values, 50), "p90": percentile(values, 90), "n": len(values)}
+
+
+def _csat(distribution: list[int]) -> dict:
+    n = sum(distribution)
+    total = sum(stars * count for stars, count in enumerate(distribution, start=1))
+    return {"avg": total / n if n else None, "n": n, "distribution": list(distribution)}
+
+
+def _reasons(counts: dict[str, int], organization_id: int) -> list[dict]:
+    parsed = [(*reason_split(key), n) for key, n in counts.items() if n]
+    rule_ids = {rule_id for _, rule_id, _ in parsed if rule_id is not None}
+    names = dict(
+        EscalationRule.objects.filter(
+            pk__in=rule_ids, bot__organization_id=organization_id
+        ).values_list("id", "name")
+    )
+    labels = dict(Trigger.choices)
+    reasons = [
+        {
+            "trigger": trigger,
+            "label": labels.get(trigger, trigger),
+            "rule_id": rule_id,
+            "rule_name": names.get(rule_id),
+            "count": n,
+        }
+        for trigger, rule_id, n in parsed
+    ]
+    reasons.sort(key=lambda r: (-r["count"], r["trigger"], r["rule_id"] or 0))
+    return reasons
+
+
+def _figures(filters: Filters, *, full: bool) -> dict:
+    """Every figure of the period from its rollup rows; `full` adds series, heatmap and
+    to_fix (not shown for the previous period)."""
+    counts: dict[str, int] = defaultdict(int)
+    per_day: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    times: dict[str, list[int]] = {name: [] for name in TIMES}
+    stays: dict[str, list[int]] = {status: [0, 0] for status in STALL_STATUSES}
+    csat = {"bot": [0] * 5, "agent": [0] * 5, "all": [0] * 5}
+    hours = [0] * HOURS_OF_WEEK
+    reasons: dict[str, int] = defaultdict(int)
+    weak: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    by_bot: dict[int, int] = defaultdict(int)
+    by_channel: dict[str, int] = defaultdict(int)
+    demo = False
+
+    rows = _scoped(DailyRollup.objects.all(), filters).values()
+    for row in rows:
+        for name in (*COUNTS, *OUTCOMES, "thumbs_up", "thumbs_down"):
+            counts[name] += row[name]
+        if full:
+            day = per_day[row["day"]]
+            for name in ("conversations", "ended", "bot_resolved", "abandoned", "escalated"):
+                day[name] += row[name]
+            hours = [a + b for a, b in zip(hours, row["hours"], strict=True)]
+            for key, (down, low) in row["weak_sources"].items():
+                weak[key][0] += down
+                weak[key][1] += low
+        for name in TIMES:
+            times[name].extend(row[name])
+        for status, (total, n) in row["time_in_status"].items():
+            if status in stays:
+                stays[status][0] += total
+                stays[status][1] += n
+        for which in csat:
+            csat[which] = [a + b for a, b in zip(csat[which], row[f"csat_{which}"], strict=True)]
+        for key, n in row["escalation_reasons"].items():
+            reasons[key] += n
+        by_bot[row["bot_id"]] += row["conversations"]
+        by_channel[row["channel"]] += row["conversations"]
+        demo = demo or row["demo"] > 0
+    for name in COUNTS:
+        counts.setdefault(name, 0)
+
+    bots = Bot.objects.filter(organization_id=filters.organization_id)
+    if filters.bot_id is not None:
+        bots = bots.filter(pk=filters.bot_id)
+    statuses = dict(Conversation.Status.choices)
+    channels = dict(Conversation.Channel.choices)
+    figures = {
+        "period": {"start": filters.start, "end": filters.end, "days": filters.days},
+        "totals": _totals(counts),
+        "escalation_reasons": _reasons(reasons, filters.organization_id),
+        "times": {name: _times(values) for name, values in times.items()},
+        "time_in_status": [
+            {
+                "status": status,
+                "label": statuses[status],
+                "avg_seconds": round(total / n) if n else None,
+                "n": n,
+            }
+            for status, (total, n) in stays.items()
+        ],
+        "csat": {which: _csat(distribution) for which, distribution in csat.items()},
+        "volume_by_bot": sorted(
+            (
+                {"bot_id": pk, "name": name, "conversations": by_bot.get(pk, 0)}
+                for pk, name in bots.values_list("id", "name")
+            ),
+            key=lambda b: (-b["conversations"], b["name"], b["bot_id"]),
+        ),
+        "volume_by_channel": [
+            {"channel": channel, "label": channels[channel], "conversations": by_channel[channel]}
+            for channel in CHANNELS
+            if filters.channel in (None, channel)
+        ],
+        "quality": {
+            "turns": sum(counts[name] for name in OUTCOMES),
+            "answered": counts["answered"],
+            "hedged": counts["low_confidence"],
+            "clarifying": counts["clarified"],
+            "out_of_scope": counts["deflected"],
+            "handoff": counts["handoff_proposed"] + counts["handoff"],
+            "thumbs_up": counts["thumbs_up"],
+            "thumbs_down": counts["thumbs_down"],
+        },
+        "demo": demo,
+    }
+    if full:
+        figures["series"] = [
+            {
+                "day": day,
+                "conversations": per_day[day]["conversations"] if day in per_day else 0,
+                **{
+                    name: rate
+                    for name, rate in _totals(
+                        {name: 0 for name in COUNTS} | dict(per_day.get(day, {}))
+                    ).items()
+                    if name.endswith("_rate")
+                },
+            }
+            for day in (filters.start + timedelta(days=i) for i in range(filters.days))
+        ]
+        figures["heatmap"] = [hours[d * 24 : (d + 1) * 24] for d in range(7)]
+        ranked = sorted(weak.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), -kv[1][0], kv[0]))
+        figures["quality"]["to_fix"] = [
+            {
+                "source": key.partition(":")[2],
+                "kind": key.partition(":")[0],
+                "thumbs_down": down,
+                "low_confidence": low,
+            }
+            for key, (down, low) in ranked[:TO_FIX]
+        ]
+    return figures
+
+
+def _agents(filters: Filters, *, only: int | None = None) -> list[dict]:
+    rows = _scoped(AgentDailyRollup.objects.all(), filters)
+    if only is not None:
+        rows = rows.filter(agent_id=only)
+    merged: dict[int, dict] = {}
+
+    def empty() -> dict:
+        return {"handled": 0, "resolved": 0, "first": [], "resolution": [], "sum": 0, "n": 0}
+
+    for row in rows.values(
+        "agent_id", "handled", "resolved", "first_response", "resolution", "csat_sum", "csat_n"
+    ):
+        agent = merged.setdefault(row["agent_id"], empty())
+        agent["handled"] += row["handled"]
+        agent["resolved"] += row["resolved"]
+        agent["first"].extend(row["first_response"])
+        agent["resolution"].extend(row["resolution"])
+        agent["sum"] += row["csat_sum"]
+        agent["n"] += row["csat_n"]
+    if only is not None and only not in merged:
+        merged[only] = empty()
+    names = {user.pk: user.display_name for user in User.objects.filter(pk__in=list(merged))}
+    table = []
+    for agent_id, agent in merged.items():
+        agent["first"].sort()
+        agent["resolution"].sort()
+        table.append(
+            {
+                "agent_id": agent_id,
+                "name": names.get(agent_id, ""),
+                "handled": agent["handled"],
+                "resolved": agent["resolved"],
+                "first_response_p50": percentile(agent["first"], 50),
+                "resolution_p50": percentile(agent["resolution"], 50),
+                "csat_avg": agent["sum"] / agent["n"] if agent["n"] else None,
+                "csat_n": agent["n"],
+            }
+        )
+    table.sort(key=lambda a: (-a["handled"], a["name"].lower(), a["agent_id"]))
+    return table
+
+
+def dashboard(*, membership: Membership, filters: Filters) -> dict:
+    """The dashboard's figures for `membership` (see the module docstring for who sees what),
+    each also for the previous period of the same length under "previous"."""
+    _check(membership, filters)
+    period = {"start": filters.start, "end": filters.end, "days": filters.days}
+    if not membership.can_manage:
+        return {"period": period, "agents": _agents(filters, only=membership.user_id)}
+    figures = _figures(filters, full=True)
+    figures["agents"] = _agents(filters)
+    figures["as_of"] = (
+        RefreshState.objects.filter(pk=filters.organization_id)
+        .values_list("refreshed_at", flat=True)
+        .first()
+    )
+    figures["previous"] = _figures(filters.previous(), full=False)
+    return figures
+
+
+def now(*, organization: Organization) -> dict:
+    """Live, from the conversations themselves (not the rollups): the queue and who serves it."""
+    live = Conversation.objects.filter(bot__organization=organization).exclude(channel=PLAYGROUND)
+    waiting = live.filter(status=Conversation.Status.WAITING).aggregate(
+        n=Count("id"), since=Min("handoff_at")
+    )
+    longest = (
+        max(0, int((timezone.now() - waiting["since"]).total_seconds()))
+        if waiting["since"] is not None
+        else None
+    )
+    with_bot = Q(status=Conversation.Status.AI) | Q(
+        status=Conversation.Status.AWAITING, assigned_agent__isnull=True
+    )
+    return {
+        "waiting": waiting["n"],
+        "longest_wait_seconds": longest,
+        "agents_online": organization.memberships.filter(availability=Availability.ONLINE).count(),
+        "with_bot": live.filter(with_bot, last_message_at__isnull=False).count(),
+    }
+
+
+def conversations_for(
+    *,
+    membership: Membership,
+    filters: Filters,
+    trigger: str | None = None,
+    rule_id: int | None = None,
+    outcome: str | None = None,
+    limit: int = 50,
+) -> list[Conversation]:
+    """The conversations behind a figure, newest first: those started in the period (and bot,
+    channel) that escalated with `trigger` and/or `rule_id`, or ended with `outcome` (bot,
+    agent, abandoned; open; escalated). Owners and admins only."""
+    _check(membership, filters)
+    if not membership.can_manage:
+        raise PermissionDenied("Only owners and admins see the organization's conversations.")
+    if outcome is not None and outcome not in CONVERSATION_OUTCOMES:
+        raise ValueError(f"The outcome is one of {', '.join(CONVERSATION_OUTCOMES)}.")
+    start, end = day_bounds(filters.start, filters.end)
+    conversations = Conversation.objects.filter(
+        bot__organization_id=filters.organization_id, created_at__gte=start, created_at__lt=end
+    ).exclude(channel=PLAYGROUND)
+    if filters.bot_id is not None:
+        conversations = conversations.filter(bot_id=filters.bot_id)
+    if filters.channel is not None:
+        conversations = conversations.filter(channel=filters.channel)
+    if trigger is not None or rule_id is not None:
+        escalated = Q()
+        if trigger is not None:
+            escalated &= Q(escalations__trigger=trigger)
+        if rule_id is not None:
+            escalated &= Q(escalations__rule_id=rule_id)
+        conversations = conversations.filter(
+            pk__in=Conversation.objects.filter(escalated).values("pk")
+        )
+    if outcome in ("bot", "agent", "abandoned"):
+        conversations = conversations.filter(resolution=outcome)
+    elif outcome == "open":
+        conversations = conversations.exclude(status__in=ENDED_STATUSES)
+    elif outcome == "escalated":
+        conversations = conversations.filter(escalations__isnull=False).distinct()
+    return list(
+        conversations.select_related("bot", "customer", "assigned_agent").order_by(
+            "-created_at", "-id"
+        )[: max(0, limit)]
+    )
