@@ -37,6 +37,7 @@ from analytics.management.commands._demo_script import (
     VAGUE,
     Topic,
 )
+from analytics.services import rollups_refresh
 from bots.demo_accounts import DEMO_ORG, DEMO_PEOPLE
 from bots.models import Bot, Organization, User
 from conversations.models import Conversation, Customer, Message, Transition
@@ -505,6 +506,7 @@ class Command(BaseCommand):
                 f"Removed {conversations} demo conversations of {customers} demo customers from "
                 f"{organization.name}."
             )
+            self.refresh(organization)
             return
         if if_new:
             if marker.exists():
@@ -542,6 +544,15 @@ class Command(BaseCommand):
                 f"{organization.name} ({what}; {escalated} escalated)"
                 + (f", replacing {replaced} generated before." if replaced else ".")
             )
+        )
+        self.refresh(organization)
+
+    def refresh(self, organization: Organization) -> None:
+        # Every day of the organization, not only those touched: deleted conversations leave
+        # no trace an incremental refresh could find (analytics/services.py).
+        result = rollups_refresh(organization_id=organization.pk, full=True)
+        self.stdout.write(
+            f"Analytics rollups refreshed: {result.days} days in {result.seconds:.1f} s."
         )
 
     def remove(self, organization: Organization) -> tuple[int, int]:
