@@ -16,6 +16,7 @@ from datetime import datetime, time, timedelta
 from analytics.management.commands._demo_script import (
     AGENT_LINES,
     CSAT_COMMENTS,
+    CUSTOMER_REPLIES,
     ESCALATIONS,
     OUT_OF_SCOPE,
     TOPICS,
@@ -105,6 +106,23 @@ class Generator:
                 )
         return found
 
+    @property
+    def asks_then_offers(self) -> bool:
+        """A "No" to "Did that answer your question?" offers a person (else it hands off)."""
+        return self.bot.ask_if_answered and self.bot.not_answered == Bot.NotAnswered.OFFER
+
+    def can(self, plan) -> bool:
+        """Whether this bot's settings and rules let a conversation reach people this way."""
+        if plan.kind == "no_then_person":
+            return self.asks_then_offers
+        if plan.kind == "not_answered":
+            return self.bot.ask_if_answered and not self.asks_then_offers
+        if plan.kind == "rule" and plan.trigger != "human_request":
+            # Without its rule a category, sentiment or frustration hands nothing off (a
+            # request for a person does: the pipeline itself hands it off).
+            return self.rule(plan.trigger, plan.category) is not None
+        return True
+
     def topic(self) -> Topic:
         return self.rng.choices(TOPICS, [t.weight for t in TOPICS])[0]
 
@@ -133,12 +151,12 @@ class Generator:
         at = at + self.secs(2, 7)
         citations, confidence, extras = [], None, {}
         trace = {"answer_method": "extractive", "outcome": outcome, "category": topic.category}
-        if topic.intent:
+        if topic.intent and not ask:
             trace["intent"] = {"tag": topic.intent, "accepted": True}
         text = topic.answer
         if outcome == Outcome.ANSWERED:
             citations, confidence = self.citations(topic), round(rng.uniform(0.62, 0.94), 2)
-            extras["ask_answered"] = bool(citations) and self.bot.ask_if_answered
+            extras["ask_answered"] = self.bot.ask_if_answered
         elif outcome == Outcome.LOW_CONFIDENCE:
             citations, confidence = self.citations(topic), round(rng.uniform(0.36, 0.5), 2)
             text = "I'm not completely sure, but this may help: " + topic.answer
@@ -147,6 +165,7 @@ class Generator:
             text = "I may not have the full answer: " + topic.answer
             if ask:  # not the topic's own question: no answer of the topic to give
                 text, citations = "I'm not sure I can sort this out myself.", []
+                trace["category"] = "high_stakes"
             extras["offer_human"] = True
         elif outcome == Outcome.CLARIFIED:
             text = "Could you tell me a bit more? Is it about one of these?"
@@ -243,7 +262,7 @@ class Generator:
             at, _, _ = self.bot_turn(s, at, topic, Outcome.HANDOFF_PROPOSED)
         else:
             at, _, reply = self.bot_turn(s, at, topic)
-            if way == "no" and self.bot.not_answered == Bot.NotAnswered.OFFER:
+            if way == "no" and self.asks_then_offers:
                 at += self.secs(8, 60)
                 s.message(reply).confirmed = False
                 s.say(Sender.SYSTEM, OFFER_PERSON_MESSAGE, at, extras={"offer_human": True})
@@ -260,11 +279,7 @@ class Generator:
 
     def escalates(self, s: Story, at: datetime) -> None:
         rng = self.rng
-        choices = [e for e in ESCALATIONS if e.channel in ("", s.channel)]
-        if self.bot.not_answered == Bot.NotAnswered.HANDOFF:
-            choices = [e for e in choices if e.kind != "no_then_person"]
-        else:
-            choices = [e for e in choices if e.kind != "not_answered"]
+        choices = [e for e in ESCALATIONS if e.channel in ("", s.channel) and self.can(e)]
         plan = rng.choices(choices, [e.weight for e in choices])[0]
         topic = self.topic()
         message, manual, level = None, False, ""
@@ -354,22 +369,10 @@ class Generator:
         for round_ in range(rng.choices([1, 2, 3], [45, 40, 15])[0]):
             if round_:
                 at += self.secs(40, 300)
-                self.customer_writes(
-                    s,
-                    rng.choice(
-                        [
-                            "Okay, thanks.",
-                            "Yes, that's the order.",
-                            "Sure, one moment.",
-                            "It's order 48213.",
-                        ]
-                    ),
-                    at,
-                )
+                self.customer_writes(s, rng.choice(CUSTOMER_REPLIES), at)
             at += self.secs(25, 200)
             s.say(Sender.AGENT, lines[round_], at, agent=agent)
-            if s.escalation and s.escalation.get("first_response_at") is None:
-                s.escalation["first_response_at"] = at
+            s.escalation.setdefault("first_response_at", at)
             s.move(Status.AWAITING, at, "The agent replied", actor=agent)
         at += self.secs(60, 900)
         s.move(Status.RESOLVED, at, f"Resolved by {name}", actor=agent)
@@ -383,6 +386,7 @@ class Generator:
             at, agent = self.claim_time(at)
             s.agent = agent
             s.move(Status.ACTIVE, at, f"Claimed by {agent.display_name}", actor=agent)
+            s.say(Sender.SYSTEM, f"{agent.display_name} joined the chat", at)
             at += self.secs(30, 180)
             s.say(Sender.AGENT, rng.choice(AGENT_LINES), at, agent=agent)
             s.move(Status.AWAITING, at, "The agent replied", actor=agent)

@@ -175,6 +175,14 @@ AGENT_LINES = [
     "Is there anything else I can help you with today?",
 ]
 
+# The customer's side while an agent has the conversation.
+CUSTOMER_REPLIES = [
+    "Okay, thanks.",
+    "Yes, that's the order.",
+    "Sure, one moment.",
+    "It's order 48213.",
+]
+
 CSAT_COMMENTS = {
     "bot": {
         1: ["The bot kept sending me the same article.", "Not helpful."],
@@ -188,7 +196,7 @@ CSAT_COMMENTS = {
         2: ["Solved in the end, but slowly."],
         3: ["Fine."],
         4: ["Helpful agent, thanks."],
-        5: ["Sam sorted it out in minutes, great service!", "Very friendly and quick."],
+        5: ["Sorted out in minutes, great service!", "Very friendly and quick."],
     },
 }
 
