@@ -162,33 +162,48 @@ def analytics_csv(request, org, table):
     return response
 
 
+OUTCOME_TITLES = {
+    "bot": "Resolved by the bot",
+    "agent": "Resolved by an agent",
+    "abandoned": "Abandoned",
+    "escalated": "Escalated",
+    "open": "Still open",
+}
+
+
 @login_required
 @require_GET
 def analytics_conversations(request, org):
-    """The conversations behind a figure (an escalation reason: ?trigger=…&rule=…), newest first,
-    each linking to the console."""
+    """The conversations behind a figure, newest first, each linking to the console: an
+    escalation reason (?trigger=…&rule=…) or an outcome (?outcome=bot|agent|abandoned|…)."""
     membership = _membership(request, org)
     _require_manager(membership)
     filters, error = _filters(request, membership)
+    trigger = request.GET.get("trigger", "").strip()
+    rule = request.GET.get("rule", "").strip()
+    outcome = request.GET.get("outcome", "").strip()
     context = {
         "membership": membership,
         "organization": membership.organization,
         "form": _form(request, membership),
         "error": error,
-        "trigger": request.GET.get("trigger", ""),
-        "rule": request.GET.get("rule", ""),
+        "trigger": trigger,
+        "rule": rule,
+        "outcome": OUTCOME_TITLES.get(outcome, outcome),
     }
-    if filters is None:
-        return render(request, "analytics/conversations.html", context, status=400)
-    rule = request.GET.get("rule", "").strip()
-    if rule and not rule.isdigit():
-        context["error"] = "A rule is given by its number."
-        return render(request, "analytics/conversations.html", context, status=400)
+    if filters is not None and rule and not rule.isdigit():
+        filters, context["error"] = None, "A rule is given by its number."
+    if filters is not None:
+        try:
+            context["conversations"] = selectors.conversations_for(
+                membership=membership,
+                filters=filters,
+                trigger=trigger or None,
+                rule_id=int(rule) if rule else None,
+                outcome=outcome or None,
+            )
+        except ValueError as exc:
+            filters, context["error"] = None, str(exc)
     context["filters"] = filters
-    context["conversations"] = selectors.conversations_for(
-        membership=membership,
-        filters=filters,
-        trigger=context["trigger"].strip() or None,
-        rule_id=int(rule) if rule else None,
-    )
-    return render(request, "analytics/conversations.html", context)
+    status = 400 if filters is None else 200
+    return render(request, "analytics/conversations.html", context, status=status)

@@ -174,6 +174,41 @@ def test_the_conversations_behind_an_escalation_reason_link_to_the_console(clien
     assert client.get(f"{url}?rule=abc").status_code == 400
 
 
+def test_the_conversations_behind_an_outcome(client, owner, figures):
+    client.force_login(owner)
+    url = reverse("analytics_conversations", args=["acme"])
+    html = client.get(f"{url}?range=7&outcome=agent").content.decode()
+    shown = set(map(int, re.findall(r'data-conversation-id="(\d+)"', html)))
+    assert shown == {figures["b"].pk, figures["e"].pk}
+    assert "resolved by an agent" in html
+    # The outcomes table links there with the page's filters.
+    page = _page(client, owner, "?range=7").content.decode()
+    assert f"{url}?range=7&amp;outcome=agent" in page
+    response = client.get(f"{url}?outcome=maybe")
+    assert response.status_code == 400 and "The outcome is one of" in response.content.decode()
+
+
+def test_the_page_reads_the_same_number_of_queries_however_many_conversations(
+    client, owner, acme_bot, globex_bot, agent, admin_member
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(owner)
+    handbuilt.build(acme_bot=acme_bot, globex_bot=globex_bot, sam=agent, ian=admin_member)
+    rollups_refresh(full=True)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(reverse("analytics", args=["acme"])).status_code == 200
+    for _ in range(3):
+        handbuilt.build(acme_bot=acme_bot, globex_bot=globex_bot, sam=agent, ian=admin_member)
+    rollups_refresh(full=True)
+    with CaptureQueriesContext(connection) as many:
+        html = client.get(reverse("analytics", args=["acme"])).content.decode()
+    assert _figure(html, "conversations") == "20"
+    # Figures come from the rollups, not from a scan of the conversations per view.
+    assert len(many) == len(few)
+
+
 def test_the_now_tile_alone_for_its_refresh(client, owner, figures):
     response = _page(client, owner, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="analytics-now")
     html = response.content.decode()
