@@ -74,8 +74,8 @@ def test_the_dashboard_counts_a_bot_resolved_and_an_agent_resolved_chat_and_the_
     expect(_tile(ada, "waiting")).to_have_text("0")
     ada.evaluate("window.__notReloaded = true")
 
-    # Dan, in a browser of his own, asks for a person: the tile counts him, pushed (well
-    # before the tile's 30 s refresh), without a reload.
+    # Dan, in a browser of his own, asks for a person: the tile counts him without a reload,
+    # pushed: within 5 s (room for a busy machine), the tile's own refresh being every 30 s.
     dan_context = chromium.new_context()
     dan = dan_context.new_page()
     dan.errors = []
@@ -85,7 +85,7 @@ def test_the_dashboard_counts_a_bot_resolved_and_an_agent_resolved_chat_and_the_
     dans_chat = widget_browser._chat(dan)
     dans_chat.get_by_role("button", name="Talk to a person").click()
     expect(dans_chat).to_contain_text("Connecting you with a person…")
-    expect(_tile(ada, "waiting")).to_have_text("1", timeout=3_000)
+    expect(_tile(ada, "waiting")).to_have_text("1", timeout=5_000)
     expect(_tile(ada, "longest-wait")).not_to_have_text("–")
     assert ada.evaluate("window.__notReloaded") is True
 
@@ -98,7 +98,7 @@ def test_the_dashboard_counts_a_bot_resolved_and_an_agent_resolved_chat_and_the_
     pane = sam.locator("#pane")
     pane.get_by_role("button", name="Claim").click()
     expect(pane).to_contain_text("With an agent: Sam")
-    expect(_tile(ada, "waiting")).to_have_text("0", timeout=3_000)
+    expect(_tile(ada, "waiting")).to_have_text("0", timeout=5_000)
     pane.get_by_role("button", name="Resolve").click()
     _eventually(lambda: Conversation.objects.filter(resolution="agent").count() == 1, sam)
     assert ada.evaluate("window.__notReloaded") is True
