@@ -36,6 +36,14 @@ def _open_dashboard(chromium, base, user):
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
+    # What the organization's socket brings: the tile must arrive there, not by its refresh.
+    page.pushed = []
+
+    def watch(ws):
+        if ws.url.endswith("/ws/o/acme/"):
+            ws.on("framereceived", lambda payload: page.pushed.append(payload))
+
+    page.on("websocket", watch)
     _sign_in(page, base, user.email)
     page.get_by_role("link", name="Analytics").click()
     expect(page.locator("#analytics-live")).to_have_attribute("data-live", "on")
@@ -86,6 +94,7 @@ def test_the_dashboard_counts_a_bot_resolved_and_an_agent_resolved_chat_and_the_
     dans_chat.get_by_role("button", name="Talk to a person").click()
     expect(dans_chat).to_contain_text("Connecting you with a person…")
     expect(_tile(ada, "waiting")).to_have_text("1", timeout=5_000)
+    assert any('data-figure="waiting">1<' in str(frame) for frame in ada.pushed)
     expect(_tile(ada, "longest-wait")).not_to_have_text("–")
     assert ada.evaluate("window.__notReloaded") is True
 
