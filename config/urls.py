@@ -19,4 +19,5 @@ urlpatterns = [
     path("", include("bots.urls")),
     path("", include("knowledge.urls")),
     path("o/<slug:org>/console/", include("escalation.urls")),
+    path("o/<slug:org>/analytics/", include("analytics.urls")),
 ]
