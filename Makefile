@@ -49,6 +49,8 @@ bench: install
 	$(PY) manage.py bench_chat $(BENCH_CHAT_ARGS)
 	@# A widget's escalate to the console's queue update: 200 escalations over 60 s, one server process.
 	$(PY) manage.py bench_escalation $(BENCH_ESCALATION_ARGS)
+	@# The analytics dashboard over 100,000 conversations and 1,000,000 messages: 90-day view p95, rollup of a day.
+	$(PY) manage.py bench_analytics $(BENCH_ANALYTICS_ARGS)
 	@# Web and worker SIGKILLed mid-answer and mid-sync, 10 times each: answered, duplicated, time to recover.
 	$(PY) manage.py bench_recovery $(BENCH_RECOVERY_ARGS)
 

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from analytics import sums
 from analytics.definitions import (
     CHANNELS,
     ENDED_STATUSES,
@@ -23,10 +24,9 @@ from analytics.definitions import (
     PLAYGROUND,
     STALL_STATUSES,
     day_bounds,
-    percentile,
     reason_split,
 )
-from analytics.models import HOURS_OF_WEEK, AgentDailyRollup, DailyRollup, RefreshState
+from analytics.models import RefreshState
 from bots.models import Availability, Bot, Membership, Organization, User
 from conversations.models import Conversation
 from escalation.models import EscalationRule, Trigger
@@ -36,8 +36,6 @@ DEFAULT_RANGE = "30"
 MAX_DAYS = 366
 FIRST_DATE = date(2000, 1, 1)
 TO_FIX = 10
-TIMES = ("time_to_escalation", "first_response", "resolution_bot", "resolution_agent")
-COUNTS = ("conversations", "ended", "bot_resolved", "agent_resolved", "abandoned", "escalated")
 CONVERSATION_OUTCOMES = ("bot", "agent", "abandoned", "open", "escalated")
 
 
@@ -111,17 +109,6 @@ def _check(membership: Membership | None, filters: Filters) -> None:
         raise PermissionDenied("Not a member of this organization.")
 
 
-def _scoped(queryset, filters: Filters):
-    queryset = queryset.filter(
-        organization_id=filters.organization_id, day__gte=filters.start, day__lte=filters.end
-    )
-    if filters.bot_id is not None:
-        queryset = queryset.filter(bot_id=filters.bot_id)
-    if filters.channel is not None:
-        queryset = queryset.filter(channel=filters.channel)
-    return queryset
-
-
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -138,11 +125,6 @@ def _totals(counts: dict) -> dict:
         "escalation_rate": _rate(counts["escalated"], counts["conversations"]),
         "abandonment_rate": _rate(counts["abandoned"], counts["ended"]),
     }
-
-
-def _times(values: list[int]) -> dict:
-    values.sort()  # sorted runs, one per row: Timsort merges them
-    return {"p50": percentile(values, 50), "p90": percentile(values, 90), "n": len(values)}
 
 
 def _csat(distribution: list[int]) -> dict:
@@ -175,47 +157,20 @@ def _reasons(counts: dict[str, int], organization_id: int) -> list[dict]:
 
 
 def _figures(filters: Filters, *, full: bool) -> dict:
-    """Every figure of the period from its rollup rows; `full` adds series, heatmap and
-    to_fix (not shown for the previous period)."""
-    counts: dict[str, int] = defaultdict(int)
-    per_day: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    times: dict[str, list[int]] = {name: [] for name in TIMES}
-    stays: dict[str, list[int]] = {status: [0, 0] for status in STALL_STATUSES}
-    csat = {"bot": [0] * 5, "agent": [0] * 5, "all": [0] * 5}
-    hours = [0] * HOURS_OF_WEEK
-    reasons: dict[str, int] = defaultdict(int)
-    weak: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    """Every figure of the period from its rollup rows (summed in SQL: analytics/sums.py);
+    `full` adds series, heatmap and to_fix (not shown for the previous period)."""
+    days = sums.by_day(filters)
+    counts = {name: sum(day[name] for day in days.values()) for name in sums.SUMMED}
+    csat = {
+        which: [sum(day[f"csat_{which}"][i] for day in days.values()) for i in range(5)]
+        for which in ("bot", "agent", "all")
+    }
     by_bot: dict[int, int] = defaultdict(int)
     by_channel: dict[str, int] = defaultdict(int)
-    demo = False
-
-    rows = _scoped(DailyRollup.objects.all(), filters).values()
-    for row in rows:
-        for name in (*COUNTS, *OUTCOMES, "thumbs_up", "thumbs_down"):
-            counts[name] += row[name]
-        if full:
-            day = per_day[row["day"]]
-            for name in ("conversations", "ended", "bot_resolved", "abandoned", "escalated"):
-                day[name] += row[name]
-            hours = [a + b for a, b in zip(hours, row["hours"], strict=True)]
-            for key, (down, low) in row["weak_sources"].items():
-                weak[key][0] += down
-                weak[key][1] += low
-        for name in TIMES:
-            times[name].extend(row[name])
-        for status, (total, n) in row["time_in_status"].items():
-            if status in stays:
-                stays[status][0] += total
-                stays[status][1] += n
-        for which in csat:
-            csat[which] = [a + b for a, b in zip(csat[which], row[f"csat_{which}"], strict=True)]
-        for key, n in row["escalation_reasons"].items():
-            reasons[key] += n
-        by_bot[row["bot_id"]] += row["conversations"]
-        by_channel[row["channel"]] += row["conversations"]
-        demo = demo or row["demo"] > 0
-    for name in COUNTS:
-        counts.setdefault(name, 0)
+    for bot_id, channel, n in sums.volumes(filters):
+        by_bot[bot_id] += n
+        by_channel[channel] += n
+    stays = sums.stays(filters)
 
     bots = Bot.objects.filter(organization_id=filters.organization_id)
     if filters.bot_id is not None:
@@ -225,8 +180,8 @@ def _figures(filters: Filters, *, full: bool) -> dict:
     figures = {
         "period": {"start": filters.start, "end": filters.end, "days": filters.days},
         "totals": _totals(counts),
-        "escalation_reasons": _reasons(reasons, filters.organization_id),
-        "times": {name: _times(values) for name, values in times.items()},
+        "escalation_reasons": _reasons(sums.reasons(filters), filters.organization_id),
+        "times": sums.durations(filters),
         "time_in_status": [
             {
                 "status": status,
@@ -234,7 +189,7 @@ def _figures(filters: Filters, *, full: bool) -> dict:
                 "avg_seconds": round(total / n) if n else None,
                 "n": n,
             }
-            for status, (total, n) in stays.items()
+            for status, (total, n) in ((s, stays.get(s, (0, 0))) for s in STALL_STATUSES)
         ],
         "csat": {which: _csat(distribution) for which, distribution in csat.items()},
         "volume_by_bot": sorted(
@@ -259,25 +214,29 @@ def _figures(filters: Filters, *, full: bool) -> dict:
             "thumbs_up": counts["thumbs_up"],
             "thumbs_down": counts["thumbs_down"],
         },
-        "demo": demo,
+        "demo": counts["demo"] > 0,
     }
     if full:
-        figures["series"] = [
-            {
-                "day": day,
-                "conversations": per_day[day]["conversations"] if day in per_day else 0,
-                **{
-                    name: rate
-                    for name, rate in _totals(
-                        {name: 0 for name in COUNTS} | dict(per_day.get(day, {}))
-                    ).items()
-                    if name.endswith("_rate")
-                },
-            }
-            for day in (filters.start + timedelta(days=i) for i in range(filters.days))
-        ]
+        empty = {name: 0 for name in sums.COUNTS}
+        series = []
+        for i in range(filters.days):
+            day = filters.start + timedelta(days=i)
+            totals = _totals(days.get(day, empty))
+            series.append(
+                {
+                    "day": day,
+                    "conversations": totals["conversations"],
+                    "ai_resolution_rate": totals["ai_resolution_rate"],
+                    "escalation_rate": totals["escalation_rate"],
+                    "abandonment_rate": totals["abandonment_rate"],
+                }
+            )
+        figures["series"] = series
+        hours = sums.hours(filters)
         figures["heatmap"] = [hours[d * 24 : (d + 1) * 24] for d in range(7)]
-        ranked = sorted(weak.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), -kv[1][0], kv[0]))
+        ranked = sorted(
+            sums.weak(filters).items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), -kv[1][0], kv[0])
+        )
         figures["quality"]["to_fix"] = [
             {
                 "source": key.partition(":")[2],
@@ -291,43 +250,30 @@ def _figures(filters: Filters, *, full: bool) -> dict:
 
 
 def _agents(filters: Filters, *, only: int | None = None) -> list[dict]:
-    rows = _scoped(AgentDailyRollup.objects.all(), filters)
-    if only is not None:
-        rows = rows.filter(agent_id=only)
-    merged: dict[int, dict] = {}
-
-    def empty() -> dict:
-        return {"handled": 0, "resolved": 0, "first": [], "resolution": [], "sum": 0, "n": 0}
-
-    for row in rows.values(
-        "agent_id", "handled", "resolved", "first_response", "resolution", "csat_sum", "csat_n"
-    ):
-        agent = merged.setdefault(row["agent_id"], empty())
-        agent["handled"] += row["handled"]
-        agent["resolved"] += row["resolved"]
-        agent["first"].extend(row["first_response"])
-        agent["resolution"].extend(row["resolution"])
-        agent["sum"] += row["csat_sum"]
-        agent["n"] += row["csat_n"]
+    merged = sums.agents(filters, agent_id=only)
     if only is not None and only not in merged:
-        merged[only] = empty()
+        merged[only] = {
+            "handled": 0,
+            "resolved": 0,
+            "csat_sum": 0,
+            "csat_n": 0,
+            "first_response": None,
+            "resolution": None,
+        }
     names = {user.pk: user.display_name for user in User.objects.filter(pk__in=list(merged))}
-    table = []
-    for agent_id, agent in merged.items():
-        agent["first"].sort()
-        agent["resolution"].sort()
-        table.append(
-            {
-                "agent_id": agent_id,
-                "name": names.get(agent_id, ""),
-                "handled": agent["handled"],
-                "resolved": agent["resolved"],
-                "first_response_p50": percentile(agent["first"], 50),
-                "resolution_p50": percentile(agent["resolution"], 50),
-                "csat_avg": agent["sum"] / agent["n"] if agent["n"] else None,
-                "csat_n": agent["n"],
-            }
-        )
+    table = [
+        {
+            "agent_id": agent_id,
+            "name": names.get(agent_id, ""),
+            "handled": agent["handled"],
+            "resolved": agent["resolved"],
+            "first_response_p50": agent["first_response"],
+            "resolution_p50": agent["resolution"],
+            "csat_avg": agent["csat_sum"] / agent["csat_n"] if agent["csat_n"] else None,
+            "csat_n": agent["csat_n"],
+        }
+        for agent_id, agent in merged.items()
+    ]
     table.sort(key=lambda a: (-a["handled"], a["name"].lower(), a["agent_id"]))
     return table
 
