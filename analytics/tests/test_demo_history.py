@@ -240,3 +240,16 @@ def test_it_needs_the_demo_organization(db, settings, tmp_path):
     settings.DATA_DIR = tmp_path
     with pytest.raises(CommandError, match="seed_demo"):
         call_command("demo_history", days=DAYS)
+
+
+def test_days_and_hours_are_the_instance_time_zone(demo, settings):
+    settings.TIME_ZONE = "America/Los_Angeles"
+    generate()
+    start, today = window_start()
+    zone = ZoneInfo("America/Los_Angeles")
+    starts = [c.created_at.astimezone(zone) for c in demo_conversations(demo)]
+    assert {s.date() for s in starts} == {today - timedelta(days=n) for n in range(1, DAYS + 1)}
+    # Office hours are busier than the night, in local time.
+    office = sum(1 for s in starts if 9 <= s.hour < 17)
+    night = sum(1 for s in starts if s.hour < 6)
+    assert office > 4 * night
