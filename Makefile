@@ -31,7 +31,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@# A generated month of history (marked as demo), only while the demo organization has none:
-	@# a second run adds nothing, and `demo_history --remove` is not undone (README, Try it).
+	@# a second run adds nothing, and `demo_history --remove` is not undone (README, Quick start).
 	$(PY) manage.py demo_history --if-new
 	$(PY) manage.py serve
 

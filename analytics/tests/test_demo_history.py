@@ -206,6 +206,9 @@ def test_remove_deletes_the_demo_data_and_nothing_else(demo, carla, globex_bot, 
     assert list(Conversation.objects.order_by("pk")) == [real, other]
     assert real.messages.count() == 1 and Transition.objects.count() == 0
     assert not EscalationLog.objects.exists()
+    # The rollups were recomputed: the dashboard holds the real conversation alone.
+    board = dashboard_of(demo.organization)
+    assert board["demo"] is False and board["totals"]["conversations"] == 1
 
 
 def test_generating_leaves_other_organizations_alone(demo, outsider, globex_bot):
@@ -215,11 +218,15 @@ def test_generating_leaves_other_organizations_alone(demo, outsider, globex_bot)
     assert not Customer.objects.filter(bot=globex_bot).exclude(pk=gus.customer_id).exists()
 
 
+def dashboard_of(organization):
+    owner = Membership.objects.get(organization=organization, role="owner")
+    filters = selectors.filters_from(organization=organization, params={"range": "7"})
+    return selectors.dashboard(membership=owner, filters=filters)
+
+
 def test_the_dashboard_shows_it_as_demo_data(demo, acme):
     generate()
-    owner = Membership.objects.get(organization=acme, role="owner")
-    filters = selectors.filters_from(organization=acme, params={"range": "7"})
-    board = selectors.dashboard(membership=owner, filters=filters)
+    board = dashboard_of(acme)
 
     assert board["demo"] is True
     totals = board["totals"]
@@ -233,3 +240,16 @@ def test_it_needs_the_demo_organization(db, settings, tmp_path):
     settings.DATA_DIR = tmp_path
     with pytest.raises(CommandError, match="seed_demo"):
         call_command("demo_history", days=DAYS)
+
+
+def test_days_and_hours_are_the_instance_time_zone(demo, settings):
+    settings.TIME_ZONE = "America/Los_Angeles"
+    generate()
+    start, today = window_start()
+    zone = ZoneInfo("America/Los_Angeles")
+    starts = [c.created_at.astimezone(zone) for c in demo_conversations(demo)]
+    assert {s.date() for s in starts} == {today - timedelta(days=n) for n in range(1, DAYS + 1)}
+    # Office hours are busier than the night, in local time.
+    office = sum(1 for s in starts if 9 <= s.hour < 17)
+    night = sum(1 for s in starts if s.hour < 6)
+    assert office > 4 * night
