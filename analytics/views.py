@@ -57,10 +57,12 @@ def _params(request) -> dict:
 
 def _filters(request, membership):
     """(filters, error): the filters asked, or None and the sentence saying what is wrong."""
+    params = _params(request)
+    if request.GET.get("range") == CUSTOM and not ("start" in params or "end" in params):
+        # Not the default 30 days under a menu that says "Custom dates".
+        return None, "Give both a start and an end date, or pick a range."
     try:
-        return selectors.filters_from(
-            organization=membership.organization, params=_params(request)
-        ), ""
+        return selectors.filters_from(organization=membership.organization, params=params), ""
     except ValueError as exc:
         return None, str(exc)
 

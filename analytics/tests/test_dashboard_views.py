@@ -129,6 +129,7 @@ def test_an_agent_sees_only_their_own_row(client, agent, figures):
         ("?range=custom&start=2026-03-02&end=2026-03-01", "The start date is after the end date."),
         ("?range=custom&start=2024-01-01&end=2026-01-01", "at most 366 days"),
         ("?range=custom&start=2026-01-01", "Give both a start and an end date"),
+        ("?range=custom", "Give both a start and an end date"),
         ("?channel=playground", "The channel is widget or api."),
         ("?bot=abc", "There is no such bot in this organization."),
     ],
