@@ -132,3 +132,34 @@ def test_the_dashboard_counts_a_bot_resolved_and_an_agent_resolved_chat_and_the_
     assert ada.errors == [] and carla.errors == [] and dan.errors == []
     for context in (ada_context, sam_context, dan_context):
         context.close()
+
+
+# The test process commits without a push reaching the live server (another process, its own
+# in-memory channel layer): exactly a push the dashboard missed while its socket was down.
+RECORD_SOCKET = """
+document.addEventListener("htmx:wsOpen", (event) => { window.__ws = event.detail.socketWrapper; });
+"""
+
+
+def test_a_missed_push_shows_in_the_now_tile_after_the_socket_reconnects(
+    live_asgi_server, chromium, owner, carla
+):
+    from django.utils import timezone
+
+    from conversations.tests.factories import ConversationFactory
+
+    context, ada = _open_dashboard(chromium, live_asgi_server, owner)
+    context.add_init_script(RECORD_SOCKET)
+    ada.reload()
+    expect(ada.locator("#analytics-live")).to_have_attribute("data-live", "on")
+    expect(_tile(ada, "waiting")).to_have_text("0")
+    ada.evaluate("window.__notReloaded = true")
+
+    ConversationFactory(customer=carla, status="waiting", handoff_at=timezone.now())
+    ada.wait_for_timeout(1_000)
+    expect(_tile(ada, "waiting")).to_have_text("0")  # never pushed
+    ada.evaluate("window.__ws.reconnect()")
+    expect(_tile(ada, "waiting")).to_have_text("1", timeout=5_000)
+    assert ada.evaluate("window.__notReloaded") is True
+    assert ada.errors == []
+    context.close()
