@@ -94,8 +94,10 @@ def filters_from(*, organization: Organization, params) -> Filters:
     bot_id = None
     bot_text = text("bot")
     if bot_text:
+        # ASCII digits that fit a bigint: anything else is no bot, not a database error.
+        well_formed = bot_text.isascii() and bot_text.isdigit() and len(bot_text) <= 18
         if (
-            not bot_text.isdigit()
+            not well_formed
             or not Bot.objects.filter(pk=int(bot_text), organization=organization).exists()
         ):
             raise ValueError("There is no such bot in this organization.")

@@ -199,6 +199,8 @@ def test_filters_from_ranges(acme, acme_bot):
         {"start": "0001-01-01", "end": "0001-01-02"},
         {"bot": "abc"},
         {"bot": "-1"},
+        {"bot": "99999999999999999999999"},
+        {"bot": "٣"},
         {"channel": "playground"},
         {"channel": "email"},
     ],
