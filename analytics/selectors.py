@@ -68,8 +68,11 @@ def filters_from(*, organization: Organization, params) -> Filters:
     """Filters from a query string: "range" (today, 7, 30 or 90 days ending today; 30 by
     default) or "start" and "end" (ISO dates, at most 366 days), "bot" (one of the
     organization's bots) and "channel" (widget or api). ValueError with a sentence otherwise."""
-    start_text = (params.get("start") or "").strip()
-    end_text = (params.get("end") or "").strip()
+
+    def text(name: str) -> str:
+        return str(params.get(name) or "").strip()
+
+    start_text, end_text = text("start"), text("end")
     today = timezone.localdate()
     if start_text or end_text:
         if not (start_text and end_text):
@@ -82,23 +85,25 @@ def filters_from(*, organization: Organization, params) -> Filters:
         if (end - start).days + 1 > MAX_DAYS:
             raise ValueError(f"A period is at most {MAX_DAYS} days.")
     else:
-        chosen = (params.get("range") or DEFAULT_RANGE).strip()
+        chosen = text("range") or DEFAULT_RANGE
         if chosen not in RANGES:
             raise ValueError("The range is today, 7, 30 or 90 days.")
         end = today
         start = today - timedelta(days=RANGES[chosen] - 1)
 
     bot_id = None
-    bot_text = (params.get("bot") or "").strip()
+    bot_text = text("bot")
     if bot_text:
+        # ASCII digits that fit a bigint: anything else is no bot, not a database error.
+        well_formed = bot_text.isascii() and bot_text.isdigit() and len(bot_text) <= 18
         if (
-            not bot_text.isdigit()
+            not well_formed
             or not Bot.objects.filter(pk=int(bot_text), organization=organization).exists()
         ):
             raise ValueError("There is no such bot in this organization.")
         bot_id = int(bot_text)
 
-    channel = (params.get("channel") or "").strip() or None
+    channel = text("channel") or None
     if channel is not None and channel not in CHANNELS:
         raise ValueError("The channel is widget or api.")
     return Filters(organization.pk, start, end, bot_id, channel)

@@ -8,7 +8,9 @@ day's rows and inserting the new ones in the same transaction. So:
   started last month recomputes last month's day;
 - idempotent: recomputing a day that did not change writes the same rows;
 - safe to run concurrently: the organization's RefreshState row is locked for the whole run,
-  so a second worker waits for the first and then finds little or nothing left to do;
+  so a second refresh waits for the first and then finds little or nothing left to do (the
+  worker's schedule does not wait: it skips an organization being refreshed, whose changes
+  since that run started are left for the next minute);
 - late commits are not missed: changes are looked for from the watermark minus OVERLAP, so a
   transaction that stamped its rows before the last run started but committed after it is seen.
 
@@ -56,24 +58,34 @@ class RefreshResult:
     organizations: int = 0
     days: int = 0
     seconds: float = 0.0
+    skipped: int = 0  # being refreshed by another run (wait=False)
 
 
-def rollups_refresh(*, organization_id: int | None = None, full: bool = False) -> RefreshResult:
+def rollups_refresh(
+    *, organization_id: int | None = None, full: bool = False, wait: bool = True
+) -> RefreshResult:
     """Bring the rollups of one organization (or every one) up to date: the days touched since
-    the last refresh, or every day with `full`. Each organization in its own transaction."""
+    the last refresh, or every day with `full`. Each organization in its own transaction.
+
+    An organization another run is refreshing is waited for, or with `wait=False` skipped
+    (the schedule: a worker blocked on a lock serves nobody)."""
     began = time.perf_counter()
     organizations = Organization.objects.order_by("id")
     if organization_id is not None:
         organizations = organizations.filter(pk=organization_id)
     result = RefreshResult()
     for pk in organizations.values_list("id", flat=True):
-        result.days += _refresh_organization(pk, full=full)
+        days = _refresh_organization(pk, full=full, wait=wait)
+        if days is None:
+            result.skipped += 1
+            continue
+        result.days += days
         result.organizations += 1
     result.seconds = time.perf_counter() - began
     return result
 
 
-def _refresh_organization(organization_id: int, *, full: bool) -> int:
+def _refresh_organization(organization_id: int, *, full: bool, wait: bool) -> int | None:
     began = time.perf_counter()
     RefreshState.objects.bulk_create(
         [RefreshState(organization_id=organization_id)], ignore_conflicts=True
@@ -81,7 +93,13 @@ def _refresh_organization(organization_id: int, *, full: bool) -> int:
     with transaction.atomic():
         # Held to the commit: a concurrent refresh of this organization waits here, then
         # starts from the watermark this one leaves.
-        state = RefreshState.objects.select_for_update().get(pk=organization_id)
+        state = (
+            RefreshState.objects.select_for_update(skip_locked=not wait)
+            .filter(pk=organization_id)
+            .first()
+        )
+        if state is None:  # another run holds it, and we were told not to wait
+            return None
         started = timezone.now()
         if full or state.watermark is None:
             days = _all_days(organization_id)

@@ -278,6 +278,9 @@ def test_concurrent_refreshes_take_turns(acme, acme_bot):
     threads = [threading.Thread(target=holder), threading.Thread(target=second)]
     threads[0].start()
     assert held.wait(10)
+    # The schedule's run does not wait: it skips the organization.
+    skipped = rollups_refresh(organization_id=acme.pk, wait=False)
+    assert (skipped.skipped, skipped.organizations, skipped.days) == (1, 0, 0)
     threads[1].start()
     time.sleep(0.5)
     assert not done.is_set()  # waiting for the lock

@@ -173,6 +173,9 @@ def test_filters_from_ranges(acme, acme_bot):
     assert filters_from(organization=acme, params={"range": "today"}).days == 1
     assert filters_from(organization=acme, params={"range": "7"}).start == today - timedelta(6)
     assert filters_from(organization=acme, params={"range": "90"}).days == 90
+    assert filters_from(organization=acme, params={"range": 7, "bot": acme_bot.pk}).bot_id == (
+        acme_bot.pk
+    )
     f = filters_from(
         organization=acme,
         params=QueryDict(f"start=2026-01-01&end=2026-01-31&bot={acme_bot.pk}&channel=api"),
@@ -196,6 +199,8 @@ def test_filters_from_ranges(acme, acme_bot):
         {"start": "0001-01-01", "end": "0001-01-02"},
         {"bot": "abc"},
         {"bot": "-1"},
+        {"bot": "99999999999999999999999"},
+        {"bot": "٣"},
         {"channel": "playground"},
         {"channel": "email"},
     ],
