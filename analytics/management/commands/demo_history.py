@@ -58,7 +58,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--days", type=int, default=30, help="Days of history, ending yesterday."
+            "--days",
+            type=int,
+            default=60,
+            # Two months: the dashboard's default 30 days then have 30 days before them to be
+            # compared with (with one month, "vs previous period" read +2,000% everywhere).
+            help="Days of history, ending yesterday (default 60).",
         )
         parser.add_argument("--seed", type=int, default=14, help="The same seed, the same history.")
         parser.add_argument(
@@ -182,7 +187,9 @@ class Command(BaseCommand):
             customers.append(
                 Customer(
                     bot=bot,
-                    visitor_id=f"{VISITOR_PREFIX}{s.start.astimezone(zone):%Y%m%d}-{i:05d}",
+                    # Random after the prefix: an unnamed visitor shows as "Visitor " and the
+                    # id's first 8 characters (Customer.__str__), one per customer in the lists.
+                    visitor_id=f"{VISITOR_PREFIX}{rng.getrandbits(64):016x}",
                     name=name,
                     email=f"{name.lower()}.{i}@example.com" if name else "",
                     attributes={"demo": True},
