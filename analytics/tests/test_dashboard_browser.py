@@ -6,6 +6,8 @@ the Content-Security-Policy (the browser fixture fails the test on a violation).
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from playwright.sync_api import expect
 
@@ -36,11 +38,13 @@ def _open_dashboard(chromium, base, user):
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
+    # htmx logs a pushed fragment with no element here (the console's queue, say) as an error.
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
     # What the organization's socket brings: the tile must arrive there, not by its refresh.
     page.pushed = []
 
     def watch(ws):
-        if ws.url.endswith("/ws/o/acme/"):
+        if urlsplit(ws.url).path == "/ws/o/acme/":  # the organization socket, not the widget
             ws.on("framereceived", lambda payload: page.pushed.append(payload))
 
     page.on("websocket", watch)

@@ -38,6 +38,7 @@ from escalation.selectors import console_conversation_get
 
 MAX_FRAME_BYTES = 4 * 1024
 FRAME_TYPES = {"ping", "watch", "typing"}
+CONSOLE_PARTIALS = {"console.queue"}  # pushed to the organization group with "html"
 
 
 class BadFrame(ValueError):
@@ -150,7 +151,10 @@ class ConsoleConsumer(MemberSocket, AsyncWebsocketConsumer):
         if await self.member_event(message) or self.closed_with is not None:
             return  # closed by the server: what was already on its way is dropped too
         if message.get("html"):
-            await self.send(text_data=message["html"])
+            # Of the organization's pushed partials the console shows the queue; the others
+            # (the bot list, analytics' Now tile) have no element here to swap into.
+            if message.get("event") in CONSOLE_PARTIALS:
+                await self.send(text_data=message["html"])
             return
         event = message.get("event")
         conversation = message.get("conversation") or {}

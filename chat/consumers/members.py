@@ -12,6 +12,9 @@ lost push).
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qs
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
@@ -31,6 +34,7 @@ MEMBERSHIP_EVENTS = {
     "membership.removed": CLOSE_NOT_A_MEMBER,
     "membership.role_changed": CLOSE_ROLE_CHANGED,
 }
+EVENT_NAME = re.compile(r"[a-z][a-z_]{0,30}(\.[a-z][a-z_]{0,30}){0,3}")
 ACCOUNT_EVENTS = {"user.deactivated": CLOSE_NOT_A_MEMBER, "user.deleted": CLOSE_NOT_A_MEMBER}
 
 
@@ -116,12 +120,25 @@ class MemberSocket:
         await self._leave_once()
 
 
+def _shows(scope) -> frozenset[str] | None:
+    """The events the page shows, from `?shows=a,b` (names like `analytics.now`); None (all)
+    when it does not say. Several pages share the organization's group, and htmx logs an error
+    for every pushed fragment whose element the page does not have."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("shows")
+    if not values:
+        return None
+    names = (name.strip() for value in values for name in value.split(","))
+    return frozenset(name for name in names if EVENT_NAME.fullmatch(name))
+
+
 class OrganizationConsumer(MemberSocket, AsyncJsonWebsocketConsumer):
     group: str | None = None
+    shows: frozenset[str] | None = None
 
     async def connect(self):
         if await self.member_connect() is None:
             return
+        self.shows = _shows(self.scope)
         self.group = organization_group(self.membership.organization_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -150,6 +167,8 @@ class OrganizationConsumer(MemberSocket, AsyncJsonWebsocketConsumer):
     async def on_event(self, message):
         if await self.member_event(message) or self.closed_with is not None:
             return  # closed by the server: what was already on its way is dropped too
+        if self.shows is not None and message.get("event") not in self.shows:
+            return
         # htmx's ws extension swaps any element in an HTML frame by id (hx-swap-oob), so an
         # event with html is sent as that fragment; other events go out as JSON.
         if message.get("html"):

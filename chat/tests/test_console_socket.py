@@ -15,6 +15,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from bots import services as bot_services
 from bots.models import Membership
+from config.realtime import abroadcast, organization_group
 from config.routing import websocket_urlpatterns, widget_urlpatterns
 from conversations import services
 from conversations.models import Conversation
@@ -74,6 +75,20 @@ async def test_the_queue_is_pushed_to_the_organization_and_nobody_else(
     assert await olga.receive_nothing(timeout=0.5)
     await sam.disconnect()
     await olga.disconnect()
+
+
+async def test_the_console_gets_the_queue_not_the_other_pages_partials(agent, acme, carlas_chat):
+    """A handoff pushes the queue and analytics' Now tile to the organization; the console has
+    no element for the tile (htmx would log an error for it), so only the queue reaches it."""
+    sam = await _connected(agent)
+    await database_sync_to_async(escalation_open)(
+        conversation=carlas_chat, trigger="human_request", reason="Asked for a person"
+    )
+    assert 'id="queue"' in await _until(sam, 'id="queue"')
+    await abroadcast(organization_group(acme.pk), "analytics.now", html='<p id="analytics-now">')
+    await abroadcast(organization_group(acme.pk), "bot.created", html='<p id="bot-list">')
+    assert await sam.receive_nothing(timeout=0.5)
+    await sam.disconnect()
 
 
 async def test_a_member_watches_a_conversation_and_gets_its_messages_as_html(agent, carlas_chat):

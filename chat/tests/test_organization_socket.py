@@ -7,6 +7,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from bots.services import bot_create
+from config.realtime import abroadcast, organization_group
 from config.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,4 +62,38 @@ async def test_a_frame_nested_thousands_deep_leaves_the_socket_open(agent):
     await communicator.send_to(text_data="not json")
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_a_page_that_says_what_it_shows_gets_only_those_pushes(agent, acme):
+    """Several pages share the organization's group; each gets only the events it swaps in
+    (htmx logs an error for a fragment whose element the page lacks)."""
+    dashboard = WebsocketCommunicator(
+        URLRouter(websocket_urlpatterns), "/ws/o/acme/?shows=analytics.now"
+    )
+    dashboard.scope["user"] = agent
+    everything = _communicator(agent)
+    assert (await dashboard.connect())[0] and (await everything.connect())[0]
+
+    await database_sync_to_async(bot_create)(organization=acme, name="Night shift")
+    assert "Night shift" in await everything.receive_from(timeout=5)
+    assert await dashboard.receive_nothing(timeout=0.5)
+
+    group = organization_group(acme.pk)
+    await abroadcast(group, "analytics.now", html='<section id="analytics-now">2</section>')
+    assert 'id="analytics-now"' in await dashboard.receive_from(timeout=5)
+    assert 'id="analytics-now"' in await everything.receive_from(timeout=5)
+    await dashboard.disconnect()
+    await everything.disconnect()
+
+
+@pytest.mark.parametrize(
+    "query", ["shows=", "shows=<script>", "shows=a,,b", "shows=x" * 200, "nothing=here"]
+)
+async def test_a_malformed_shows_list_is_no_error(agent, acme, query):
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/o/acme/?{query}")
+    communicator.scope["user"] = agent
+    assert (await communicator.connect())[0]
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
     await communicator.disconnect()
