@@ -81,7 +81,7 @@ def test_it_shows_the_owner_every_figure_with_the_previous_period(client, owner,
     assert "Days and hours in UTC" in html
     # The live tile: one waiting (Dora), on the organization's socket.
     assert _figure(html, "waiting") == "1"
-    assert 'ws-connect="/ws/o/acme/"' in html
+    assert 'ws-connect="/ws/o/acme/?shows=analytics.now"' in html
 
 
 def test_olga_of_another_organization_sees_none_of_it(client, outsider, figures):
