@@ -15,15 +15,14 @@ from django.db.models import Prefetch
 from analytics.definitions import (
     CHANNELS,
     ENDED_STATUSES,
-    PLAYGROUND,
     STALL_STATUSES,
-    day_bounds,
+    day_start,
     local_day,
     percentile,
     seconds,
     weak_sources,
 )
-from analytics.selectors import TO_FIX, Filters
+from analytics.selectors import TO_FIX, Filters, conversations_started
 from bots.models import Bot, User
 from conversations.models import Conversation, Message
 from escalation.models import EscalationRule, Trigger
@@ -60,14 +59,7 @@ def _csat(scores: list[int]) -> dict:
 
 
 def figures(filters: Filters) -> dict:
-    start, end = day_bounds(filters.start, filters.end)
-    conversations = Conversation.objects.filter(
-        bot__organization_id=filters.organization_id, created_at__gte=start, created_at__lt=end
-    ).exclude(channel=PLAYGROUND)
-    if filters.bot_id is not None:
-        conversations = conversations.filter(bot_id=filters.bot_id)
-    if filters.channel is not None:
-        conversations = conversations.filter(channel=filters.channel)
+    conversations = conversations_started(filters)
     conversations = list(
         conversations.select_related("customer").prefetch_related(
             Prefetch("messages", queryset=Message.objects.order_by("created_at", "id")),
@@ -156,7 +148,7 @@ def figures(filters: Filters) -> dict:
 
     heatmap = [[0] * 24 for _ in range(7)]
     for c in conversations:
-        local = c.created_at.astimezone(start.tzinfo)
+        local = c.created_at.astimezone(day_start(filters.start).tzinfo)
         heatmap[local.weekday()][local.hour] += 1
 
     bots = Bot.objects.filter(organization_id=filters.organization_id)

@@ -340,14 +340,7 @@ def conversations_for(
         raise PermissionDenied("Only owners and admins see the organization's conversations.")
     if outcome is not None and outcome not in CONVERSATION_OUTCOMES:
         raise ValueError(f"The outcome is one of {', '.join(CONVERSATION_OUTCOMES)}.")
-    start, end = day_bounds(filters.start, filters.end)
-    conversations = Conversation.objects.filter(
-        bot__organization_id=filters.organization_id, created_at__gte=start, created_at__lt=end
-    ).exclude(channel=PLAYGROUND)
-    if filters.bot_id is not None:
-        conversations = conversations.filter(bot_id=filters.bot_id)
-    if filters.channel is not None:
-        conversations = conversations.filter(channel=filters.channel)
+    conversations = conversations_started(filters)
     if trigger is not None or rule_id is not None:
         escalated = Q()
         if trigger is not None:
@@ -368,3 +361,17 @@ def conversations_for(
             "-created_at", "-id"
         )[: max(0, limit)]
     )
+
+
+def conversations_started(filters: Filters):
+    """The conversations a figure counts: started in the period, of the bot and channel asked
+    for, never Playground tests. The direct computation (figures.py) starts from the same set."""
+    start, end = day_bounds(filters.start, filters.end)
+    conversations = Conversation.objects.filter(
+        bot__organization_id=filters.organization_id, created_at__gte=start, created_at__lt=end
+    ).exclude(channel=PLAYGROUND)
+    if filters.bot_id is not None:
+        conversations = conversations.filter(bot_id=filters.bot_id)
+    if filters.channel is not None:
+        conversations = conversations.filter(channel=filters.channel)
+    return conversations
