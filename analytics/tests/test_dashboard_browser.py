@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from analytics.services import rollups_refresh
 from chat.tests import test_widget_browser as widget_browser
+from chat.tests.test_outcomes_browser import QUESTION, _eventually
 from conversations.models import Conversation
 from escalation.tests.test_console_browser import _open_console, _sign_in
 
@@ -20,16 +21,6 @@ shop = widget_browser.shop
 demo_bot = widget_browser.demo_bot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-QUESTION = "How long is the warranty on Acme products?"
-
-
-def _eventually(check, page, tries=100):
-    for _ in range(tries):
-        if check():
-            return
-        page.wait_for_timeout(100)
-    assert check()
 
 
 def _open_dashboard(chromium, base, user):
