@@ -158,7 +158,8 @@ def test_the_handoff_package_tells_the_agent_what_happened(carlas_chat, scripted
     assert len(sentences) == 3, package["summary"]
     assert package["summary"].startswith("Carla wrote 2 messages")
     assert "frustration" in package["summary"]
-    assert [p["level"] for p in package["trajectory"]] == ["neutral", "angry"]
+    # A parcel that has not arrived is a complaint, calmly put: frustrated, not angry (issue 15).
+    assert [p["level"] for p in package["trajectory"]] == ["frustrated", "angry"]
     customer = carlas_chat.messages.filter(sender=Message.Sender.USER).order_by("id")
     assert [(p["id"], p["compound"]) for p in package["trajectory"]] == [
         (m.pk, m.sentiment) for m in customer

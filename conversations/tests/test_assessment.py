@@ -86,7 +86,14 @@ def test_it_stores_sentiment_signals_and_frustration_on_the_message_and_conversa
 
 def test_frustration_builds_up_over_a_conversation(carlas_chat):
     levels = []
-    for text in ["Where is my parcel?", "It still has not arrived!!", "This is ridiculous"]:
+    # Each message more upset than the one before: since the sentiment reads "still has not
+    # arrived!!" as the complaint it is (issue 15), the third has to say more than "This is
+    # ridiculous" to be the worst.
+    for text in [
+        "Where is my parcel?",
+        "It still has not arrived!!",
+        "This is ridiculous!! Useless, I want my money back",
+    ]:
         services.message_add_user(conversation=carlas_chat, text=text)
         carlas_chat.refresh_from_db()
         levels.append(carlas_chat.frustration)
