@@ -220,7 +220,9 @@ def test_markup_in_a_message_is_just_text(shop_bot, ask):
     assert final["text"].startswith("Standard shipping takes 3 to 5 business days")
     assert "<script>" not in "".join(tokens)
     _, alone = ask(shop_bot, "<script>alert(document.cookie)</script>")
-    assert alone["outcome"] in ("clarified", "deflected")
+    # Not answered: markup alone is gibberish, chit-chat or a question nothing covers.
+    assert alone["outcome"] in ("clarified", "deflected", "handoff_proposed")
+    assert alone["citations"] == [] and not alone["handoff"]
 
 
 def test_the_trace_records_every_step_with_timings(shop_bot, ask):
