@@ -102,3 +102,13 @@ def test_the_priority_of_a_request_for_a_person(demo_bot, carla, text, priority)
     assert (chat.status, chat.priority) == (Conversation.Status.WAITING, priority)
     log = EscalationLog.objects.get(conversation=chat)
     assert (log.rule.name, log.priority) == ("Asks for a person", priority)
+
+
+def test_the_classifiers_request_in_negative_words_is_high_without_any_rule(carlas_chat):
+    # No rules at all: the pipeline's own handoff (the classifier read a request for a person).
+    _turn(carlas_chat, "This is useless. Get me a human.")
+
+    carlas_chat.refresh_from_db()
+    assert (carlas_chat.status, carlas_chat.priority) == (Conversation.Status.WAITING, "high")
+    log = EscalationLog.objects.get(conversation=carlas_chat)
+    assert (log.trigger, log.rule, log.priority) == ("human_request", None, "high")
