@@ -74,6 +74,11 @@ def test_an_admin_can_make_out_of_scope_hand_off_at_once(demo_bot, carla):
     answer = chat.messages.get(sender=Message.Sender.AI)
     assert answer.state == Message.State.COMPLETE  # the honest answer is sent first
     assert answer.extras["offer_human"] is False  # people are coming: nothing to offer
+    # Nor a question whose answer is already "yes": the handoff notice follows at once.
+    assert answer.text.startswith("Sorry, I don't have information about that")
+    assert answer.text.endswith("A person from our team can help with it.")
+    done = events[-1]
+    assert done["type"] == "done" and done["text"] == answer.text
     chat.refresh_from_db()
     assert (chat.status, chat.queue) == (Conversation.Status.WAITING, "tier2")
     log = EscalationLog.objects.get(conversation=chat)
