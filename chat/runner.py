@@ -29,6 +29,7 @@ from config import heartbeat as beats
 from config import realtime
 from conversations import pipeline, selectors, services
 from conversations.models import Conversation, Message
+from conversations.pipeline.classify import OFFER_QUESTION
 from escalation import rules
 from escalation.models import Mode, Trigger
 from escalation.services import escalation_open
@@ -159,9 +160,12 @@ def _answer(
     handoff = _answer_handoff(final, decided)
     offers = [d for d in (offer, decided) if d is not None and not d.handoff]
     outcome, extras = final["outcome"], dict(final.get("extras") or {})
+    text = final["text"]
     if handoff is not None:
-        # People are coming anyway: no "talk to a person?" beside an answer that hands off.
+        # People are coming anyway: no "talk to a person?" beside an answer that hands off,
+        # nor the question that asks it (the stored text replaces the streamed tokens).
         extras["offer_human"] = False
+        text = _without_offer_question(text)
     elif offers and outcome != Message.Outcome.HANDOFF:
         extras["offer_human"] = True
         outcome = Message.Outcome.HANDOFF_PROPOSED
@@ -176,7 +180,7 @@ def _answer(
     }
     reply = services.message_complete(
         message=reply,
-        text=final["text"],
+        text=text,
         outcome=outcome,
         confidence=final.get("confidence"),
         citations=final.get("citations") or [],
@@ -197,6 +201,15 @@ def _answer(
     if sent and handoff is not None:
         yield from _escalate(conversation=conversation, decision=handoff, message=message)
     yield _done(conversation, reply)
+
+
+def _without_offer_question(text: str) -> str:
+    """The reply without its closing "Would you like me to connect you with a person?", when a
+    rule hands off right after it (an out-of-scope or high-stakes reply asks it)."""
+    stripped = text.rstrip()
+    if stripped.endswith(OFFER_QUESTION) and stripped != OFFER_QUESTION:
+        return stripped[: -len(OFFER_QUESTION)].rstrip()
+    return text
 
 
 def _answer_handoff(final: dict, decided: rules.Decision | None) -> rules.Decision | None:

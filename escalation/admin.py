@@ -27,6 +27,7 @@ from conversations.assessment import assess_text
 from escalation import rules
 from escalation.models import (
     CATEGORIES,
+    SUBTYPES,
     WEEKDAYS,
     BusinessHours,
     EscalationLog,
@@ -142,7 +143,7 @@ class RuleTestForm(forms.Form):
 def _test_result(data: dict) -> dict:
     assessment = assess_text(data["text"])
     category = data["category"] or ""
-    high_stakes = category in CATEGORIES and category != "high_stakes"
+    high_stakes = category in SUBTYPES
     facts = rules.Facts(
         text=data["text"],
         level=assessment.level,

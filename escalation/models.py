@@ -41,8 +41,10 @@ RULE_TRIGGERS = [
 
 
 # What the classifier calls a message (conversations/pipeline/classify.py): high_stakes, or one
-# of its subtypes.
-CATEGORIES = ("high_stakes", "cancellation", "billing_dispute", "security", "legal", "complaint")
+# of its subtypes; or what the pipeline found: out_of_scope, a question the bot's knowledge does
+# not cover (the bot says so and offers a person; a rule can make it hand off instead).
+SUBTYPES = ("cancellation", "billing_dispute", "security", "legal", "complaint")
+CATEGORIES = ("high_stakes", *SUBTYPES, "out_of_scope")
 
 
 class Mode(models.TextChoices):
@@ -76,7 +78,7 @@ class EscalationRule(models.Model):
         max_length=200,
         blank=True,
         help_text="Comma-separated: high_stakes, cancellation, billing_dispute, security, "
-        "legal, complaint.",
+        "legal, complaint, out_of_scope.",
     )
     message_count = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Customer messages without resolution."

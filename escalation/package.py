@@ -28,6 +28,8 @@ ACTIONS = {
     "still want to, cancel it for them and confirm in writing.",
     "complaint": "Apologise for the specific thing that went wrong and say what you will do "
     "about it.",
+    "out_of_scope": "The bot's knowledge does not cover this question: answer it yourself, and "
+    "if other customers may ask it too, add the answer to the knowledge.",
     Trigger.HUMAN_REQUEST: "Introduce yourself and ask what you can help with; the customer "
     "asked for a person, so do not send them back to the bot.",
     Trigger.KEYWORDS: "Read the message that matched the keyword rule and answer it directly.",

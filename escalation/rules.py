@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from conversations.assessment import level_at_least
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Level, Message
 from conversations.pipeline.classify import normalise
-from escalation.models import EscalationRule, Mode, Trigger
+from escalation.models import EscalationRule, Mode, Priority, Trigger
 
 STAGES = {
     "message": {
@@ -41,6 +41,12 @@ STAGES = {
 }
 # Triggers every stage of the admin's test page looks at: what a sample message could fire.
 ALL_STAGES = ("message", "answer", "error")
+# A request for a person in negative words is queued at least this high, whatever the rule
+# says: "this is useless, I want to talk to a human" should not wait behind polite requests.
+# Negative is the message's level (conversations/assessment.py: its sentiment score, or a sign
+# the help so far failed), the levels outcomes also count as dissatisfaction.
+UNHAPPY_LEVELS = (Level.FRUSTRATED, Level.ANGRY, Level.URGENT)
+UNHAPPY_REQUEST_PRIORITY = Priority.HIGH
 
 
 @dataclass
@@ -182,6 +188,16 @@ def match(rule: EscalationRule, stage: str, facts: Facts) -> tuple[bool, str]:
             return True, "the bot failed to answer"
         return False, "The bot did not fail"
     return False, f"Trigger {trigger} is not a rule's"
+
+
+def request_priority(priority: str, level: str) -> str:
+    """The priority of a request for a person: `priority` (the rule's, the pipeline's or the
+    conversation's), raised to UNHAPPY_REQUEST_PRIORITY when the customer's words are negative
+    (`level`), never lowered."""
+    order = list(Priority.values)
+    if level in UNHAPPY_LEVELS and order.index(priority) < order.index(UNHAPPY_REQUEST_PRIORITY):
+        return UNHAPPY_REQUEST_PRIORITY
+    return priority
 
 
 def _phrase_in(phrases: list[str], text: str) -> str:

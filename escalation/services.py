@@ -55,7 +55,8 @@ def escalation_open(
     """Hand `conversation` to people and log why. Returns the new log, or None when it already
     was with people (waiting or active): one handoff, one log.
 
-    `priority` and `queue` default to the rule's, else the conversation's current ones. The
+    `priority` and `queue` default to the rule's, else the conversation's current ones; a
+    request for a person in negative words goes in at high at least (rules.request_priority). The
     log carries the handoff package for the agent (escalation/package.py). Outside the bot's
     business hours the customer's notice says when to expect an answer and asks for an e-mail
     address (extras ask_email, expected_reply_at).
@@ -66,6 +67,11 @@ def escalation_open(
         raise ValueError(f"Unknown trigger {trigger!r}.")
     priority = priority or (rule.priority if rule else None)
     queue = queue or (rule.queue if rule else None)
+    if trigger == Trigger.HUMAN_REQUEST:
+        # Asked for in negative words: high, whichever way the request came (a phrase, the
+        # classifier, the button after an angry message).
+        level = _request_level(conversation=conversation, message=message)
+        priority = rules.request_priority(priority or conversation.priority, level)
     # Out of hours the customer is told when to expect an answer and may leave an e-mail
     # address; the conversation waits in the queue all the same.
     notice, extras = conversation_services.HANDOFF_MESSAGE, {}
@@ -103,6 +109,16 @@ def escalation_open(
         )
         notifications_for_escalation(log=log)  # high and urgent only; sent after commit
     return log
+
+
+def _request_level(*, conversation: Conversation, message: Message | None) -> str:
+    """The level of the customer message behind a request for a person: `message`, else the
+    customer's latest (the button carries no text; it is pressed after what they wrote)."""
+    if message is None:
+        message = conversation.messages.filter(sender=Message.Sender.USER).order_by("-id").first()
+    if message is None:
+        return ""
+    return ((message.trace or {}).get("escalation") or {}).get("level", "")
 
 
 def escalation_log_responded(*, conversation: Conversation, at=None) -> None:

@@ -1,5 +1,5 @@
 """Step 5 without an LLM: answers quoted from the knowledge, and the fixed replies (greetings,
-deflections, clarifying questions, hand-offs).
+deflections, clarifying questions, out-of-scope replies, hand-offs).
 
 The extractive answer is the matched intent's response, or the best passage trimmed to the
 sentences that share the most words with the question (1-3 sentences; for an FAQ its answer,
@@ -39,6 +39,10 @@ EMPATHY = {
     "legal": "I understand this is a serious matter.",
     "complaint": "I'm really sorry about your experience. That's not what we want for you.",
 }
+OUT_OF_SCOPE = "Sorry, I don't have information about that, and I'd rather not guess."
+OUT_OF_SCOPE_AGAIN = "I'm afraid I don't have information about that either."
+# Suggestions under an out-of-scope reply: a couple, beside the offer of a person, not a menu.
+OUT_OF_SCOPE_CHIPS = 2
 # Security and legal matters get the fastest response: harm may be ongoing, deadlines legal.
 PRIORITY = {"security": "urgent", "legal": "urgent"}
 
@@ -218,18 +222,31 @@ def irrelevant(ctx: Context, suggestions: list[str]) -> Reply:
     return Reply(text + _topics(suggestions), "deflected", "template", suggestions=suggestions)
 
 
-def clarify(suggestions: list[str]) -> Reply:
-    """Nothing in the knowledge matches: ask rather than guess."""
-    text = (
-        "I'm not sure I have the answer to that. Could you tell me a bit more about what you need?"
-    )
+def out_of_scope(suggestions: list[str], *, again: bool) -> Reply:
+    """Nothing in the knowledge covers the question: say so, and offer a person at once.
+
+    Not a clarifying question: a question the knowledge lacks stays unanswerable however the
+    customer rephrases it, and asking them to try again only delays the person they need. A
+    second miss in a row (`again`) says so and leaves the offer standing, without chips: the
+    chips did not lead anywhere the first time. Whether a person comes without asking is the
+    escalation rules' call (category out_of_scope)."""
+    lead = OUT_OF_SCOPE_AGAIN if again else OUT_OF_SCOPE
     return Reply(
-        text + _topics(suggestions),
-        "clarified",
+        f"{lead} A person from our team can help with it. {OFFER_QUESTION}",
+        "handoff_proposed",
         "template",
-        suggestions=suggestions,
-        requires_followup=True,  # a question the knowledge may be missing
+        suggestions=[] if again else suggestions[:OUT_OF_SCOPE_CHIPS],
+        offer_human=True,
+        handoff_reason="The bot's knowledge does not cover the question",
+        priority="medium",
+        requires_followup=True,  # a question the knowledge is missing
     )
+
+
+def missed_before(history: list[tuple[str, str]]) -> bool:
+    """Whether the bot's previous reply was already an out-of-scope one."""
+    last_ai = next((text for sender, text in reversed(history) if sender == "ai"), "")
+    return last_ai.startswith((OUT_OF_SCOPE, OUT_OF_SCOPE_AGAIN))
 
 
 def human(subtype: str) -> Reply:

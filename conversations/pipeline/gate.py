@@ -1,8 +1,9 @@
 """Step 4: the relevance gate. Is the best passage good enough to answer from?
 
 strong: answer from it. weak: answer with a disclaimer and no sources (the passage is related,
-but may not answer this question). none: ask a clarifying question instead. An intent match
-uses the intent classifier's own calibrated acceptance (knowledge/intents.py).
+but may not answer this question). none: say the knowledge does not cover it and offer a
+person (answer.out_of_scope). An intent match uses the intent classifier's own calibrated
+acceptance (knowledge/intents.py).
 
 The bars are calibrated per bot, from its own knowledge, never global constants: a score means
 different things in 12 FAQs and in 10,000 help-centre passages, and for different models.
@@ -26,7 +27,8 @@ Measured on public sets (shared/benchmarks, 200 questions each, with CLINC150's 
 out-of-scope queries as unrelated traffic): on StackFAQ 98% of questions pass as strong, 97%
 of those correctly; on CovidFAQ, where articles are alike and the top hit is right 70% of the
 time, 36% pass as strong with 88% right and most others are hedged; 97-98% of the unrelated
-queries get a clarifying question and none a confident answer.
+queries find nothing (decision none: the out-of-scope reply, or a deflection for chit-chat) and
+none gets a confident answer.
 
 About 55 searches (the title vectors are stored, the off-topic ones embedded once per process):
 ~0.2 s for a small bot, well under a second for thousands of chunks. They are made when the

@@ -147,6 +147,8 @@ def llm_answer(ctx: Context, gate: Gate, guard: Guard) -> Generator[dict, None, 
     if not guard.cited:
         if DONT_KNOW.search("".join(held)):
             yield from release()
+            # The passages found do not answer it: out of scope, which rules can target.
+            ctx.classification.category = ctx.trace["category"] = "out_of_scope"
             return Reply(
                 "".join(shipped),
                 "handoff_proposed",

@@ -6,11 +6,12 @@ yields. It yields zero or more {"type": "token"} events, whose texts add up to t
 then exactly one {"type": "final"} event. An LLM failure never escapes (every LLM step falls
 back); only programming errors, and a database that is down, raise.
 
-Outcomes: answered, clarified (a clarifying question), deflected (off-topic), low_confidence
-(a hedged answer from weak evidence), handoff_proposed (a person is offered), handoff (a person
-takes over). `requires_followup` marks a turn a person should look at later even though no one
-was handed the conversation: a hedged answer, an unanswered question the knowledge may be
-missing, an offered hand-off, an answer cut short.
+Outcomes: answered, clarified (a clarifying question, for gibberish), deflected (off-topic),
+low_confidence (a hedged answer from weak evidence), handoff_proposed (a person is offered: also
+the out-of-scope reply, category out_of_scope, which says the knowledge does not cover the
+question), handoff (a person takes over). `requires_followup` marks a turn a person should look
+at later even though no one was handed the conversation: a hedged answer, an unanswered question
+the knowledge may be missing, an offered hand-off, an answer cut short.
 """
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ def _respond(
         # than the evidence is.
         reply = answer.weak(ctx, checked.best, round(checked.score, 4))
     else:
+        # Nothing good enough: no passage passed the gate and no intent was accepted (a near
+        # miss the intent classifier rejected lands here too). Gibberish and chit-chat were
+        # sorted out above; this is a real question the knowledge does not cover.
         ctx.classification.category = "out_of_scope"
         ctx.trace["category"] = "out_of_scope"
-        reply = answer.clarify(suggestions)
+        reply = answer.out_of_scope(suggestions, again=answer.missed_before(ctx.turn.history))
     return (yield from answer.emit(ctx, reply, guard))
 
 

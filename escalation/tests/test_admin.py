@@ -77,6 +77,25 @@ def test_the_test_page_scores_the_message(client, owner, acme_bot, acme_rules):
     assert response.context["result"]["winner"] is None
 
 
+def test_the_test_page_tries_an_out_of_scope_rule(client, owner, acme_bot):
+    EscalationRuleFactory(
+        bot=acme_bot, name="Unknown questions", trigger="category", categories="out_of_scope"
+    )
+    EscalationRuleFactory(
+        bot=acme_bot, name="High stakes", trigger="category", categories="high_stakes"
+    )
+    client.force_login(owner)
+    response = client.get(
+        reverse(TEST_PAGE),
+        {"bot": acme_bot.pk, "text": "Is there a student discount?", "category": "out_of_scope"},
+    )
+    checks = response.context["result"]["checks"]
+    assert [(c.rule.name, c.fired) for c in checks] == [
+        ("Unknown questions", True),
+        ("High stakes", False),  # out_of_scope is a category of its own, not a subtype
+    ]
+
+
 def test_another_organizations_owner_cannot_test_acmes_bot(
     client, outsider, acme_bot, globex_bot, acme_rules
 ):

@@ -81,6 +81,12 @@ CASES = [
         {"category": "answerable"},
     ),
     (
+        {"trigger": "category", "categories": "out_of_scope"},
+        "answer",
+        {"category": "out_of_scope"},
+        {"category": "answerable"},
+    ),
+    (
         {"trigger": "human_request", "phrases": ""},
         "answer",
         {"asked_for_person": True},
@@ -210,3 +216,33 @@ def test_explain_finds_a_request_for_a_person_by_phrase_or_by_the_classifier(acm
     by_classifier, _ = rules.explain(rules=found, facts=Facts(text="x", asked_for_person=True))
     assert (by_phrase[0].fired, by_phrase[0].stage) == (True, "message")
     assert (by_classifier[0].fired, by_classifier[0].stage) == (True, "answer")
+
+
+# --- Out of scope and the priority of a request for a person -------------------------------
+def test_out_of_scope_is_a_category_a_rule_may_name(acme_bot):
+    rule = EscalationRuleFactory(
+        bot=acme_bot, trigger="category", categories="out_of_scope, legal", mode="handoff"
+    )
+    rule.full_clean()  # a known category
+    final = {"outcome": "handoff_proposed", "trace": {"category": "out_of_scope", "subtype": ""}}
+    facts = rules.answer_facts(final, text="Is there a student discount?")
+    assert facts.category == "out_of_scope" and not facts.asked_for_person
+    decision = rules.evaluate(bot=acme_bot, stage="answer", facts=facts)
+    assert decision.rule == rule and decision.handoff
+    assert decision.reason.endswith("the message is classified out_of_scope")
+
+
+@pytest.mark.parametrize(
+    ("priority", "level", "queued"),
+    [
+        ("medium", "frustrated", "high"),
+        ("low", "angry", "high"),
+        ("medium", "urgent", "high"),
+        ("urgent", "angry", "urgent"),  # raised, never lowered
+        ("medium", "neutral", "medium"),
+        ("medium", "positive", "medium"),
+        ("low", "", "low"),
+    ],
+)
+def test_a_request_for_a_person_in_negative_words_is_high(priority, level, queued):
+    assert rules.request_priority(priority, level) == queued

@@ -170,15 +170,47 @@ def test_weak_evidence_gets_a_disclaimer_and_no_sources(shop_bot, ask):
     assert final["requires_followup"] is True
 
 
-def test_a_question_the_knowledge_does_not_cover_gets_a_clarifying_question(shop_bot, ask):
+def test_a_question_the_knowledge_does_not_cover_is_admitted_with_a_person_offered(shop_bot, ask):
     _, final = ask(shop_bot, "is there a student discount?")
 
     assert final["trace"]["category"] == "out_of_scope"
     assert final["trace"]["gate"]["decision"] == "none"
-    assert final["outcome"] == "clarified"
-    assert final["text"].startswith("I'm not sure I have the answer to that.")
-    assert final["extras"]["suggestions"]
-    assert final["citations"] == []
+    # Said plainly, with a person offered at once: no "could you tell me more?" loop.
+    assert final["outcome"] == "handoff_proposed"
+    assert final["text"].startswith("Sorry, I don't have information about that")
+    assert final["text"].endswith("Would you like me to connect you with a person?")
+    assert "?" not in final["text"].removesuffix("Would you like me to connect you with a person?")
+    assert final["extras"]["offer_human"] is True
+    assert final["handoff"] is False
+    assert 1 <= len(final["extras"]["suggestions"]) <= 2
+    assert final["citations"] == [] and final["confidence"] is None
+    assert final["requires_followup"] is True  # a question the knowledge is missing
+    assert final["handoff_reason"] == "The bot's knowledge does not cover the question"
+
+
+def test_a_second_miss_in_a_row_keeps_the_offer_and_does_not_loop(shop_bot, ask):
+    _, first = ask(shop_bot, "is there a student discount?")
+    history = [("user", "is there a student discount?"), ("ai", first["text"])]
+
+    _, second = ask(shop_bot, "do you offer a loyalty programme?", history=history)
+
+    assert second["trace"]["category"] == "out_of_scope"
+    assert second["outcome"] == "handoff_proposed" and second["extras"]["offer_human"] is True
+    assert second["text"].startswith("I'm afraid I don't have information about that either.")
+    assert second["extras"]["suggestions"] == []  # they did not help the first time
+    # And "yes" to the standing offer connects.
+    history += [("user", "do you offer a loyalty programme?"), ("ai", second["text"])]
+    _, yes = ask(shop_bot, "yes please", history=history)
+    assert (yes["outcome"], yes["handoff"]) == ("handoff", True)
+
+
+def test_gibberish_and_chit_chat_are_not_out_of_scope(shop_bot, ask):
+    _, gibberish = ask(shop_bot, "asdkjh qwpoe zzz")
+    _, chit_chat = ask(shop_bot, "tell me a joke")
+
+    assert (gibberish["trace"]["category"], gibberish["outcome"]) == ("nonsense", "clarified")
+    assert (chit_chat["trace"]["category"], chit_chat["outcome"]) == ("irrelevant", "deflected")
+    assert not gibberish["extras"]["offer_human"] and not chit_chat["extras"]["offer_human"]
 
 
 def test_markup_in_a_message_is_just_text(shop_bot, ask):
@@ -188,7 +220,9 @@ def test_markup_in_a_message_is_just_text(shop_bot, ask):
     assert final["text"].startswith("Standard shipping takes 3 to 5 business days")
     assert "<script>" not in "".join(tokens)
     _, alone = ask(shop_bot, "<script>alert(document.cookie)</script>")
-    assert alone["outcome"] in ("clarified", "deflected")
+    # Not answered: markup alone is gibberish, chit-chat or a question nothing covers.
+    assert alone["outcome"] in ("clarified", "deflected", "handoff_proposed")
+    assert alone["citations"] == [] and not alone["handoff"]
 
 
 def test_the_trace_records_every_step_with_timings(shop_bot, ask):

@@ -108,6 +108,7 @@ def test_an_llm_that_does_not_know_offers_a_person(llm_bot, llm_server, ask):
     assert final["outcome"] == "handoff_proposed"
     assert final["extras"]["offer_human"] is True
     assert final["citations"] == []
+    assert final["trace"]["category"] == "out_of_scope"  # escalation rules can target it
 
 
 def test_a_timeout_before_the_first_token_falls_back_to_the_extract(llm_bot, llm_server, ask):
