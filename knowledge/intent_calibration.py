@@ -12,7 +12,8 @@ cross-validation):
   every kept intent's patterns are held out too (in-scope phrasings the classifier has not seen);
 - a classifier trained on the rest scores each held-out example, and we record its features:
   the top probability, the margin to the second intent, the cosine to the nearest pattern of
-  the predicted intent, and the cosine to the nearest pattern of the runner-up intent;
+  the predicted intent and how much closer that is than the runner-up intent's, and the share
+  of the example's known words that the predicted intent's patterns never use;
 - a small logistic regression on those features learns P(in scope and correctly classified):
   the acceptance score;
 - the cut-off on that score minimises the expected share of wrong outcomes on the held-out
@@ -22,7 +23,8 @@ cross-validation):
   refusing more than 1 - MIN_ACCEPT of the correctly classified in-scope examples (a bot that
   refuses what it knows is no better than one that answers what it does not).
 
-Nothing here looks at benchmark queries: every number comes from the bot's own patterns.
+The weights and the cut-off come from each bot's own patterns, never from benchmark queries;
+OOS_PRIOR and MIN_ACCEPT only state the objective, the same for every bot.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ Recipe (measured in `manage.py evaluate` and `manage.py bench`, see README "Know
   ("top up" vs "top-up fee");
 - classifier: multinomial logistic regression on the patterns (C=10), trained at sync time;
 - acceptance (may the bot answer with its best intent?): a small model over the top
-  probability, the margin between the top two intents, and the cosines to the nearest pattern
-  of each, calibrated per bot against near out-of-scope requests rehearsed on its own patterns
-  by holding out whole intents (knowledge/intent_calibration.py). `confidence` is its score,
+  probability, the margin between the top two intents, the cosines to the nearest pattern of
+  each, and the share of the question's known words the intent's patterns never use,
+  calibrated per bot against near out-of-scope requests rehearsed on its own patterns by
+  holding out whole intents (knowledge/intent_calibration.py). `confidence` is its score,
   `threshold` its cut-off.
 - a bot with too few intents to hold any out (2-3) keeps the first recipe: confidence = p_max x
   cosine to the nearest pattern of the predicted intent, threshold = 5th percentile of 5-fold
@@ -56,7 +57,7 @@ class IntentMatch:
     nearest: float
     accepted: bool
     threshold: float
-    # p_max minus the runner-up intent's probability (0 for a one-intent bot).
+    # p_max minus the runner-up intent's probability (1 for a one-intent bot).
     margin: float = 0.0
 
 
@@ -238,7 +239,7 @@ def intent_match(*, bot: Bot, text: str, vector: np.ndarray) -> IntentMatch | No
         proba = np.ones(1)
     else:
         proba = model["classifier"].predict_proba(vector[None, :], [text])[0]
-    order = np.argsort(-proba)
+    order = np.argsort(-proba, kind="stable")  # ties: the first, as argmax
     position = int(order[0])
     probability = float(proba[position])
     margin = probability - (float(proba[order[1]]) if len(order) > 1 else 0.0)
