@@ -17,6 +17,7 @@ from bots.models import Bot, Organization
 from knowledge.adaptation import adapter_train
 from knowledge.intents import intent_match
 from knowledge.models import Document, IntentModel
+from knowledge.parsers.base import _load_json, _load_yaml
 from knowledge.retrieval import KEYWORD_WEIGHT, embed_query, search_documents
 from knowledge.services import source_upload
 
@@ -50,9 +51,10 @@ def _latency(ms: list[float]) -> dict:
     }
 
 
-def _ingest(bot: Bot, path: Path) -> dict:
+def _ingest(bot: Bot, path: Path, data: bytes | None = None) -> dict:
     started = time.perf_counter()
-    source = source_upload(bot=bot, filename=path.name, data=path.read_bytes(), sync_now=True)
+    data = path.read_bytes() if data is None else data
+    source = source_upload(bot=bot, filename=path.name, data=data, sync_now=True)
     seconds = time.perf_counter() - started
     report = {
         "documents": source.document_count,
@@ -68,15 +70,47 @@ def _ingest(bot: Bot, path: Path) -> dict:
     return report
 
 
-def evaluate_intents(intents_path: Path, queries_path: Path, *, limit: int | None = None) -> dict:
+def hold_out_intents(intents_path: Path, fraction: float, seed: int) -> tuple[bytes, set[str]]:
+    """The intent file without a seeded random share of its intents, and their tags.
+
+    Their queries become near out-of-scope requests: the bot cannot serve them, yet their
+    neighbours (the other half of "heater on / heater off") stay, which is exactly the request a
+    deployed bot meets when its owner has not written every intent."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"--hold-out-intents: a fraction between 0 and 1, not {fraction:g}")
+    text = intents_path.read_text(encoding="utf-8")
+    obj = _load_yaml(text) if not text.lstrip().startswith("{") else _load_json(text)
+    intents = obj.get("intents") if isinstance(obj, dict) else None
+    if not isinstance(intents, list) or len(intents) < 3:
+        raise ValueError("--hold-out-intents: the file needs at least 3 intents to hold some out")
+    tags = [str(item.get("tag", "")) for item in intents if isinstance(item, dict)]
+    # At least one intent out, and at least two kept: a classifier needs two classes.
+    count = min(max(1, round(fraction * len(tags))), len(tags) - 2)
+    held = set(np.random.default_rng(seed).choice(sorted(tags), size=count, replace=False))
+    kept = [item for item in intents if str(item.get("tag", "")) not in held]
+    return json.dumps({**obj, "intents": kept}).encode(), held
+
+
+def evaluate_intents(
+    intents_path: Path,
+    queries_path: Path,
+    *,
+    limit: int | None = None,
+    hold_out: float = 0.0,
+    seed: int = 0,
+) -> dict:
+    """Top-1, accepted-and-correct and out-of-scope recall. With `hold_out`, that share of the
+    intents (seeded) is removed from the uploaded file and their queries are expected to be
+    refused (near out-of-scope); `near_oos_recall` counts those alone."""
     queries = read_jsonl(queries_path)[:limit]
+    data, held = (None, set()) if not hold_out else hold_out_intents(intents_path, hold_out, seed)
     with throwaway_bot() as bot:
-        report = _ingest(bot, intents_path)
+        report = _ingest(bot, intents_path, data)
         intent_model = IntentModel.objects.get(bot=bot, embedding_model=bot.embedding_model_active)
         report["threshold"] = round(intent_model.threshold, 4)
         report["calibration"] = intent_model.metrics
         in_scope = in_correct = accepted_correct = 0
-        oos = oos_rejected = rejected = 0
+        oos = oos_rejected = rejected = near = near_rejected = 0
         timings = []
         for query in queries:
             started = time.perf_counter()
@@ -85,9 +119,11 @@ def evaluate_intents(intents_path: Path, queries_path: Path, *, limit: int | Non
             timings.append((time.perf_counter() - started) * 1000)
             accepted = bool(match and match.accepted)
             rejected += not accepted
-            if query["expected"] is None:
+            if query["expected"] is None or query["expected"] in held:
                 oos += 1
                 oos_rejected += not accepted
+                near += query["expected"] is not None
+                near_rejected += query["expected"] is not None and not accepted
             else:
                 in_scope += 1
                 correct = bool(match) and match.tag == query["expected"]
@@ -101,6 +137,12 @@ def evaluate_intents(intents_path: Path, queries_path: Path, *, limit: int | Non
         oos_precision=round(oos_rejected / rejected, 4) if oos and rejected else None,
         **_latency(timings),
     )
+    if hold_out:
+        report.update(
+            held_out_intents=len(held),
+            near_oos=near,
+            near_oos_recall=round(near_rejected / near, 4) if near else None,
+        )
     return report
 
 

@@ -1,17 +1,19 @@
 """Intent matching: a light per-bot classifier trained on the bot's own intent patterns.
 
-Recipe (measured in `manage.py evaluate`, see README "Knowledge quality"):
+Recipe (measured in `manage.py evaluate` and `manage.py bench`, see README "Knowledge quality"):
 - features: the MiniLM embedding of the text (the same vectors retrieval stores) joined with
   TF-IDF of its words and word pairs, which catches the exact terms embeddings blur
   ("top up" vs "top-up fee");
 - classifier: multinomial logistic regression on the patterns (C=10), trained at sync time;
-- confidence: p_max x cosine to the nearest pattern of the predicted intent: the classifier
-  says which intent, the nearest pattern says whether the question is really like anything
-  the bot was taught;
-- threshold: calibrated per bot from its own patterns, never a global constant: 5-fold
-  cross-validation over the patterns, and the threshold is the 5th percentile of held-out
-  patterns' confidence (95% of in-scope phrasings are accepted). Below it, the question is out of
-  scope for the bot's intents.
+- acceptance (may the bot answer with its best intent?): a small model over the top
+  probability, the margin between the top two intents, the cosines to the nearest pattern of
+  each, and the share of the question's known words the intent's patterns never use,
+  calibrated per bot against near out-of-scope requests rehearsed on its own patterns by
+  holding out whole intents (knowledge/intent_calibration.py). `confidence` is its score,
+  `threshold` its cut-off.
+- a bot with too few intents to hold any out (2-3) keeps the first recipe: confidence = p_max x
+  cosine to the nearest pattern of the predicted intent, threshold = 5th percentile of 5-fold
+  held-out patterns' confidence; below 10 patterns, a fixed 0.5 (only close paraphrases).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from django.db import connection, transaction
 
 from bots.models import Bot
 from knowledge.embeddings import vector_literal
+from knowledge.intent_calibration import (
+    Acceptance,
+    calibrate,
+    features,
+    intent_words,
+    unexplained_words,
+)
 from knowledge.models import Chunk, Document, IntentModel
 
 log = logging.getLogger(__name__)
@@ -35,6 +44,8 @@ C = 10.0
 FOLDS = 5
 ACCEPT_QUANTILE = 0.05
 MIN_PATTERNS_FOR_CALIBRATION = 10
+# Part of the checksum: a bot trained by an older recipe retrains at its next sync.
+RECIPE = "leave-intents-out-1"
 
 
 @dataclass
@@ -46,6 +57,8 @@ class IntentMatch:
     nearest: float
     accepted: bool
     threshold: float
+    # p_max minus the runner-up intent's probability (1 for a one-intent bot).
+    margin: float = 0.0
 
 
 def _training_rows(bot: Bot, model: str):
@@ -96,9 +109,10 @@ def _confidence(probability: np.ndarray, nearest: np.ndarray) -> np.ndarray:
     return np.clip(probability, 0, 1) * np.clip(nearest, 0, 1)
 
 
-def _calibrate(x: np.ndarray, texts: list[str], y: np.ndarray) -> tuple[float, dict]:
-    """Threshold from held-out patterns: each fold's classifier and nearest-pattern index see
-    only the other folds, as a real customer's new phrasing would."""
+def _calibrate_in_scope(x: np.ndarray, texts: list[str], y: np.ndarray) -> tuple[float, dict]:
+    """For bots with too few intents to hold any out. Threshold from held-out patterns: each
+    fold's classifier and nearest-pattern index see only the other folds, as a real customer's
+    new phrasing would."""
     from sklearn.model_selection import StratifiedKFold  # only when training: see _Classifier
 
     counts = np.bincount(y)
@@ -136,7 +150,8 @@ def intent_model_train(*, bot: Bot, model: str) -> None:
     doc_ids = sorted({row[0] for row in rows})
     checksum = hashlib.sha256(
         repr(
-            [(d, t, text, np.asarray(v, dtype=np.float32).tobytes()) for d, t, v, text in rows]
+            [RECIPE]
+            + [(d, t, text, np.asarray(v, dtype=np.float32).tobytes()) for d, t, v, text in rows]
         ).encode()
     ).hexdigest()
     current = (
@@ -152,13 +167,24 @@ def intent_model_train(*, bot: Bot, model: str) -> None:
     texts = [row[3] for row in rows]
     y = np.asarray([index[row[0]] for row in rows])
     started = time.perf_counter()
-    threshold, metrics = (
-        _calibrate(x, texts, y) if len(doc_ids) > 1 else (0.5, {"calibrated": False})
-    )
+    acceptance, metrics = calibrate(x, texts, y, _Classifier)
+    if acceptance is not None:
+        threshold = acceptance.cutoff
+    elif len(doc_ids) > 1:
+        threshold, metrics = _calibrate_in_scope(x, texts, y)
+    else:
+        threshold, metrics = 0.5, {"calibrated": False}
     classifier = _Classifier().fit(x, texts, y) if len(doc_ids) > 1 else None
+    words = intent_words(classifier.tfidf, texts, y, len(doc_ids)) if acceptance else None
     metrics["train_s"] = round(time.perf_counter() - started, 1)
     payload = pickle.dumps(
-        {"classifier": classifier, "document_ids": doc_ids, "tags": [tags[d] for d in doc_ids]}
+        {
+            "classifier": classifier,
+            "acceptance": acceptance,
+            "words": words,
+            "document_ids": doc_ids,
+            "tags": [tags[d] for d in doc_ids],
+        }
     )
     with transaction.atomic():
         IntentModel.objects.update_or_create(
@@ -204,40 +230,59 @@ def _load(bot: Bot):
 
 
 def intent_match(*, bot: Bot, text: str, vector: np.ndarray) -> IntentMatch | None:
-    """The bot's best intent for a question (its text and embedding), with whether it clears
-    the bot's calibrated threshold."""
+    """The bot's best intent for a question (its text and embedding), with whether the bot may
+    answer with it (its calibrated acceptance, see the module docstring)."""
     model, threshold = _load(bot)
     if model is None:
         return None
     if model["classifier"] is None:
-        position, probability = 0, 1.0
+        proba = np.ones(1)
     else:
         proba = model["classifier"].predict_proba(vector[None, :], [text])[0]
-        position = int(proba.argmax())
-        probability = float(proba[position])
-    document_id = model["document_ids"][position]
-    nearest = _nearest_pattern(bot, document_id, vector)
-    confidence = float(_confidence(np.asarray(probability), np.asarray(nearest)))
+    order = np.argsort(-proba, kind="stable")  # ties: the first, as argmax
+    position = int(order[0])
+    probability = float(proba[position])
+    margin = probability - (float(proba[order[1]]) if len(order) > 1 else 0.0)
+    ids = model["document_ids"]
+    runner_up = ids[int(order[1])] if len(order) > 1 else None
+    cosines = _nearest_patterns(bot, [d for d in (ids[position], runner_up) if d], vector)
+    nearest = cosines.get(ids[position], 0.0)
+    acceptance: Acceptance | None = model.get("acceptance")  # absent in older payloads
+    if acceptance is not None:
+        unexplained = unexplained_words(
+            model["classifier"].tfidf, model["words"], [text], np.array([position])
+        )
+        row = features(
+            proba[None, :],
+            np.array([nearest]),
+            np.array([cosines.get(runner_up, 0.0)]),
+            unexplained,
+        )
+        confidence = float(acceptance.score(row)[0])
+    else:
+        confidence = float(_confidence(np.asarray(probability), np.asarray(nearest)))
     return IntentMatch(
-        document_id=document_id,
+        document_id=ids[position],
         tag=model["tags"][position],
         confidence=confidence,
         probability=probability,
         nearest=nearest,
         accepted=confidence >= threshold,
         threshold=threshold,
+        margin=margin,
     )
 
 
-def _nearest_pattern(bot: Bot, document_id: int, vector: np.ndarray) -> float:
+def _nearest_patterns(bot: Bot, document_ids: list[int], vector: np.ndarray) -> dict[int, float]:
+    """Cosine to the closest pattern of each of these intents."""
     with connection.cursor() as cursor:
-        # One intent's patterns (tens of rows): an exact scan is faster than any index here.
+        # Two intents' patterns (tens of rows): an exact scan is faster than any index here.
         cursor.execute(
             """
-            SELECT max(1 - (embedding <=> %s::vector)) FROM knowledge_chunk
-            WHERE document_id = %s AND embedding_model = %s AND kind = 'pattern'
+            SELECT document_id, max(1 - (embedding <=> %s::vector)) FROM knowledge_chunk
+            WHERE document_id = ANY(%s) AND embedding_model = %s AND kind = 'pattern'
+            GROUP BY document_id
             """,
-            [vector_literal(vector), document_id, bot.embedding_model_active],
+            [vector_literal(vector), list(document_ids), bot.embedding_model_active],
         )
-        value = cursor.fetchone()[0]
-    return float(value or 0.0)
+        return {document_id: float(value or 0.0) for document_id, value in cursor.fetchall()}

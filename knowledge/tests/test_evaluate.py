@@ -66,6 +66,35 @@ def test_intents_report_accuracy_out_of_scope_and_latency(intent_set):
     assert not Bot.objects.exists(), "the throw-away bot is gone"
 
 
+def test_holding_out_intents_makes_their_queries_near_out_of_scope(intent_set):
+    _text, report = _run(
+        "--intents",
+        intent_set / "intents.json",
+        "--queries",
+        intent_set / "queries.jsonl",
+        "--hold-out-intents",
+        "0.3",
+        "--seed",
+        "1",
+    )
+    # One of the three intents is removed from the upload; its one query must now be refused.
+    assert report["held_out_intents"] == 1 and report["near_oos"] == 1
+    assert 0 <= report["near_oos_recall"] <= 1
+    assert report["n"] == 5 and 0 <= report["oos_recall"] <= 1
+
+
+def test_a_hold_out_share_outside_0_and_1_is_a_clear_error(intent_set):
+    with pytest.raises(CommandError, match="between 0 and 1"):
+        _run(
+            "--intents",
+            intent_set / "intents.json",
+            "--queries",
+            intent_set / "queries.jsonl",
+            "--hold-out-intents",
+            "1.5",
+        )
+
+
 def test_articles_report_hits_and_mrr_per_mode(article_set):
     text, report = _run(
         "--articles",
@@ -96,3 +125,4 @@ def test_bench_prints_one_table_for_every_set(intent_set, tmp_path):
     call_command("bench", "--dir", bench, stdout=out, stderr=StringIO())
     table = out.getvalue()
     assert "| set " in table and "tiny-intents" in table
+    assert "near-oos" in table, "the held-out-intents simulation row"

@@ -9,6 +9,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from knowledge.evaluation import evaluate_articles, evaluate_intents
 
+# The near out-of-scope simulation: this share of each intent set's intents is held out (fixed
+# seed) and their queries must be refused while their neighbours stay served.
+NEAR_OOS_SHARE = 0.2
+NEAR_OOS_SEED = 0
+
 COLUMNS = [
     "set",
     "mode",
@@ -17,6 +22,7 @@ COLUMNS = [
     "accepted_correct",
     "oos_recall",
     "oos_precision",
+    "near_oos_recall",
     "hit_at_1",
     "hit_at_5",
     "mrr",
@@ -48,6 +54,15 @@ class Command(BaseCommand):
                     folder / "intents.json", folder / "queries.jsonl", limit=limit
                 )
                 rows.append({"set": folder.name, "mode": "intents", **report})
+                self.stderr.write(f"{folder.name}: {json.dumps(rows[-1])}")
+                report = evaluate_intents(
+                    folder / "intents.json",
+                    folder / "queries.jsonl",
+                    limit=limit,
+                    hold_out=NEAR_OOS_SHARE,
+                    seed=NEAR_OOS_SEED,
+                )
+                rows.append({"set": folder.name, "mode": "near-oos", **report})
             elif (folder / "articles.jsonl").is_file() and (folder / "questions.jsonl").is_file():
                 report = evaluate_articles(
                     folder / "articles.jsonl",

@@ -1,4 +1,4 @@
-"""python manage.py evaluate --intents FILE --queries FILE [--json]
+"""python manage.py evaluate --intents FILE --queries FILE [--hold-out-intents 0.2] [--json]
 python manage.py evaluate --articles FILE --questions FILE [--json]"""
 
 from __future__ import annotations
@@ -22,6 +22,14 @@ class Command(BaseCommand):
         parser.add_argument("--questions", type=Path, help='JSONL: {"question","article_ids"}')
         parser.add_argument("--limit", type=int, help="only the first N queries")
         parser.add_argument(
+            "--hold-out-intents",
+            type=float,
+            default=0.0,
+            metavar="FRACTION",
+            help="intents: remove this share of intents (seeded); their queries must be refused",
+        )
+        parser.add_argument("--seed", type=int, default=0, help="which intents are held out")
+        parser.add_argument(
             "--compare-dense",
             action="store_true",
             help="articles: also measure the base model alone and dense without keywords",
@@ -34,7 +42,13 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name}: no such file: {o[name]}")
         try:
             if o["intents"] and o["queries"]:
-                report = evaluate_intents(o["intents"], o["queries"], limit=o["limit"])
+                report = evaluate_intents(
+                    o["intents"],
+                    o["queries"],
+                    limit=o["limit"],
+                    hold_out=o["hold_out_intents"],
+                    seed=o["seed"],
+                )
             elif o["articles"] and o["questions"]:
                 modes = ("base", "dense", "hybrid") if o["compare_dense"] else ("hybrid",)
                 report = evaluate_articles(
