@@ -1,0 +1,131 @@
+"""A bot's public help pages: one read-only page per document, one anchor per section, and the
+deep links citations point to.
+
+The bot already quotes its articles and FAQs to anyone who asks; the help page shows the same
+text whole, so a customer can read the passage in its place and every citation is clickable.
+Intents are not shown: their patterns are what customers type, not help content.
+
+Anchors are derived, never stored: a section's anchor is its heading slugified, de-duplicated
+in page order ("fees", "fees-2"). The page and the citation compute them with the same
+function from the same text (knowledge.chunking.sections, which chunk headings come from), so
+a citation's `#returns-and-refunds` is the id the page gives that heading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.text import slugify
+
+from config.links import safe_http_url
+from knowledge.chunking import sections
+
+PATH_SEPARATOR = " > "  # chunking joins nested headings so: "Shipping > Fees"
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int  # 2 for a top-level section: the page's title is its h1
+    anchor: str
+
+
+@dataclass
+class Section:
+    path: str  # the heading path chunks carry, "" for text before the first heading
+    headings: list[Heading] = field(default_factory=list)  # opened here, outermost first
+    paragraphs: list[str] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        return self.headings[-1].anchor if self.headings else ""
+
+
+def page_sections(body: str, title: str) -> list[Section]:
+    """The document as its page shows it: each section with the headings it opens (a nested
+    section's parent heading, if not shown yet, opens with it) and its paragraphs."""
+    taken: set[str] = set()
+    shown: list[str] = []  # the heading path currently open
+    out = []
+    for path, text in sections(body, title):
+        parts = path.split(PATH_SEPARATOR) if path else []
+        common = 0
+        while common < min(len(parts), len(shown)) and parts[common] == shown[common]:
+            common += 1
+        if common == len(parts) == len(shown) and parts:
+            common -= 1  # the same path again (two "## FAQ" in a row): a heading of its own
+        section = Section(path)
+        for depth in range(common, len(parts)):
+            anchor = _unique(slugify(parts[depth], allow_unicode=True) or "section", taken)
+            section.headings.append(Heading(parts[depth], min(depth + 2, 6), anchor))
+        shown = parts
+        section.paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+        out.append(section)
+    return out
+
+
+def _unique(slug: str, taken: set[str]) -> str:
+    candidate, n = slug, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{slug}-{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def section_anchor(body: str, title: str, heading: str, text: str = "") -> str:
+    """The anchor of the section a chunk with this heading path came from ("" for none).
+
+    A path may occur twice in one document; the chunk's own text tells which (a chunk's text
+    may open with the previous chunk's last sentences, so its middle is what is looked for)."""
+    if not heading:
+        return ""
+    matches = [s for s in page_sections(body, title) if s.path == heading and s.anchor]
+    if len(matches) > 1 and text.strip():
+        probe = _probe(text)
+        matches = [s for s in matches if probe in " ".join(" ".join(s.paragraphs).split())] or (
+            matches
+        )
+    return matches[0].anchor if matches else ""
+
+
+def _probe(text: str) -> str:
+    words = text.split()
+    middle = len(words) // 2
+    return " ".join(words[max(0, middle - 4) : middle + 4])
+
+
+def document_slug(title: str) -> str:
+    return slugify(title)[:80].strip("-") or "document"
+
+
+def help_page_path(*, bot, document) -> str:
+    return reverse(
+        "help_document",
+        args=[bot.organization.slug, bot.slug, document.pk, document_slug(document.title)],
+    )
+
+
+def help_page_url(
+    *, organization_slug: str, bot_slug: str, document_id: int, title: str, anchor: str = ""
+) -> str:
+    """The document's help page on this site (SITE_URL, the public address), at a section."""
+    path = reverse(
+        "help_document", args=[organization_slug, bot_slug, document_id, document_slug(title)]
+    )
+    return settings.SITE_URL + path + (f"#{quote(anchor)}" if anchor else "")
+
+
+def text_fragment_url(url: str, heading: str) -> str:
+    """The document's own page, scrolled to the heading where the browser supports text
+    fragments (#:~:text=, ignored elsewhere). Not when the address already has a fragment: that
+    names a place on the page already."""
+    url = safe_http_url(url)
+    if not url or not heading or urlsplit(url).fragment or url.endswith("#"):
+        return url
+    text = heading.split(PATH_SEPARATOR)[-1].strip()
+    # "-", "&" and "," are the directive's own syntax, so they are escaped too.
+    return f"{url}#:~:text={quote(text, safe='').replace('-', '%2D')}" if text else url
