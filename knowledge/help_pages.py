@@ -13,6 +13,7 @@ a citation's `#returns-and-refunds` is the id the page gives that heading.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -34,10 +35,21 @@ class Heading:
 
 
 @dataclass
+class Block:
+    kind: str  # "p" (a paragraph, lines joined), "ul"/"ol" (items), "pre" (code, tables)
+    lines: list[str]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
 class Section:
     path: str  # the heading path chunks carry, "" for text before the first heading
     headings: list[Heading] = field(default_factory=list)  # opened here, outermost first
-    paragraphs: list[str] = field(default_factory=list)
+    paragraphs: list[str] = field(default_factory=list)  # the text, block by block
+    blocks: list[Block] = field(default_factory=list)
 
     @property
     def anchor(self) -> str:
@@ -63,8 +75,32 @@ def page_sections(body: str, title: str) -> list[Section]:
             section.headings.append(Heading(parts[depth], min(depth + 2, 6), anchor))
         shown = parts
         section.paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+        section.blocks = [_block(p) for p in section.paragraphs]
         out.append(section)
     return out
+
+
+_ITEM = re.compile(r"^\s*(?:([-*+•])|\d{1,3}[.)])\s+")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def _block(text: str) -> Block:
+    """How a block of the parsed text reads: a list, code or a table kept line by line, a
+    paragraph's hard-wrapped lines joined."""
+    lines = text.split("\n")
+    if _FENCE.match(lines[0]):
+        return Block("pre", [line for line in lines if not _FENCE.match(line)])
+    if all("|" in line for line in lines) and len(lines) > 1:
+        return Block("pre", lines)
+    if (first := _ITEM.match(lines[0])) is not None:
+        items: list[str] = []
+        for line in lines:
+            if _ITEM.match(line) and not line[:1].isspace():
+                items.append(_ITEM.sub("", line, count=1))
+            elif items:
+                items[-1] += " " + line.strip()  # a continuation or a nested item, inline
+        return Block("ul" if first.group(1) else "ol", items)
+    return Block("p", [" ".join(" ".join(lines).split())])
 
 
 def _unique(slug: str, taken: set[str]) -> str:

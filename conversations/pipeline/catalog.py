@@ -94,7 +94,8 @@ def _topics(bot: Bot, rows, is_greeting) -> list[str]:
 
 
 def _intent_questions(bot: Bot, ids: list[int], is_greeting) -> list[str]:
-    """One pattern per intent, the one most like a question: customers' own words."""
+    """One pattern per intent: the first written with a "?", else the first that reads as a
+    question (given its "?"). Customers' own words, so the chip is answered as it is asked."""
     patterns: OrderedDict[int, list[str]] = OrderedDict((i, []) for i in ids)
     for document_id, text in (
         Chunk.objects.filter(
@@ -105,12 +106,13 @@ def _intent_questions(bot: Bot, ids: list[int], is_greeting) -> list[str]:
     ):
         if not is_greeting(text):
             patterns[document_id].append(" ".join(text.split()))
-    out = []
-    for texts in patterns.values():
-        asked = [q for t in texts if (q := as_question(t))]
-        if asked or texts:
-            out.append(asked[0] if asked else _capitalised(texts[0]))
-    return out
+    # An intent none of whose patterns is a question ("this is rubbish") is not suggested: a
+    # chip is something a customer would ask.
+    asked = (
+        [q for t in sorted(texts, key=lambda t: not t.endswith("?")) if (q := as_question(t))]
+        for texts in patterns.values()
+    )
+    return [questions[0] for questions in asked if questions]
 
 
 def _article_questions(ids: list[int]) -> list[str]:
