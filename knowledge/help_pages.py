@@ -112,26 +112,32 @@ def _unique(slug: str, taken: set[str]) -> str:
     return candidate
 
 
+def section_of(body: str, title: str, heading: str, text: str = "") -> Section | None:
+    """The section a quoted text comes from: the one holding its first line that is found
+    whole, else the first with the chunk's heading path; None when neither is found.
+
+    Not just the chunk's heading: a small section is merged into its neighbour's chunk, which
+    carries the larger one's heading, and the quote may come from either (or from the same
+    path twice in one document)."""
+    sections = page_sections(body, title)
+    flat = [" ".join(" ".join(s.paragraphs).split()) for s in sections]
+    for line in text.splitlines():
+        probe = " ".join(line.lstrip("…").split()[:12])
+        if len(probe.split()) < 4:
+            continue  # a label or a fragment: too short to tell sections apart
+        found = [s for s, words in zip(sections, flat, strict=True) if probe in words]
+        if found:
+            return next((s for s in found if s.path == heading), found[0])
+    return next((s for s in sections if heading and s.path == heading), None)
+
+
 def section_anchor(body: str, title: str, heading: str, text: str = "") -> str:
-    """The anchor of the section a chunk with this heading path came from ("" for none).
-
-    A path may occur twice in one document; the chunk's own text tells which (a chunk's text
-    may open with the previous chunk's last sentences, so its middle is what is looked for)."""
-    if not heading:
-        return ""
-    matches = [s for s in page_sections(body, title) if s.path == heading and s.anchor]
-    if len(matches) > 1 and text.strip():
-        probe = _probe(text)
-        matches = [s for s in matches if probe in " ".join(" ".join(s.paragraphs).split())] or (
-            matches
-        )
-    return matches[0].anchor if matches else ""
+    section = section_of(body, title, heading, text)
+    return section.anchor if section else ""
 
 
-def _probe(text: str) -> str:
-    words = text.split()
-    middle = len(words) // 2
-    return " ".join(words[max(0, middle - 4) : middle + 4])
+def section_heading(section: Section | None) -> str:
+    return section.headings[-1].text if section and section.headings else ""
 
 
 def document_slug(title: str) -> str:

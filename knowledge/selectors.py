@@ -113,23 +113,30 @@ def help_document_get(*, bot: Bot, document_id: int) -> Document:
     )
 
 
-def citation_link(*, bot: Bot, document_id: int, heading: str, text: str, url: str) -> str:
-    """Where a citation of this chunk takes the reader: the document's own http(s) page (at
-    the heading, by text fragment), else its help page at the section; "" when the document is
-    no longer there or is not one the help pages show."""
-    if safe_http_url(url):
-        return help_pages.text_fragment_url(url, heading)
+def citation_target(
+    *, bot: Bot, document_id: int, heading: str, text: str, url: str
+) -> tuple[str, str]:
+    """(link, section heading) for a citation of `text` (the quote, or the chunk) from this
+    document: the document's own http(s) page at that heading (a text fragment), else its help
+    page at the section's anchor. No link for a document gone since, or not shown on help
+    pages (an intent)."""
     document = (
         Document.objects.filter(bot=bot, kind__in=HELP_KINDS, pk=document_id)
         .only("id", "title", "body")
         .first()
     )
+    own = safe_http_url(url)
     if document is None:
-        return ""
-    return help_pages.help_page_url(
+        return own, heading.split(help_pages.PATH_SEPARATOR)[-1]
+    section = help_pages.section_of(document.body, document.title, heading, text)
+    title = help_pages.section_heading(section)
+    if own:
+        return help_pages.text_fragment_url(own, title), title
+    link = help_pages.help_page_url(
         organization_slug=bot.organization.slug,
         bot_slug=bot.slug,
         document_id=document.pk,
         title=document.title,
-        anchor=help_pages.section_anchor(document.body, document.title, heading, text),
+        anchor=section.anchor if section else "",
     )
+    return link, title

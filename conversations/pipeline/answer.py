@@ -22,7 +22,7 @@ from conversations.pipeline.guardrails import Guard
 from conversations.pipeline.rewrite import content_words
 from knowledge.help_pages import PATH_SEPARATOR
 from knowledge.retrieval import Hit
-from knowledge.selectors import citation_link
+from knowledge.selectors import citation_target
 
 MAX_SENTENCES = 3
 MAX_CHARS = 420
@@ -63,28 +63,30 @@ class Reply:
     requires_followup: bool = False
 
 
-def citation(n: int, hit: Hit, bot: Bot | None = None) -> dict:
+def citation(n: int, hit: Hit, bot: Bot | None = None, quoted: str = "") -> dict:
     """A source as the widget lists it. `url` is the document's own address (may be empty);
-    `link` is where a click goes: that page at the section's heading, or, for an uploaded
-    document, its public help page at the section's anchor (knowledge/help_pages.py)."""
+    `heading` the section the quote (else the chunk) comes from; `link` where a click goes:
+    the document's page at that heading, or, for an uploaded document, its public help page
+    at the section's anchor (knowledge/help_pages.py)."""
+    if bot is not None:
+        link, heading = citation_target(
+            bot=bot,
+            document_id=hit.document_id,
+            heading=hit.heading,
+            text=quoted or hit.text,
+            url=hit.url,
+        )
+    else:
+        link, heading = safe_http_url(hit.url), hit.heading.split(PATH_SEPARATOR)[-1]
     return {
         "n": n,
         "chunk_id": hit.chunk_id,
         "document_id": hit.document_id,
         "title": hit.title,
         "url": hit.url,
-        "heading": section_title(hit.heading),
-        "link": citation_link(
-            bot=bot, document_id=hit.document_id, heading=hit.heading, text=hit.text, url=hit.url
-        )
-        if bot is not None
-        else safe_http_url(hit.url),
+        "heading": heading.strip(),
+        "link": link,
     }
-
-
-def section_title(heading: str) -> str:
-    """The section a reader looks for: the innermost heading of a path ("Shipping > Fees")."""
-    return heading.split(PATH_SEPARATOR)[-1].strip() if heading else ""
 
 
 def passage_text(hit: Hit) -> str:
@@ -147,8 +149,10 @@ def source_line(hit: Hit) -> str:
 
 
 def extractive(ctx: Context, hit: Hit, confidence: float | None) -> Reply:
-    text = f"{excerpt(hit, ctx.query)}\n\n{source_line(hit)}"
-    return Reply(text, "answered", "extractive", confidence, citations=[citation(1, hit, ctx.bot)])
+    quote = excerpt(hit, ctx.query)
+    text = f"{quote}\n\n{source_line(hit)}"
+    cited = citation(1, hit, ctx.bot, quote)
+    return Reply(text, "answered", "extractive", confidence, citations=[cited])
 
 
 def weak(ctx: Context, hit: Hit, confidence: float | None) -> Reply:
@@ -283,9 +287,10 @@ def high_stakes(ctx: Context, subtype: str, gate) -> Reply:
     parts = [EMPATHY.get(subtype, "I'm sorry about this.")]
     citations, method, confidence = [], "template", None
     if gate.decision == "strong":
-        parts.append(f"Here is what our help centre says: {excerpt(gate.best, ctx.query)}")
+        quote = excerpt(gate.best, ctx.query)
+        parts.append(f"Here is what our help centre says: {quote}")
         parts.append(source_line(gate.best))
-        citations = [citation(1, gate.best, ctx.bot)]
+        citations = [citation(1, gate.best, ctx.bot, quote)]
         method, confidence = "extractive", gate.score
     elif gate.decision == "intent":
         reply = intent(ctx)

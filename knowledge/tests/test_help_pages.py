@@ -157,16 +157,18 @@ def test_every_chunk_cites_an_anchor_its_help_page_has(client, acme_bot, guide, 
     settings.SITE_URL = "https://support.acme.example"
     page = client.get(_page(acme_bot, guide)).content.decode()
     chunks = list(Chunk.objects.filter(document=guide).order_by("position"))
-    assert chunks
+    anchors = []
 
     for chunk in chunks:
-        link = selectors.citation_link(
+        link, _heading = selectors.citation_target(
             bot=acme_bot, document_id=guide.pk, heading=chunk.heading, text=chunk.text, url=""
         )
         assert link.startswith(f"https://support.acme.example{_page(acme_bot, guide)}")
-        if chunk.heading:
+        if "#" in link:  # not when the chunk opens with the text before the first heading
             anchor = link.split("#", 1)[1]
             assert f'id="{anchor}"' in page, (chunk.heading, anchor)
+            anchors.append(anchor)
+    assert anchors
     # The second "Returns and refunds" is told apart by its text.
     [second] = [c for c in chunks if "exchanges are free" in c.text]
     assert second.heading == "Returns and refunds"
@@ -175,19 +177,37 @@ def test_every_chunk_cites_an_anchor_its_help_page_has(client, acme_bot, guide, 
     )
 
 
-def test_a_document_with_its_own_address_is_cited_there_at_the_heading(acme_bot):
-    link = selectors.citation_link(
-        bot=acme_bot,
-        document_id=0,
-        heading="Shipping > Fees & taxes",
-        text="",
-        url="https://acme.example/help/shipping",
+def test_a_document_with_its_own_address_is_cited_there_at_the_quotes_heading(acme_bot):
+    page = (
+        b"---\nurl: https://acme.example/help/shipping\n---\n# Shipping\n\n"
+        b"We ship worldwide from our warehouse in Ohio.\n\n## Fees & taxes\n\n"
+        b"Standard shipping costs $4.95 and is free over $50.\n"
     )
+    _upload(acme_bot, "shipping.md", page)
+    doc = Document.objects.get(bot=acme_bot, title="Shipping")
+
+    # A small section is merged into its neighbour's chunk: the quote decides the heading.
+    link, heading = selectors.citation_target(
+        bot=acme_bot,
+        document_id=doc.pk,
+        heading="",
+        text="Standard shipping costs $4.95 and is free over $50.",
+        url=doc.url,
+    )
+    assert heading == "Fees & taxes"
     assert link == "https://acme.example/help/shipping#:~:text=Fees%20%26%20taxes"
+    intro = selectors.citation_target(
+        bot=acme_bot,
+        document_id=doc.pk,
+        heading="Fees & taxes",
+        text="We ship worldwide from our warehouse in Ohio.",
+        url=doc.url,
+    )
+    assert intro == ("https://acme.example/help/shipping", ""), "the intro: no heading to go to"
 
 
 def test_an_address_that_is_not_http_is_never_a_link(acme_bot, guide):
-    link = selectors.citation_link(
+    link, _heading = selectors.citation_target(
         bot=acme_bot, document_id=guide.pk, heading="", text="", url="javascript:alert(1)"
     )
     assert link.startswith("http") and "/help/acme/acme-support/" in link
