@@ -45,6 +45,8 @@ bench: install
 	$(PY) manage.py bench --dir $(BENCH_DIR) $(BENCH_ARGS)
 	@# Sentiment: plain VADER vs VADER + the support layer on the held-out half of a labelled sample of customer tweets.
 	$(PY) manage.py bench_sentiment $(BENCH_SENTIMENT_ARGS)
+	@# The answer itself on the article sets: quoted from a right article, holding its answer.
+	$(PY) manage.py bench_answers --dir $(BENCH_DIR) $(BENCH_ANSWERS_ARGS)
 	@# Retrieval latency over 50,000 chunks, query embedding included, with and without an adapter.
 	$(PY) manage.py bench_latency $(BENCH_LATENCY_ARGS)
 	@# The chat pipeline over 10,000 chunks, and 500 widget sockets on one server process.

@@ -23,7 +23,7 @@ def _citations(citations: object) -> list:
     if not isinstance(citations, list):
         return []
     return [
-        {**c, "url": safe_http_url(c.get("url"))} if "url" in c else c
+        {**c, **{key: safe_http_url(c.get(key)) for key in ("url", "link") if key in c}}
         for c in citations
         if isinstance(c, dict)
     ]

@@ -133,6 +133,19 @@ def _sections(body: str, title: str) -> list[tuple[str, list[list[_Unit]]]]:
     return out
 
 
+def sections(body: str, title: str) -> list[tuple[str, str]]:
+    """(heading path, text) of each section with text, in order: the sections chunks are cut
+    from and labelled with (Chunk.heading is one of these paths), for a page that shows them."""
+    return [
+        (heading, "\n\n".join(_unit_text(block) for block in blocks))
+        for heading, blocks in _sections(body, title)
+    ]
+
+
+def _unit_text(units: list[_Unit]) -> str:
+    return "".join((u.sep if i else "") + u.text for i, u in enumerate(units))
+
+
 def _same(a: str, b: str) -> bool:
     return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 

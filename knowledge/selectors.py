@@ -4,7 +4,9 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from bots.models import Bot
-from knowledge.models import Chunk, KnowledgeSource
+from config.links import safe_http_url
+from knowledge import help_pages
+from knowledge.models import Chunk, Document, KnowledgeSource
 
 
 def source_list(*, bot: Bot) -> QuerySet[KnowledgeSource]:
@@ -77,3 +79,64 @@ def chunk_summaries(*, bot: Bot, chunk_ids: list) -> dict[int, dict]:
         c.pk: {"title": c.document.title, "url": c.document.url, "text": c.text}
         for c in chunks.only("text", "document__title", "document__url")
     }
+
+
+# --- Public help pages (knowledge/help_pages.py): no member, every read is scoped by the path
+HELP_KINDS = (Document.Kind.ARTICLE, Document.Kind.FAQ)
+
+
+def help_bot_get(*, organization_slug: str, bot_slug: str) -> Bot:
+    return get_object_or_404(
+        Bot.objects.select_related("organization"),
+        organization__slug=organization_slug,
+        slug=bot_slug,
+    )
+
+
+def help_documents(*, bot: Bot) -> QuerySet[Document]:
+    """The bot's articles and FAQs as they serve now: a sync swaps a source's documents in one
+    transaction, so a failed or pending new version of a file is never listed."""
+    return (
+        Document.objects.filter(bot=bot, kind__in=HELP_KINDS)
+        .only("id", "title", "kind", "category")
+        .order_by("category", "title", "id")
+    )
+
+
+def help_document_get(*, bot: Bot, document_id: int) -> Document:
+    """One of the bot's articles or FAQs; another bot's id, or an intent's, is a 404."""
+    return get_object_or_404(
+        Document.objects.only("id", "title", "kind", "body", "url", "category", "updated_at"),
+        bot=bot,
+        kind__in=HELP_KINDS,
+        pk=document_id,
+    )
+
+
+def citation_target(
+    *, bot: Bot, document_id: int, heading: str, text: str, url: str
+) -> tuple[str, str]:
+    """(link, section heading) for a citation of `text` (the quote, or the chunk) from this
+    document: the document's own http(s) page at that heading (a text fragment), else its help
+    page at the section's anchor. No link for a document gone since, or not shown on help
+    pages (an intent)."""
+    document = (
+        Document.objects.filter(bot=bot, kind__in=HELP_KINDS, pk=document_id)
+        .only("id", "title", "body")
+        .first()
+    )
+    own = safe_http_url(url)
+    if document is None:
+        return own, heading.split(help_pages.PATH_SEPARATOR)[-1]
+    section = help_pages.section_of(document.body, document.title, heading, text)
+    title = help_pages.section_heading(section)
+    if own:
+        return help_pages.text_fragment_url(own, title), title
+    link = help_pages.help_page_url(
+        organization_slug=bot.organization.slug,
+        bot_slug=bot.slug,
+        document_id=document.pk,
+        title=document.title,
+        anchor=section.anchor if section else "",
+    )
+    return link, title

@@ -1,5 +1,6 @@
-"""A bot's knowledge on the site (its sources: upload, add a page, replace, re-sync, delete)
-and the API's sync status. Included from config/urls.py at the root, next to bots' pages."""
+"""A bot's knowledge on the site (its sources: upload, add a page, replace, re-sync, delete),
+the API's sync status, and the public help pages. Included from config/urls.py at the root,
+next to bots' pages."""
 
 from django.urls import path
 
@@ -31,6 +32,13 @@ urlpatterns = [
         "o/<slug:org>/bots/<slug:bot>/knowledge/<int:source_id>/delete/",
         views.source_delete,
         name="knowledge_delete",
+    ),
+    # Public, read-only: the bot's articles and FAQs as a help centre (knowledge/help_pages.py).
+    path("help/<slug:org>/<slug:bot>/", views.help_index, name="help_index"),
+    path(
+        "help/<slug:org>/<slug:bot>/<int:document_id>-<slug:title_slug>/",
+        views.help_document,
+        name="help_document",
     ),
     path("api/v1/kb/sync_status", views.api_sync_status, name="api_kb_sync_status"),
 ]

@@ -1,18 +1,20 @@
 """A bot's knowledge page: upload, add a web page or sitemap, replace, re-sync, delete; live
-sync progress."""
+sync progress. And the bot's public help pages (knowledge/help_pages.py): no sign-in."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from bots import selectors as bot_selectors
 from bots.models import MANAGER_ROLES, Bot
-from knowledge import selectors, services
+from config.links import safe_http_url
+from knowledge import help_pages, selectors, services
 from knowledge.forms import WebSourceForm
 from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError
 
@@ -147,3 +149,34 @@ def api_sync_status(request):
             {"error": "Authenticate with 'Authorization: Bearer <bot secret key>'."}, status=401
         )
     return JsonResponse(selectors.sync_status(bot=bot))
+
+
+HELP_PAGE_SIZE = 200
+
+
+@require_GET
+def help_index(request, org, bot):
+    bot = selectors.help_bot_get(organization_slug=org, bot_slug=bot)
+    page = Paginator(selectors.help_documents(bot=bot), HELP_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    documents = [(d, help_pages.help_page_path(bot=bot, document=d)) for d in page.object_list]
+    context = {"bot": bot, "page": page, "documents": documents}
+    return render(request, "knowledge/help_index.html", context)
+
+
+@require_GET
+def help_document(request, org, bot, document_id, title_slug):
+    bot = selectors.help_bot_get(organization_slug=org, bot_slug=bot)
+    document = selectors.help_document_get(bot=bot, document_id=document_id)
+    if title_slug != help_pages.document_slug(document.title):
+        # A renamed document keeps its links: the id decides, the slug is for people.
+        slug = help_pages.document_slug(document.title)
+        return redirect("help_document", org, bot.slug, document.pk, slug, permanent=True)
+    context = {
+        "bot": bot,
+        "document": document,
+        "sections": help_pages.page_sections(document.body, document.title),
+        "source_url": safe_http_url(document.url),
+    }
+    return render(request, "knowledge/help_document.html", context)

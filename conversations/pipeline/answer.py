@@ -14,11 +14,15 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
+from bots.models import Bot
+from config.links import safe_http_url
 from conversations.pipeline.classify import OFFER_QUESTION, greeting_kind
 from conversations.pipeline.context import Context
 from conversations.pipeline.guardrails import Guard
 from conversations.pipeline.rewrite import content_words
+from knowledge.help_pages import PATH_SEPARATOR
 from knowledge.retrieval import Hit
+from knowledge.selectors import citation_target
 
 MAX_SENTENCES = 3
 MAX_CHARS = 420
@@ -63,13 +67,29 @@ class Reply:
     requires_followup: bool = False
 
 
-def citation(n: int, hit: Hit) -> dict:
+def citation(n: int, hit: Hit, bot: Bot | None = None, quoted: str = "") -> dict:
+    """A source as the widget lists it. `url` is the document's own address (may be empty);
+    `heading` the section the quote (else the chunk) comes from; `link` where a click goes:
+    the document's page at that heading, or, for an uploaded document, its public help page
+    at the section's anchor (knowledge/help_pages.py)."""
+    if bot is not None:
+        link, heading = citation_target(
+            bot=bot,
+            document_id=hit.document_id,
+            heading=hit.heading,
+            text=quoted or hit.text,
+            url=hit.url,
+        )
+    else:
+        link, heading = safe_http_url(hit.url), hit.heading.split(PATH_SEPARATOR)[-1]
     return {
         "n": n,
         "chunk_id": hit.chunk_id,
         "document_id": hit.document_id,
         "title": hit.title,
         "url": hit.url,
+        "heading": heading.strip(),
+        "link": link,
     }
 
 
@@ -133,8 +153,10 @@ def source_line(hit: Hit) -> str:
 
 
 def extractive(ctx: Context, hit: Hit, confidence: float | None) -> Reply:
-    text = f"{excerpt(hit, ctx.query)}\n\n{source_line(hit)}"
-    return Reply(text, "answered", "extractive", confidence, citations=[citation(1, hit)])
+    quote = excerpt(hit, ctx.query)
+    text = f"{quote}\n\n{source_line(hit)}"
+    cited = citation(1, hit, ctx.bot, quote)
+    return Reply(text, "answered", "extractive", confidence, citations=[cited])
 
 
 def weak(ctx: Context, hit: Hit, confidence: float | None) -> Reply:
@@ -177,6 +199,9 @@ def intent(ctx: Context, *, cite: bool = False) -> Reply:
         "document_id": evidence.intent.document_id,
         "title": title,
         "url": evidence.intent_url,
+        "heading": "",
+        # Intents have no help page: their patterns are what customers type, not help text.
+        "link": safe_http_url(evidence.intent_url),
     }
     line = f"Source: {title}" + (f" ({evidence.intent_url})" if evidence.intent_url else "")
     return Reply(f"{text}\n\n{line}", "answered", "intent", confidence, citations=[source])
@@ -279,9 +304,11 @@ def high_stakes(ctx: Context, subtype: str, gate) -> Reply:
     parts = [EMPATHY.get(subtype, "I'm sorry about this.")]
     citations, method, confidence = [], "template", None
     if gate.decision == "strong":
-        parts.append(f"Here is what our help centre says: {excerpt(gate.best, ctx.query)}")
+        quote = excerpt(gate.best, ctx.query)
+        parts.append(f"Here is what our help centre says: {quote}")
         parts.append(source_line(gate.best))
-        citations, method, confidence = [citation(1, gate.best)], "extractive", gate.score
+        citations = [citation(1, gate.best, ctx.bot, quote)]
+        method, confidence = "extractive", gate.score
     elif gate.decision == "intent":
         reply = intent(ctx)
         parts.append(reply.text)

@@ -137,7 +137,7 @@ def llm_answer(ctx: Context, gate: Gate, guard: Guard) -> Generator[dict, None, 
         record["error"] = str(exc)
         if shipped:
             ctx.trace["fallback"] = {"reason": exc.kind, "kept": "sentences already sent"}
-            reply = _reply("".join(shipped), sources, gate)
+            reply = _reply(ctx, "".join(shipped), sources, gate)
             reply.disclaimer, reply.requires_followup = INCOMPLETE, True
             return reply
         ctx.trace["fallback"] = {"reason": exc.kind, "to": "extractive"}
@@ -162,7 +162,7 @@ def llm_answer(ctx: Context, gate: Gate, guard: Guard) -> Generator[dict, None, 
         ctx.trace["fallback"] = {"reason": "no valid citation", "to": "extractive"}
         return (yield from _extractive(ctx, gate, guard))
     yield from release()
-    return _reply("".join(shipped), sources, gate)
+    return _reply(ctx, "".join(shipped), sources, gate)
 
 
 def _extractive(ctx: Context, gate: Gate, guard: Guard) -> Generator[dict, None, Reply]:
@@ -171,9 +171,11 @@ def _extractive(ctx: Context, gate: Gate, guard: Guard) -> Generator[dict, None,
     return (yield from answer.emit(ctx, answer.extractive(ctx, gate.best, confidence), guard))
 
 
-def _reply(text: str, sources, gate: Gate) -> Reply:
+def _reply(ctx: Context, text: str, sources, gate: Gate) -> Reply:
     citations = [
-        answer.citation(n, sources[n - 1]) for n in cited_numbers(text) if 1 <= n <= len(sources)
+        answer.citation(n, sources[n - 1], ctx.bot)
+        for n in cited_numbers(text)
+        if 1 <= n <= len(sources)
     ]
     confidence = round(gate.score, 4) if gate.score is not None else None
     return Reply(text, "answered", "llm", confidence, citations=citations)
@@ -183,7 +185,9 @@ def _blocked(ctx: Context, shipped: list[str], sources) -> Generator[dict, None,
     prefix = "".join(shipped)
     reply = answer.blocked(prefix, "llm", None)
     reply.citations = [
-        answer.citation(n, sources[n - 1]) for n in cited_numbers(prefix) if n <= len(sources)
+        answer.citation(n, sources[n - 1], ctx.bot)
+        for n in cited_numbers(prefix)
+        if n <= len(sources)
     ]
     yield {"type": "token", "text": reply.text[len(prefix) :]}
     return reply

@@ -580,11 +580,13 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (extras.email_left) { this.emailLeft = true; this.$log.querySelectorAll("form.email").forEach((f) => f.remove()); }
       if (msg.sender === "system" && extras.ask_email && !this.emailLeft && !["resolved", "closed"].includes(this.convo && this.convo.status)) el.append(this.emailForm());
       const seen = new Set();
-      const links = (msg.citations || []).map((c) => ({ title: c.title, href: webLink(c.url) }))
+      // `link` goes to the cited section (the document's page, or its help page); older
+      // answers have only `url`. Named by section and title: "Returns and refunds · Shop guide".
+      const links = (msg.citations || []).map((c) => ({ text: [c.heading, c.title].filter(Boolean).join(" · "), href: webLink(c.link || c.url) }))
         .filter((c) => c.href && !seen.has(c.href) && seen.add(c.href));
       if (links.length) {
         el.append(h("ul", { class: "sources", "aria-label": "Sources" },
-          ...links.map((c) => h("li", {}, h("a", { href: c.href, target: "_blank", rel: "noopener noreferrer", text: c.title || c.href })))));
+          ...links.map((c) => h("li", {}, h("a", { href: c.href, target: "_blank", rel: "noopener noreferrer", text: c.text || c.href })))));
       }
       if (extras.disclaimer) el.append(h("p", { class: "disclaimer", text: extras.disclaimer }));
       if (Array.isArray(extras.suggestions) && extras.suggestions.length) {
