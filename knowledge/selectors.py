@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from bots.models import Bot
-from knowledge.models import Chunk, KnowledgeSource
+from knowledge.models import Chunk, KnowledgeSource, RetrievalProfile
 
 
 def source_list(*, bot: Bot) -> QuerySet[KnowledgeSource]:
@@ -77,3 +77,12 @@ def chunk_summaries(*, bot: Bot, chunk_ids: list) -> dict[int, dict]:
         c.pk: {"title": c.document.title, "url": c.document.url, "text": c.text}
         for c in chunks.only("text", "document__title", "document__url")
     }
+
+
+def retrieval_profile_get(*, bot: Bot) -> RetrievalProfile | None:
+    """The ranking the bot chose for its active model (knowledge/tuning.py), without its index."""
+    return (
+        RetrievalProfile.objects.filter(bot=bot, embedding_model=bot.embedding_model_active)
+        .defer("payload")
+        .first()
+    )

@@ -108,6 +108,15 @@ def source_delete(*, source: KnowledgeSource) -> None:
     if had_intents:
         intents.intent_model_train(bot=bot, model=bot.embedding_model_active)
     adapter_retrain(bot=bot)
+    # Its chunks are gone at once (search reads only existing rows); the keyword index and the
+    # ranking choice are rebuilt in the worker.
+    transaction.on_commit(
+        lambda: async_task(
+            "knowledge.tasks.retrieval_profile_refresh",
+            bot.pk,
+            task_name=f"knowledge-retrieval-{bot.pk}",
+        )
+    )
     knowledge_changed_notify(bot=bot)
 
 
