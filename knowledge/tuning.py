@@ -24,7 +24,8 @@ documents, bounded by SAMPLE questions for any size):
   error. Generated sentences share more exact words with the text than customers' questions
   do, which flatters keywords: so a keyword share must also not lose on the headlines alone
   (which read like questions). The adapter saw the titles in training, which flatters it: so it
-  is switched off only if leaving it out wins anyway.
+  is switched off only if leaving it out wins anyway, and headlines compare keyword shares in
+  the base model's space.
 
 An LLM could paraphrase the generated questions to make them read like customers' (the bot's
 OpenAI-compatible settings live in conversations, which knowledge must not import): `paraphrase`
@@ -445,13 +446,23 @@ def decide(results, groups: np.ndarray, adapter: bool) -> tuple[Setting, str]:
             chosen = off
             reasons.append(f"without the adapter +{gain:.3f} MRR (se {se:.3f})")
     headlines = groups == "headline"
+
+    def honest(share: float) -> np.ndarray:
+        # The adapter was trained on the titles (title -> its passages): on headlines it
+        # recalls rather than generalises, so they compare keyword shares in the base model's
+        # space, which never saw them; sentences (none it trained on) keep the adapter.
+        with_adapter = rr[Setting(share, chosen.scoring, chosen.adapter)]
+        if not (adapter and chosen.adapter):
+            return with_adapter
+        return np.where(headlines, rr[Setting(share, chosen.scoring, False)], with_adapter)
+
     best, best_gain = None, 0.0
     for share in SHARES[1:]:
         candidate = Setting(share, chosen.scoring, chosen.adapter)
-        gain, se = _gain(rr[candidate], rr[chosen], groups)
+        gain, se = _gain(honest(share), honest(0.0), groups)
         holds = (
             headlines.sum() < MIN_HEADLINES
-            or float((rr[candidate] - rr[chosen])[headlines].mean()) >= 0
+            or float((honest(share) - honest(0.0))[headlines].mean()) >= 0
         )
         if gain > se and holds and gain > best_gain:
             best, best_gain = candidate, gain

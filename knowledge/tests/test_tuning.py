@@ -5,6 +5,7 @@ import json
 import random
 
 import pytest
+from django.urls import reverse
 
 from knowledge import services
 from knowledge.models import RetrievalProfile
@@ -196,3 +197,22 @@ def test_the_gate_scale_is_the_same_whatever_the_order(acme_bot):
     for hit in fused:
         if hit.chunk_id in scores:
             assert hit.score == pytest.approx(scores[hit.chunk_id])
+
+
+def test_the_knowledge_page_shows_the_choice_and_every_candidate_to_members_only(
+    client, agent, outsider, acme_bot
+):
+    upload(acme_bot, manual_sections())
+    profile = RetrievalProfile.objects.get(bot=acme_bot)
+    url = reverse("bot_knowledge", args=[acme_bot.organization.slug, acme_bot.slug])
+
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+    client.force_login(agent)
+    page = client.get(url).content.decode()
+
+    assert "<h3>Retrieval</h3>" in page
+    assert f"<strong>{profile.choice['label']}</strong>" in page
+    assert f"from {profile.metrics['questions']} questions" in page
+    assert page.count('aria-current="true"') == 1
+    assert len(profile.metrics["candidates"]) == 12  # 6 keyword shares x 2 scorings
