@@ -68,8 +68,10 @@ def _ingest(bot: Bot, path: Path) -> dict:
     report["adapter"] = bool(adapter_train(bot=bot))
     if report["adapter"]:
         report["adapter_s"] = round(time.perf_counter() - started, 1)
-        # ...and then, as knowledge/tasks.py does, the bot chooses its ranking again.
-        profile_refresh(bot=bot)
+    # ...and then, as knowledge/tasks.py does, the bot chooses its ranking (with its adapter).
+    started = time.perf_counter()
+    profile_refresh(bot=bot)
+    report["tuning_s"] = round(time.perf_counter() - started, 1)
     return report
 
 

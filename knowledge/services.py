@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from bots.models import Bot
-from knowledge import intents, web
+from knowledge import intents, tuning, web
 from knowledge.adaptation import adapter_retrain
 from knowledge.models import Document, EmbeddingCache, KnowledgeSource
 from knowledge.parsers import check_upload, detect_format
@@ -110,13 +110,7 @@ def source_delete(*, source: KnowledgeSource) -> None:
     adapter_retrain(bot=bot)
     # Its chunks are gone at once (search reads only existing rows); the keyword index and the
     # ranking choice are rebuilt in the worker.
-    transaction.on_commit(
-        lambda: async_task(
-            "knowledge.tasks.retrieval_profile_refresh",
-            bot.pk,
-            task_name=f"knowledge-retrieval-{bot.pk}",
-        )
-    )
+    tuning.profile_tune_later(bot=bot)
     knowledge_changed_notify(bot=bot)
 
 

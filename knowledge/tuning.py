@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
+from django_q.tasks import async_task
 
 from bots.models import Bot
 from knowledge.adaptation import SEED as ADAPTER_SEED
@@ -105,15 +106,22 @@ def knowledge_checksum(bot: Bot) -> str:
     return digest.hexdigest()
 
 
-def profile_refresh(*, bot: Bot, paraphrase: Paraphrase | None = None) -> RetrievalProfile | None:
-    """Rebuild the bot's keyword index and choose its setting, unless both already match its
-    knowledge. Called after a sync writes chunks and after an adapter switch; safe to repeat."""
+def profile_refresh(
+    *, bot: Bot, tune: bool = True, paraphrase: Paraphrase | None = None
+) -> RetrievalProfile | None:
+    """Rebuild the bot's keyword index and, with `tune`, choose its setting again, unless they
+    already match its knowledge; safe to repeat.
+
+    A sync calls it with tune=False (the index follows the chunks at once, in seconds, and the
+    previous choice stands meanwhile) and queues the tuning for the worker
+    (`profile_tune_later`), as it queues the adapter's training."""
     bot.refresh_from_db(fields=["embedding_model_active", "embedding_adapter"])
     model = bot.embedding_model_active
     checksum = knowledge_checksum(bot)
     current = RetrievalProfile.objects.filter(bot=bot, embedding_model=model).first()
     if current is not None and current.checksum == checksum:
-        return current
+        if not tune or not current.metrics.get("pending"):
+            return current
     started = time.perf_counter()
     rows = list(
         Chunk.objects.filter(bot=bot, embedding_model=model)
@@ -132,8 +140,18 @@ def profile_refresh(*, bot: Bot, paraphrase: Paraphrase | None = None) -> Retrie
         RetrievalProfile.objects.filter(bot=bot, embedding_model=model).delete()
         return None
     index = index_build(rows)
-    knowledge = _knowledge(bot, rows, index)
-    choice, metrics = choose(bot, knowledge, index, paraphrase=paraphrase)
+    if tune:
+        choice, metrics = choose(bot, _knowledge(bot, rows, index), index, paraphrase=paraphrase)
+        choice_json = {
+            "keyword_share": choice.keyword_share,
+            "scoring": choice.scoring,
+            "adapter": choice.adapter,
+            "label": choice.label,
+        }
+    else:
+        # The last choice stands until the worker has measured the new content.
+        choice_json = current.choice if current is not None else {"label": DEFAULT.label}
+        metrics = {**(current.metrics if current is not None else {}), "pending": True}
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     with transaction.atomic():
         profile, _ = RetrievalProfile.objects.update_or_create(
@@ -143,18 +161,25 @@ def profile_refresh(*, bot: Bot, paraphrase: Paraphrase | None = None) -> Retrie
                 "checksum": checksum,
                 "adapter": bot.embedding_adapter,
                 "payload": pickle.dumps(index),
-                "choice": {
-                    "keyword_share": choice.keyword_share,
-                    "scoring": choice.scoring,
-                    "adapter": choice.adapter,
-                    "label": choice.label,
-                },
+                "choice": choice_json,
                 "metrics": metrics,
             },
         )
     profile_forget()
-    log.info("bot %s: retrieval setting %s (%s)", bot.pk, choice.label, metrics.get("reason"))
+    if tune:
+        log.info("bot %s: retrieval setting %s (%s)", bot.pk, choice.label, metrics["reason"])
     return profile
+
+
+def profile_tune_later(*, bot: Bot) -> None:
+    """Queue the bot's tuning for the worker once the current transaction commits."""
+    transaction.on_commit(
+        lambda: async_task(
+            "knowledge.tasks.retrieval_profile_refresh",
+            bot.pk,
+            task_name=f"knowledge-retrieval-{bot.pk}",
+        )
+    )
 
 
 # --- The bot's knowledge, in memory -------------------------------------------------------------
