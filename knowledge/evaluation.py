@@ -6,20 +6,23 @@ functions the bot uses. The bot is deleted afterwards."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from django.db import connection
 
 from bots.models import Bot, Organization
 from knowledge.adaptation import adapter_train
 from knowledge.intents import intent_match
-from knowledge.models import Document, IntentModel
+from knowledge.models import Document, IntentModel, RetrievalProfile
 from knowledge.parsers.base import _load_json, _load_yaml
-from knowledge.retrieval import KEYWORD_WEIGHT, embed_query, search_documents
+from knowledge.retrieval import embed_query, search_documents
 from knowledge.services import source_upload
+from knowledge.tuning import profile_refresh
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -67,6 +70,10 @@ def _ingest(bot: Bot, path: Path, data: bytes | None = None) -> dict:
     report["adapter"] = bool(adapter_train(bot=bot))
     if report["adapter"]:
         report["adapter_s"] = round(time.perf_counter() - started, 1)
+    # ...and then, as knowledge/tasks.py does, the bot chooses its ranking (with its adapter).
+    started = time.perf_counter()
+    profile_refresh(bot=bot)
+    report["tuning_s"] = round(time.perf_counter() - started, 1)
     return report
 
 
@@ -146,8 +153,53 @@ def evaluate_intents(
     return report
 
 
-# mode: (keyword weight, use the adapter)
-MODES = {"base": (0.0, False), "dense": (0.0, True), "hybrid": (KEYWORD_WEIGHT, True)}
+# mode: search_documents' overrides ("fts" ranks with PostgreSQL's full text instead)
+MODES = {
+    "base": {"keyword_weight": 0.0, "adapter": False, "scoring": "title"},
+    "dense": {"keyword_weight": 0.0, "adapter": True, "scoring": "title"},
+    "bm25": {"keyword_weight": 1.0},
+    "fts": None,
+    "rrf": {"keyword_weight": 0.5, "adapter": True, "scoring": "title"},
+    "hybrid": {},  # what the bot does: the setting it chose for itself (knowledge/tuning.py)
+}
+
+
+def _fts_documents(bot: Bot, query: str, k: int) -> list[int]:
+    """Documents by their best chunk's ts_rank_cd (normalised by length) over any of the
+    question's words: PostgreSQL's own keyword ranking, for comparison with BM25."""
+    words = re.findall(r"\w+", query)
+    if not words:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.document_id, max(ts_rank_cd(c.search_vector, q, 1)) AS rank
+            FROM knowledge_chunk c, to_tsquery('english', %s) q
+            WHERE c.bot_id = %s AND c.embedding_model = %s AND c.kind <> 'title'
+              AND c.search_vector @@ q
+            GROUP BY c.document_id ORDER BY rank DESC LIMIT %s
+            """,
+            [" | ".join(words), bot.pk, bot.embedding_model_active, k],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _choice(bot: Bot) -> dict:
+    """The setting the bot chose and its own measurement of it."""
+    profile = RetrievalProfile.objects.filter(
+        bot=bot, embedding_model=bot.embedding_model_active
+    ).first()
+    if profile is None:
+        return {"choice": "dense (no profile)"}
+    chosen = next((c for c in profile.metrics.get("candidates", []) if c["chosen"]), {})
+    return {
+        "choice": profile.choice.get("label", ""),
+        "self_hit_at_1": chosen.get("hit_at_1"),
+        "self_mrr": chosen.get("mrr"),
+        "self_questions": profile.metrics.get("questions"),
+        "self_reason": profile.metrics.get("reason"),
+        "self_candidates": profile.metrics.get("candidates", []),
+    }
 
 
 def evaluate_articles(
@@ -158,11 +210,16 @@ def evaluate_articles(
     modes: tuple[str, ...] = ("hybrid",),
 ) -> dict:
     """hit@1, hit@5 and MRR@10 over articles, per mode (the last is the report's headline):
-    "base" the base model alone, "dense" with the bot's adapter, "hybrid" with keywords too
-    (what the bot does)."""
+    "base" the base model alone, "dense" with the bot's adapter, "bm25" keywords alone, "fts"
+    PostgreSQL's full-text rank alone, "rrf" an equal-weight fusion, "hybrid" what the bot does
+    (the setting it chose from its own content, reported as "choice")."""
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"Unknown mode(s): {', '.join(sorted(unknown))}")
     questions = read_jsonl(questions_path)[:limit]
     with throwaway_bot() as bot:
         report = _ingest(bot, articles_path)
+        report.update(_choice(bot))
         ids = dict(Document.objects.filter(bot=bot).values_list("id", "external_id"))
         # Each question is embedded once and shared by every weight; its embedding time is
         # added to every run's latency, which is embedding + search, as a customer waits for.
@@ -173,21 +230,19 @@ def evaluate_articles(
             embed_ms.append((time.perf_counter() - started) * 1000)
         runs = {}
         for mode in modes:
-            weight, adapter = MODES[mode]
             hit1 = hit5 = 0
             reciprocal, timings = [], []
             for question, vector, embedding_ms in zip(questions, vectors, embed_ms, strict=True):
                 started = time.perf_counter()
-                hits = search_documents(
-                    bot=bot,
-                    query=question["question"],
-                    k=10,
-                    vector=vector,
-                    keyword_weight=weight,
-                    adapter=adapter,
-                )
+                if MODES[mode] is None:
+                    found = _fts_documents(bot, question["question"], 10)
+                else:
+                    hits = search_documents(
+                        bot=bot, query=question["question"], k=10, vector=vector, **MODES[mode]
+                    )
+                    found = [h.document_id for h in hits]
                 timings.append(embedding_ms + (time.perf_counter() - started) * 1000)
-                ranked = [ids[h.document_id] for h in hits]
+                ranked = [ids[d] for d in found]
                 wanted = set(question["article_ids"])
                 rank = next((i for i, a in enumerate(ranked, 1) if a in wanted), None)
                 hit1 += rank == 1

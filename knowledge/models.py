@@ -180,3 +180,29 @@ class EmbeddingCache(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.text_hash[:12]}"
+
+
+class RetrievalProfile(models.Model):
+    """How a bot ranks its knowledge, chosen by the bot itself at sync time
+    (knowledge/tuning.py): its keyword index (BM25 over its chunks) and the fusion setting
+    that won on questions generated from its own content, with each candidate's score."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="retrieval_profiles")
+    embedding_model = models.CharField(max_length=100)
+    checksum = models.CharField(max_length=64, help_text="Of the chunks it indexed.")
+    # The bot's adapter when the choice was made: a later adapter re-tunes.
+    adapter = models.CharField(max_length=100, blank=True, default="")
+    payload = models.BinaryField(editable=False)  # the pickled keyword index
+    choice = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    tuned_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bot", "embedding_model"], name="unique_retrieval_profile"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot} retrieval ({self.embedding_model})"

@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 from bots.models import Bot
 from config.links import safe_http_url
 from knowledge import help_pages
-from knowledge.models import Chunk, Document, KnowledgeSource
+from knowledge.models import Chunk, Document, KnowledgeSource, RetrievalProfile
 
 
 def source_list(*, bot: Bot) -> QuerySet[KnowledgeSource]:
@@ -140,3 +140,12 @@ def citation_target(
         anchor=section.anchor if section else "",
     )
     return link, title
+
+
+def retrieval_profile_get(*, bot: Bot) -> RetrievalProfile | None:
+    """The ranking the bot chose for its active model (knowledge/tuning.py), without its index."""
+    return (
+        RetrievalProfile.objects.filter(bot=bot, embedding_model=bot.embedding_model_active)
+        .defer("payload")
+        .first()
+    )

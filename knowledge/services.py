@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from bots.models import Bot
-from knowledge import intents, web
+from knowledge import intents, tuning, web
 from knowledge.adaptation import adapter_retrain
 from knowledge.models import Document, EmbeddingCache, KnowledgeSource
 from knowledge.parsers import check_upload, detect_format
@@ -108,6 +108,9 @@ def source_delete(*, source: KnowledgeSource) -> None:
     if had_intents:
         intents.intent_model_train(bot=bot, model=bot.embedding_model_active)
     adapter_retrain(bot=bot)
+    # Its chunks are gone at once (search reads only existing rows); the keyword index and the
+    # ranking choice are rebuilt in the worker.
+    tuning.profile_tune_later(bot=bot)
     knowledge_changed_notify(bot=bot)
 
 

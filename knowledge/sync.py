@@ -26,7 +26,7 @@ from django.utils import timezone
 from bots.models import Bot
 from config.heartbeat import heartbeat
 from config.links import safe_http_url
-from knowledge import intents, web
+from knowledge import intents, tuning, web
 from knowledge.adaptation import adapter_retrain
 from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import EMBED_BATCH, EmbeddingError, embed_all, get_embedder
@@ -346,6 +346,11 @@ def _after_write(source: KnowledgeSource, bot: Bot, plan: _Plan, written: int) -
     if any(kind != Document.Kind.INTENT for kind in kinds):
         adapter_retrain(bot=bot)  # articles changed: the adapter learns them in the worker
     if kinds:
+        # The keyword index follows the chunks just written before anyone is told the knowledge
+        # changed (a re-sync never leaves a stale index behind); the worker then measures which
+        # ranking suits the new content.
+        tuning.profile_refresh(bot=bot, tune=False)
+        tuning.profile_tune_later(bot=bot)
         knowledge_changed_notify(bot=bot)
     source.refresh_from_db()
 

@@ -8,7 +8,7 @@ schedules that migrations 0005 and 0008 install: renaming them needs a data migr
 from __future__ import annotations
 
 from bots.models import Bot
-from knowledge import adaptation, services, switch
+from knowledge import adaptation, services, switch, tuning
 from knowledge.models import KnowledgeSource
 from knowledge.parsers import ParseError
 
@@ -37,11 +37,21 @@ def adapter_train(bot_id: int) -> None:
     bot = Bot.objects.filter(pk=bot_id).first()
     if bot is None:
         return
-    adaptation.adapter_train(bot=bot)
+    if adaptation.adapter_train(bot=bot) is not None:
+        # A new adapter (or none any more) changes what ranks best: the bot chooses again.
+        tuning.profile_refresh(bot=bot)
+
+
+def retrieval_profile_refresh(bot_id: int) -> None:
+    bot = Bot.objects.filter(pk=bot_id).first()
+    if bot is None:
+        return
+    tuning.profile_refresh(bot=bot)
 
 
 def bot_reembed(bot_id: int) -> None:
     bot = Bot.objects.filter(pk=bot_id).first()
     if bot is None:
         return
-    switch.bot_reembed(bot=bot)
+    if switch.bot_reembed(bot=bot):
+        tuning.profile_refresh(bot=bot)  # a profile belongs to one model's chunks

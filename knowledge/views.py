@@ -37,6 +37,7 @@ def _page(request, membership, bot, *, error="", status=200, web_form=None):
         "error": error,
         "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
         "web_form": web_form or WebSourceForm(),
+        "retrieval": selectors.retrieval_profile_get(bot=bot),
     }
     template = "knowledge/bot_knowledge.html"
     if request.htmx and not error:

@@ -52,6 +52,7 @@ def step(ctx: Context, *, search_knowledge: bool = True) -> Evidence:
             "score": round(h.score, 4),
             "dense": round(h.dense, 4),
             "keyword": round(h.keyword, 4),
+            "fused": round(h.fused, 5),  # what ordered them: the bot's chosen fusion
         }
         for h in hits
     ]

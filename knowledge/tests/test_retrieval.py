@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 
 from knowledge import services
-from knowledge.retrieval import keyword_gate, score, search, search_documents
+from knowledge.retrieval import Setting, _order, fuse, keyword_gate, order, search, search_documents
 from knowledge.tests.conftest import FAQ_CSV
 
 pytestmark = pytest.mark.django_db
@@ -43,20 +44,51 @@ def test_an_article_about_the_question_outranks_a_stray_passage():
         (3, 20, "passage", 0.58, None),
         (4, 20, "title", 0.70, None),  # the article about the question
     ]
-    ranked = score(chunks, {}, weight=0.1)
-    assert [cid for cid, _ in ranked] == [3, 1], "titles are scoring context, never hits"
-    assert ranked[0][1] == pytest.approx(0.7 * 0.58 + 0.3 * 0.70)
+    ranked = _order(chunks, {}, Setting(), k=5, one_per_document=False)
+    assert [row[0] for row in ranked] == [3, 1], "titles are scoring context, never hits"
+    assert ranked[0][2] == pytest.approx(0.7 * 0.58 + 0.3 * 0.70)
+
+
+def test_passage_scoring_ignores_the_title_but_the_score_keeps_the_gates_scale():
+    chunks = [
+        (1, 10, "passage", 0.62, None),
+        (2, 10, "title", 0.20, None),
+        (3, 20, "passage", 0.58, None),
+        (4, 20, "title", 0.70, None),
+    ]
+    ranked = _order(chunks, {}, Setting(scoring="passage"), k=5, one_per_document=False)
+    assert [row[0] for row in ranked] == [1, 3]
+    assert ranked[0][2] == pytest.approx(0.7 * 0.62 + 0.3 * 0.20)  # Hit.score: "title" scoring
 
 
 def test_documents_without_a_title_vector_score_by_their_passage():
-    assert score([(5, 30, "pattern", 0.8, None)], {}, weight=0.1) == [(5, pytest.approx(0.8))]
+    ranked = _order([(5, 30, "pattern", 0.8, None)], {}, Setting(), k=5, one_per_document=False)
+    assert ranked[0][2] == pytest.approx(0.8)
 
 
-def test_the_keyword_bonus_is_bounded_by_the_best_rank():
-    ranked = dict(
-        score([(1, 1, "passage", 0.5, None), (2, 2, "passage", 0.5, None)], {2: 0.2}, weight=0.3)
-    )
-    assert ranked[2] - ranked[1] == pytest.approx(0.3)
+def test_fusion_lets_a_strong_keyword_match_overtake_a_slightly_closer_passage():
+    chunks = [(1, 1, "passage", 0.60, None), (2, 2, "passage", 0.58, None)]
+    keyword = {2: 7.5}  # only the second passage names the feature
+    dense_only = _order(chunks, keyword, Setting(keyword_share=0.0), k=2, one_per_document=True)
+    fused = _order(chunks, keyword, Setting(keyword_share=0.5), k=2, one_per_document=True)
+    assert [row[1] for row in dense_only] == [1, 2]
+    assert [row[1] for row in fused] == [2, 1]
+    assert fused[0][2] == pytest.approx(0.58), "the order changes, never the score"
+
+
+def test_reciprocal_rank_fusion_weighs_ranks_by_the_keyword_share():
+    dense = np.asarray([0.9, 0.8, 0.7])
+    keyword = np.asarray([0.0, 1.0, 3.0])
+    assert list(order(fuse(dense, keyword, 0.0), dense)) == [0, 1, 2]
+    assert list(order(fuse(dense, keyword, 1.0), dense)) == [2, 1, 0]
+    middle = fuse(dense, keyword, 0.5)
+    assert middle[1] == pytest.approx(0.5 / 62 + 0.5 / 62)
+    assert middle[0] == pytest.approx(0.5 / 61)  # no keyword match: no keyword rank
+
+
+def test_a_keyword_weight_outside_0_to_1_is_refused(acme_bot, faq):
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        search(bot=acme_bot, query="refund", keyword_weight=2)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,9 @@ COLUMNS = [
     "chunks",
     "chunks_per_s",
     "adapter_s",
+    "choice",
+    "self_hit_at_1",
+    "self_mrr",
 ]
 
 
@@ -68,8 +71,9 @@ class Command(BaseCommand):
                     folder / "articles.jsonl",
                     folder / "questions.jsonl",
                     limit=limit,
-                    modes=("base", "dense", "hybrid"),
+                    modes=("base", "dense", "bm25", "fts", "rrf", "hybrid"),
                 )
+                report.pop("self_candidates", None)  # per candidate: in `evaluate`'s JSON
                 for mode, run in report.pop("by_mode").items():
                     rows.append({"set": folder.name, "mode": mode, **report, **run})
             else:
