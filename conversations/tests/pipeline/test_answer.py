@@ -249,7 +249,10 @@ def test_the_trace_records_every_step_with_timings(shop_bot, ask):
         "score": trace["retrieved"][0]["score"],
         "dense": trace["retrieved"][0]["dense"],
         "keyword": 0.0,
+        "fused": trace["retrieved"][0]["fused"],
     }
+    # The order comes from the bot's chosen fusion: its value is recorded for the first hit too.
+    assert trace["retrieved"][0]["fused"] > 0
     assert trace["model"] is None and trace["tokens"] == {"prompt": 0, "completion": 0}
     assert trace["guardrails"] == {
         "dropped_citations": [],
