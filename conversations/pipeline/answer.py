@@ -240,11 +240,22 @@ def nonsense(suggestions: list[str]) -> Reply:
 
 
 def irrelevant(ctx: Context, suggestions: list[str]) -> Reply:
+    """Off topic: say what the bot is for, and still offer a person. The off-topic test is a
+    bar on similarity, and a real question about the business that the knowledge never
+    mentions ("do you have a store in Tokyo?") can fall under it: the customer then gets the
+    way to a person instead of a dead end."""
+    name = ctx.bot.organization.name
     text = (
-        f"That's outside what I can help with, I'm afraid: I answer questions about "
-        f"{ctx.bot.organization.name}."
+        f"That's outside what I can help with, I'm afraid: I answer questions about {name}. "
+        f"If your question is about {name}, a person from our team can help."
     )
-    return Reply(text + _topics(suggestions), "deflected", "template", suggestions=suggestions)
+    return Reply(
+        text + _topics(suggestions),
+        "deflected",
+        "template",
+        suggestions=suggestions,
+        offer_human=True,
+    )
 
 
 def out_of_scope(suggestions: list[str], *, again: bool) -> Reply:
