@@ -221,6 +221,7 @@ class BotAdmin(TenantAdmin):
             "How conversations end",
             {
                 "fields": [
+                    "help_pages",
                     "ask_if_answered",
                     "not_answered",
                     "inactivity_minutes",

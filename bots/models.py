@@ -305,6 +305,15 @@ class Bot(models.Model):
         help_text="One per line, e.g. 'we guarantee a refund'. An answer containing one is "
         "never sent: the conversation goes to a person instead.",
     )
+    # Public help pages (README "Help pages and citations"). On by default: the widget quotes
+    # the same text to anyone who asks, and a citation should open where it came from.
+    help_pages = models.BooleanField(
+        "public help pages",
+        default=True,
+        help_text="Publish this bot's articles and FAQs as read-only help pages at "
+        "/help/<organization>/<bot>/, which citations of uploaded documents link to. Off: those "
+        "pages answer 404 and such citations name their source without a link.",
+    )
     # How a conversation ends (README "How a conversation ends").
     ask_if_answered = models.BooleanField(
         "ask if the answer helped",

@@ -86,10 +86,12 @@ HELP_KINDS = (Document.Kind.ARTICLE, Document.Kind.FAQ)
 
 
 def help_bot_get(*, organization_slug: str, bot_slug: str) -> Bot:
+    """The bot whose help pages these are; a 404 when it keeps them private (Bot.help_pages)."""
     return get_object_or_404(
         Bot.objects.select_related("organization"),
         organization__slug=organization_slug,
         slug=bot_slug,
+        help_pages=True,
     )
 
 
@@ -118,8 +120,8 @@ def citation_target(
 ) -> tuple[str, str]:
     """(link, section heading) for a citation of `text` (the quote, or the chunk) from this
     document: the document's own http(s) page at that heading (a text fragment), else its help
-    page at the section's anchor. No link for a document gone since, or not shown on help
-    pages (an intent)."""
+    page at the section's anchor. No link for a document gone since, not shown on help pages
+    (an intent), or of a bot whose help pages are off."""
     document = (
         Document.objects.filter(bot=bot, kind__in=HELP_KINDS, pk=document_id)
         .only("id", "title", "body")
@@ -132,6 +134,8 @@ def citation_target(
     title = help_pages.section_heading(section)
     if own:
         return help_pages.text_fragment_url(own, title), title
+    if not bot.help_pages:
+        return "", title  # the bot keeps its help pages private: nothing to open
     link = help_pages.help_page_url(
         organization_slug=bot.organization.slug,
         bot_slug=bot.slug,

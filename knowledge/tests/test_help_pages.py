@@ -136,6 +136,35 @@ def test_a_deleted_bot_has_no_help_pages(client, acme_bot, guide):
     assert client.get(url).status_code == 404
 
 
+def test_a_bot_that_keeps_its_help_pages_private_shows_none_and_cites_without_a_link(
+    client, acme_bot, guide, settings
+):
+    settings.SITE_URL = "https://support.acme.example"
+    chunk = Chunk.objects.filter(document=guide, text__contains="exchanges are free").get()
+    public_link, section = selectors.citation_target(
+        bot=acme_bot, document_id=guide.pk, heading=chunk.heading, text=chunk.text, url=""
+    )
+    assert public_link.endswith("#returns-and-refunds-2") and section == "Returns and refunds"
+    acme_bot.help_pages = False
+    acme_bot.save(update_fields=["help_pages"])
+
+    assert client.get(_page(acme_bot, guide)).status_code == 404
+    assert client.get(reverse("help_index", args=["acme", "acme-support"])).status_code == 404
+    link, heading = selectors.citation_target(
+        bot=acme_bot, document_id=guide.pk, heading=chunk.heading, text=chunk.text, url=""
+    )
+    assert (link, heading) == ("", section), "no link, the section still named"
+    # A document with its own address is still cited there: that page is the business's own.
+    own, _ = selectors.citation_target(
+        bot=acme_bot, document_id=guide.pk, heading="", text="", url="https://acme.example/x"
+    )
+    assert own.startswith("https://acme.example/x")
+
+    acme_bot.help_pages = True
+    acme_bot.save(update_fields=["help_pages"])
+    assert client.get(_page(acme_bot, guide)).status_code == 200
+
+
 def test_a_renamed_document_keeps_its_links(client, acme_bot, guide):
     response = client.get(
         reverse("help_document", args=["acme", "acme-support", guide.pk, "old-title"])
