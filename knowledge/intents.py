@@ -37,6 +37,7 @@ from knowledge.intent_calibration import (
     unexplained_words,
 )
 from knowledge.models import Chunk, Document, IntentModel
+from knowledge.stored import versioned_payload
 
 log = logging.getLogger(__name__)
 
@@ -219,14 +220,8 @@ def _load(bot: Bot):
     )
     if head is None:
         return None, None
-    key = (bot.pk, bot.embedding_model_active, head["checksum"])
-    if key not in _loaded:
-        payload = IntentModel.objects.values_list("payload", flat=True).get(pk=head["id"])
-        # Our own worker wrote this payload into our own database; it is never user input.
-        _loaded[key] = pickle.loads(bytes(payload))  # noqa: S301
-        for stale in [k for k in _loaded if k[:2] == key[:2] and k != key]:
-            del _loaded[stale]
-    return _loaded[key], head["threshold"]
+    loaded = versioned_payload(_loaded, IntentModel, bot=bot, head=head)
+    return loaded, head["threshold"]
 
 
 def intent_match(*, bot: Bot, text: str, vector: np.ndarray) -> IntentMatch | None:

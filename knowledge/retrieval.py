@@ -25,7 +25,6 @@ the relevance gate's bars (conversations/pipeline/gate.py) keep one scale whatev
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from bots.models import Bot
 from knowledge.embeddings import EmbeddingError, get_embedder, vector_literal
 from knowledge.keywords import KeywordIndex, tokens
 from knowledge.models import Chunk, RetrievalProfile
+from knowledge.stored import versioned_payload
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +116,7 @@ def profile_load(bot: Bot) -> tuple[Setting, KeywordIndex | None]:
     )
     if head is None:
         return DEFAULT, None
-    key = (bot.pk, bot.embedding_model_active, head["checksum"])
-    if key not in _loaded:
-        payload = RetrievalProfile.objects.values_list("payload", flat=True).get(pk=head["id"])
-        # Our own worker wrote this payload into our own database; it is never user input.
-        _loaded[key] = pickle.loads(bytes(payload))  # noqa: S301
-        for stale in [k for k in _loaded if k[:2] == key[:2] and k != key]:
-            del _loaded[stale]
+    loaded = versioned_payload(_loaded, RetrievalProfile, bot=bot, head=head)
     choice = head["choice"] or {}
     setting = Setting(
         keyword_share=float(choice.get("keyword_share", 0.0)),
@@ -131,7 +125,7 @@ def profile_load(bot: Bot) -> tuple[Setting, KeywordIndex | None]:
         # the re-tuning that follows an adapter change, the new one is used.
         adapter=bool(choice.get("adapter", True)) or head["adapter"] != bot.embedding_adapter,
     )
-    return setting, _loaded[key]
+    return setting, loaded
 
 
 def profile_forget() -> None:

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chat.tests import test_widget_browser as widget_browser
+from chat.tests.test_outcomes_browser import _eventually
 from conversations.models import Conversation, Message
 from escalation.models import EscalationLog
 from escalation.services import escalation_rules_create_defaults
@@ -30,14 +31,6 @@ def demo_bot(acme_bot, shop):
     acme_bot.save(update_fields=["allowed_origins"])
     escalation_rules_create_defaults(bot=acme_bot)
     return acme_bot
-
-
-def _eventually(check, page, tries=100):
-    for _ in range(tries):
-        if check():
-            return
-        page.wait_for_timeout(100)
-    assert check()
 
 
 def test_an_out_of_scope_question_gets_an_honest_answer_and_a_person_at_once(
