@@ -121,6 +121,10 @@ class Membership(models.Model):
         help_text="Queues this person works and is notified for: tier1, tier2, manager.",
     )
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # The weekly e-mail of what the bot could not answer goes to owners; each may opt out.
+    gaps_digest = models.BooleanField(
+        default=True, help_text="Receive the weekly e-mail of questions the bot could not answer."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

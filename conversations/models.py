@@ -145,6 +145,10 @@ class Conversation(models.Model):
     csat = models.PositiveSmallIntegerField(null=True, blank=True)
     csat_comment = models.TextField(blank=True)
     csat_at = models.DateTimeField(null=True, blank=True)
+    # "The bot should have handled this": an agent's verdict when resolving, with an optional
+    # note; such conversations lead the knowledge-gaps report (issue 16's learning loop).
+    bot_missed = models.BooleanField(default=False)
+    bot_missed_note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
