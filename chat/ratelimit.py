@@ -18,6 +18,9 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+# Moved to config (the audit log reads it too); the widget's socket still asks for it here.
+from config.clientip import client_ip  # noqa: F401
+
 WINDOW_SECONDS = 60
 KEY_PREFIX = "chat-rate"
 
@@ -101,14 +104,3 @@ def _limited(retry_after: int, limit: int, noun: str, where: str) -> RateLimited
         message=f"That is more than {limit} {noun} a minute{source}. "
         f"Please wait {retry_after} seconds and send it again.",
     )
-
-
-def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str | None:
-    """The client's address: the socket's peer, or behind our proxy (BEHIND_PROXY) the address
-    that proxy saw, which it appends as the last X-Forwarded-For hop. Earlier hops are whatever
-    the client claimed and are never trusted."""
-    if settings.SECURE_PROXY_SSL_HEADER and forwarded_for:
-        last = forwarded_for.split(",")[-1].strip()
-        if last:
-            return last
-    return remote_addr or None

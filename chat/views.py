@@ -23,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import condition, require_GET, require_POST
 
+from audit import services as audit_services
 from bots import selectors as bot_selectors
 from bots.models import Bot, validate_origin
 from chat.consumers.widget import origin_allowed
@@ -189,6 +190,7 @@ def secret_reveal(request, org, bot):
     membership, bot = _bot_for(request, org, bot)
     if not membership.can_manage:
         raise PermissionDenied("Only owners and admins see the bot's secret key.")
+    audit_services.secret_revealed_record(bot=bot)
     context = {"membership": membership, "organization": membership.organization, "bot": bot}
     return render(request, "chat/integrations.html#secret", {**context, "reveal": True})
 

@@ -87,11 +87,15 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.google",
     "csp",
+    # The audit log's row history (audit/): Postgres triggers, and the events they write.
+    "pgtrigger",
+    "pghistory",
     "config",
     "bots",
     "conversations",
     "knowledge",
     "escalation",
+    "audit",
     "chat",
     "analytics",
 ]
@@ -104,6 +108,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditContextMiddleware",  # who and from where, for the audit log
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -35,6 +35,7 @@ from conversations.services.common import (
 from conversations.services.messages import _clean_text, message_add_agent
 from escalation import hours, rules
 from escalation.defaults import DEFAULT_RULES
+from escalation.events import agent_acted
 from escalation.models import EscalationLog, EscalationRule, Trigger
 from escalation.notifications import notification_customer_reply, notifications_for_escalation
 from escalation.package import package_build
@@ -439,3 +440,36 @@ def conversation_mark_seen(*, conversation: Conversation, message_id: int | None
         if updated:
             conversation.agent_seen_message_id = message_id
             _broadcast_conversation("conversation.updated", conversation, to_customer=False)
+
+
+def conversation_state(conversation: Conversation) -> dict:
+    """What an agent's action can change on a conversation, as plain values."""
+    return {
+        "status": conversation.status,
+        "assigned_agent": conversation.assigned_agent_id,
+        "queue": conversation.queue,
+        "priority": conversation.priority,
+        "resolution": conversation.resolution,
+        "bot_missed": conversation.bot_missed,
+        "bot_missed_note": conversation.bot_missed_note,
+    }
+
+
+def console_act(*, conversation: Conversation, agent: User, action, **kwargs):
+    """Run one of the agent's actions above and tell the floors above (the audit log) what it
+    changed, in the action's transaction: an action that is refused tells nothing, and one that
+    is told of has happened. Locks the conversation row first, as each action does, so `before`
+    is what the action found."""
+    with transaction.atomic():
+        _lock(conversation)
+        before = conversation_state(conversation)
+        result = action(conversation=conversation, agent=agent, **kwargs)
+        agent_acted.send(
+            sender=Conversation,
+            action=action.__name__,
+            conversation=conversation,
+            agent=agent,
+            before=before,
+            result=result,
+        )
+    return result

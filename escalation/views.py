@@ -167,7 +167,7 @@ def _act(request, org, conversation_id, action, **kwargs):
         membership=membership, conversation_id=conversation_id
     )
     try:
-        action(conversation=conversation, agent=request.user, **kwargs)
+        services.console_act(conversation=conversation, agent=request.user, action=action, **kwargs)
     except ConversationStateError as exc:
         return _refused(request, membership, conversation_id, str(exc), 409)
     except ValueError as exc:  # MessageRejected and bad input: the agent's text is kept
