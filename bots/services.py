@@ -394,3 +394,12 @@ def membership_console_closed(*, membership: Membership) -> Membership:
             membership=membership, availability=Membership.Availability.OFFLINE
         )
     return membership
+
+
+@transaction.atomic
+def bot_rotate_secret(*, bot: Bot) -> Bot:
+    """Give `bot` a new secret key: identity hashes and API calls signed with the old one are
+    refused from now on (a key that leaked, or someone who left)."""
+    bot.secret_key = Bot._meta.get_field("secret_key").default()
+    bot.save(update_fields=["secret_key", "updated_at"])
+    return bot

@@ -11,6 +11,7 @@ urlpatterns = [
     path("chat/<str:public_key>/", views.chat_page, name="chat_page"),
     path(BOT + "integrations/", views.integrations, name="bot_integrations"),
     path(BOT + "integrations/secret/", views.secret_reveal, name="bot_secret_reveal"),
+    path(BOT + "integrations/secret/rotate/", views.secret_rotate, name="bot_secret_rotate"),
     path(BOT + "playground/", views.playground, name="bot_playground"),
     path(
         BOT + "playground/trace/<int:message_id>",

@@ -25,6 +25,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 
 from audit import services as audit_services
 from bots import selectors as bot_selectors
+from bots import services as bot_services
 from bots.models import Bot, validate_origin
 from chat.consumers.widget import origin_allowed
 from config.csp import frame_ancestors_replace
@@ -193,6 +194,21 @@ def secret_reveal(request, org, bot):
     audit_services.secret_revealed_record(bot=bot)
     context = {"membership": membership, "organization": membership.organization, "bot": bot}
     return render(request, "chat/integrations.html#secret", {**context, "reveal": True})
+
+
+@login_required
+@require_POST
+@never_cache
+def secret_rotate(request, org, bot):
+    """A new secret key for the bot, shown once in its place; the old one stops working."""
+    membership, bot = _bot_for(request, org, bot)
+    if not membership.can_manage:
+        raise PermissionDenied("Only owners and admins rotate the bot's secret key.")
+    bot = bot_services.bot_rotate_secret(bot=bot)
+    context = {"membership": membership, "organization": membership.organization, "bot": bot}
+    return render(
+        request, "chat/integrations.html#secret", {**context, "reveal": True, "rotated": True}
+    )
 
 
 @login_required

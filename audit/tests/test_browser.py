@@ -59,3 +59,26 @@ def test_an_owner_filters_the_audit_log_to_what_an_admin_changed(
     )
     expect(row.locator("td").nth(3)).to_have_text("127.0.0.1")
     expect(ada.get_by_text("revealed the secret key")).to_have_count(0)
+
+
+def test_an_owner_rotates_the_secret_key_and_the_log_says_so(
+    live_asgi_server, browser_context, owner, acme_bot
+):
+    old = acme_bot.secret_key
+    page = browser_context.new_page()
+    _sign_in(page, live_asgi_server, owner.email)
+    page.goto(f"{live_asgi_server}/o/acme/bots/{acme_bot.slug}/integrations/")
+    page.get_by_text("Rotate…").click()
+    page.get_by_role("button", name="Rotate secret key").click()
+    expect(page.get_by_role("status")).to_contain_text("The old one no longer works")
+    expect(page.locator("#secret-key")).not_to_have_text(old)
+    acme_bot.refresh_from_db()
+    expect(page.locator("#secret-key")).to_have_text(acme_bot.secret_key)
+
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_label("Kind").select_option(label="Keys")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#audit-rows tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Ada rotated the secret key of bot 'Acme Support'")
+    expect(page.locator("#audit-rows")).not_to_contain_text(acme_bot.secret_key)

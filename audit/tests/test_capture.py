@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from audit.models import BotKeyEvent, ConsoleEvent, KnowledgeSourceEvent
 from audit.tests.conftest import IP
-from bots.models import Bot, Invitation, Membership
+from bots.models import Invitation, Membership
 from conversations.tests.factories import MessageFactory
 from escalation import services as escalation_services
 from escalation.models import EscalationRule, Holiday
@@ -223,10 +223,10 @@ def test_it_records_the_secret_key_revealed_and_rotated_never_the_key(
     assert client.post(url, REMOTE_ADDR=IP).status_code == 200
     [revealed] = audit_rows("secret.revealed")
     assert (revealed.line, revealed.ip) == ("Ian revealed the secret key of bot 'Acme Support'", IP)
-    with pghistory.context(user=admin_member.pk, name="Ian", ip=IP):
-        Bot.objects.filter(pk=acme_bot.pk).update(secret_key="sk_new")
+    rotate = reverse("bot_secret_rotate", args=["acme", acme_bot.slug])
+    assert client.post(rotate, REMOTE_ADDR=IP).status_code == 200
     [rotated] = audit_rows("secret.rotated")
-    assert rotated.line == "Ian rotated the secret key of bot 'Acme Support'"
+    assert (rotated.line, rotated.ip) == ("Ian rotated the secret key of bot 'Acme Support'", IP)
     stored = list(BotKeyEvent.objects.values())
     assert stored and not any("sk_" in str(value) for row in stored for value in row.values())
 
