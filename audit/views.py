@@ -53,10 +53,10 @@ def audit_log(request, org):
             until=data.get("until"),
         )
     page = selectors.audit_page(
-        membership=membership, filters=filters, page=request.GET.get("page", 1)
+        membership=membership, filters=filters, before=request.GET.get("before")
     )
     query = request.GET.copy()
-    query.pop("page", None)
+    query.pop("before", None)
     return render(
         request,
         "audit/audit_log.html",
