@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from escalation.events import agent_acted
+
 
 class AuditConfig(AppConfig):
     name = "audit"
@@ -8,6 +10,5 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: the receivers import models, loaded only after every AppConfig exists.
         from audit import receivers
-        from escalation.events import agent_acted
 
         agent_acted.connect(receivers.console_action_record, dispatch_uid="audit.console")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("config", "bots", "knowledge", "conversations", "escalation", "chat", "analytics")
+APPS = ("config", "bots", "knowledge", "conversations", "escalation", "audit", "chat", "analytics")
 SKIP = {"tests", "migrations"}
 EXCUSES = ("app registry", "migration")
 
