@@ -130,14 +130,16 @@ def _sentence(event, actor: str, bots: dict, users: dict) -> str:
     if isinstance(event, MembershipEvent):
         person = users.get(event.user_id, f"#{event.user_id}")
         if label == "member.added":
-            if event.actor_id == event.user_id:
+            # Signing up (founding the organization or from an invitation) happens before
+            # there is anyone signed in to name: no actor, or the person themselves.
+            if event.actor_id in (None, event.user_id):
                 return f"{person} joined as {event.role}"
             return f"{actor} added {person} as {event.role}"
         if label == "member.role_changed":
             return f"{actor} changed the role of {person}"
         return f"{actor} removed {person} ({event.role})"
     if label == "organization.created":
-        return f"{actor} created the organization {name}"
+        return f"The organization {name} was created"
     if label == "webhook.set":
         return f"{actor} set the chat webhook"
     if isinstance(event, ConsoleEvent):

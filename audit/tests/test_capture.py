@@ -12,6 +12,7 @@ from django.urls import reverse
 from audit.models import BotKeyEvent, ConsoleEvent, KnowledgeSourceEvent
 from audit.tests.conftest import IP
 from bots.models import Invitation, Membership
+from bots.tests.factories import UserFactory
 from conversations.tests.factories import MessageFactory
 from escalation import services as escalation_services
 from escalation.models import EscalationRule, Holiday
@@ -203,6 +204,15 @@ def test_it_records_members_invited_role_changed_and_removed(client, owner, agen
     [invited] = audit_rows("member.invited")
     assert (invited.line, invited.ip) == ("Ada invited nia@acme.example as agent", IP)
 
+    # Nia, who has an account, follows the link and accepts.
+    nia = UserFactory(email="nia@acme.example", first_name="Nia")
+    client.force_login(nia)
+    token = Invitation.objects.get(email="nia@acme.example").token
+    client.post(reverse("invitation_accept", args=[token]), REMOTE_ADDR="198.51.100.4")
+    [joined] = audit_rows("member.added", actor=nia.pk)
+    assert (joined.line, joined.ip) == ("Nia joined as agent", "198.51.100.4")
+
+    client.force_login(owner)
     member = Membership.objects.get(user=agent)
     client.post(
         reverse("member_set_role", args=["acme", member.pk]), {"role": "admin"}, REMOTE_ADDR=IP
