@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -175,3 +176,29 @@ def test_neither_the_page_nor_admin_can_change_the_log(client, owner, superuser,
     admin_index = client.get(reverse("admin:index")).content.decode()
     assert "/admin/audit/" not in admin_index
     assert client.get("/admin/audit/escalationruleevent/").status_code == 404
+
+
+def test_the_page_reads_the_same_number_of_queries_for_5_rows_or_50(
+    client, owner, acme_bot, django_assert_max_num_queries
+):
+    client.force_login(owner)
+    client.get(URL)  # the session and the user, once
+    with CaptureQueriesContext(connection) as few:
+        client.get(URL)
+    for n in range(PAGE_SIZE):
+        EscalationRuleFactory(bot=acme_bot, name=f"Rule {n}")
+    with django_assert_max_num_queries(len(few.captured_queries) + 1):
+        # One event table more to read in full (the rules'), whatever the number of rows.
+        response = client.get(URL)
+    assert len(_rows(response)) == PAGE_SIZE
+
+
+def test_a_deleted_bots_changes_stay_in_its_organizations_log(client, owner, acme_bot):
+    EscalationRuleFactory(bot=acme_bot, name="Billing")
+    client.force_login(owner)
+    response = client.post(reverse("admin:bots_bot_delete", args=[acme_bot.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    lines = _rows(client.get(URL))
+    assert "Ada deleted bot 'Acme Support'" in lines
+    # Its rules went with it: their rows still belong to Acme (the bot's name is gone with it).
+    assert any(line.startswith("Ada deleted rule 'Billing'") for line in lines)
