@@ -330,3 +330,16 @@ def test_a_change_the_worker_makes_is_by_the_system(acme_bot, audit_rows):
     EscalationRuleFactory(bot=acme_bot, name="Nightly")
     [row] = audit_rows("rule.created")
     assert (row.actor, row.ip) == ("System", "")
+
+
+def test_it_records_a_role_changed_in_django_admin(client, owner, agent, audit_rows):
+    member = Membership.objects.get(user=agent)
+    client.force_login(owner)
+    response = client.post(
+        reverse("admin:bots_membership_change", args=[member.pk]),
+        {"role": "admin", "availability": "offline", "capacity": 5, "queues": "tier1"},
+        REMOTE_ADDR=IP,
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    [row] = audit_rows("member.role_changed")
+    assert (row.line, row.ip) == ("Ada changed the role of Sam role: agent → admin", IP)
