@@ -203,6 +203,8 @@
     } else if (elt.id === "pane") {
       watch(false);
       showLatest();
+    } else if (elt.classList && elt.classList.contains("suggestion")) {
+      showLatest(); // the composer grew: the latest message stays the one in view
     }
     if (["queue", "mine", "with-bot", "pane"].includes(elt.id)) markOpen();
   });
