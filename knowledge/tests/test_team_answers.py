@@ -225,3 +225,36 @@ def test_the_replace_form_is_not_offered_for_the_team_source(client, owner, bitc
     assert response.status_code == 400
     assert "written by saving answers from conversations" in response.content.decode()
     assert Document.objects.get(bot=bitcoin.bot).title == BITCOIN_Q
+
+
+# --- Django admin -----------------------------------------------------------------------------
+def test_admin_cannot_add_a_team_source_by_hand(client, owner, acme_bot):
+    client.force_login(owner)
+    response = client.post(
+        reverse("admin:knowledge_knowledgesource_add"),
+        {"bot": acme_bot.pk, "kind": "team", "name": "Mine", "sync_interval": "1"},
+    )
+    assert response.status_code == 200
+    assert "Answers from the team are saved from the console." in response.content.decode()
+    assert not KnowledgeSource.objects.exists()
+
+
+def test_admin_lists_team_answers_but_deletes_them_only_through_the_knowledge_page(
+    client, owner, bitcoin
+):
+    client.force_login(owner)
+    changelist = client.get(reverse("admin:knowledge_teamanswer_changelist"))
+    assert changelist.status_code == 200 and BITCOIN_Q in changelist.content.decode()
+    delete = reverse("admin:knowledge_teamanswer_delete", args=[bitcoin.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert TeamAnswer.objects.filter(pk=bitcoin.pk).exists()
+
+
+def test_olga_sees_no_acme_team_answer_in_admin(client, outsider, bitcoin):
+    client.force_login(outsider)
+    changelist = client.get(reverse("admin:knowledge_teamanswer_changelist"))
+    assert changelist.status_code == 200 and BITCOIN_Q not in changelist.content.decode()
+    change = client.get(reverse("admin:knowledge_teamanswer_change", args=[bitcoin.pk]))
+    # Django admin answers a row outside the queryset with a redirect and "doesn't exist".
+    assert change.status_code == 302
+    assert BITCOIN_Q not in client.get(change.url).content.decode()
