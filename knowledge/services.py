@@ -155,7 +155,16 @@ def team_answer_save(
         raise ValidationError(errors)
     with transaction.atomic():
         source = _team_source_lock(bot=bot)
-        same = TeamAnswer.objects.filter(bot=bot, question__iexact=question).first()
+        # Compared as the FAQ parser keys its rows (casefold), so a sync never meets a duplicate.
+        key = question.casefold()
+        same = next(
+            (
+                a
+                for a in TeamAnswer.objects.filter(bot=bot).only("question")
+                if a.question.casefold() == key
+            ),
+            None,
+        )
         if same is not None:
             raise ValidationError(
                 {

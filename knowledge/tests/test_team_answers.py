@@ -258,3 +258,10 @@ def test_olga_sees_no_acme_team_answer_in_admin(client, outsider, bitcoin):
     # Django admin answers a row outside the queryset with a redirect and "doesn't exist".
     assert change.status_code == 302
     assert BITCOIN_Q not in client.get(change.url).content.decode()
+
+
+def test_questions_differing_only_as_the_faq_parser_ignores_are_one_question(worker, acme_bot):
+    worker(services.team_answer_save, bot=acme_bot, question="Wo ist die Straße?", answer="Hier.")
+    with pytest.raises(ValidationError):
+        services.team_answer_save(bot=acme_bot, question="WO IST DIE STRASSE?", answer="Dort.")
+    assert _team(acme_bot).status == "ready" and TeamAnswer.objects.count() == 1
