@@ -52,6 +52,15 @@ def faq_draft(*, conversation: Conversation) -> dict[str, str]:
     return {"question": " ".join(question.split()), "answer": replies[-1].text.strip()}
 
 
+def faq_form(*, conversation: Conversation) -> dict | None:
+    """The context `templates/escalation/_save_faq.html` needs as `faq`, for a page showing a
+    conversation (the console, the history page): its draft for a resolved or closed one, None
+    (no form) for one still open."""
+    if conversation.status not in (Conversation.Status.RESOLVED, Conversation.Status.CLOSED):
+        return None
+    return {**faq_draft(conversation=conversation), "errors": {}}
+
+
 @dataclass
 class Suggestion:
     text: str

@@ -86,7 +86,7 @@ def _pane_context(membership: Membership, conversation: Conversation, **extra) -
         "queues": Conversation.Queue.choices,
         "mine_now": conversation.with_agent
         and conversation.assigned_agent_id == membership.user_id,
-        "faq": _faq_form(conversation),
+        "faq": learning.faq_form(conversation=conversation),
         **extra,
     }
 
@@ -290,15 +290,6 @@ def availability(request, org):
 
 # --- Learning from agents: "Save as an FAQ" and the suggested reply -----------------------------
 FAQ_TEMPLATE = "escalation/_save_faq.html"
-DONE = (Status.RESOLVED, Status.CLOSED)
-
-
-def _faq_form(conversation: Conversation, **values) -> dict | None:
-    """The "Save as an FAQ" form of a resolved or closed conversation: drafted from it, or the
-    values the agent sent (kept whatever went wrong) with `errors` by field."""
-    if conversation.status not in DONE and not values:
-        return None
-    return {**learning.faq_draft(conversation=conversation), "errors": {}, **values}
 
 
 @login_required
@@ -314,9 +305,10 @@ def save_faq(request, org, conversation_id):
     )
     status, saved = 200, None
     if request.method == "GET":
-        faq = _faq_form(conversation) or {"question": "", "answer": "", "errors": {}}
-        if conversation.status not in DONE:
-            faq["errors"] = {"form": "Resolve the conversation before saving its answer."}
+        faq = learning.faq_form(conversation=conversation)
+        if faq is None:
+            error = "Resolve the conversation before saving its answer."
+            faq = {"question": "", "answer": "", "errors": {"form": error}}
     else:
         question, answer = request.POST.get("question", ""), request.POST.get("answer", "")
         faq = {"question": question, "answer": answer, "errors": {}}
