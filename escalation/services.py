@@ -39,6 +39,8 @@ from escalation.events import agent_acted
 from escalation.models import EscalationLog, EscalationRule, Trigger
 from escalation.notifications import notification_customer_reply, notifications_for_escalation
 from escalation.package import package_build
+from knowledge import services as knowledge_services
+from knowledge.models import TeamAnswer
 
 
 def escalation_open(
@@ -381,9 +383,21 @@ def message_add_note(*, conversation: Conversation, agent: User, text: str) -> M
         return _system(conversation, text, internal=True, agent=agent)
 
 
-def conversation_resolve(*, conversation: Conversation, agent: User) -> Conversation:
+BOT_MISSED_NOTE_MAX = 2000
+
+
+def conversation_resolve(
+    *, conversation: Conversation, agent: User, bot_missed: bool = False, note: str = ""
+) -> Conversation:
     """Waiting, active or awaiting the customer with an agent → resolved by an agent; the open
-    escalation ends. The customer is asked to rate. Locks the conversation row."""
+    escalation ends. The customer is asked to rate. Locks the conversation row.
+
+    With `bot_missed` the agent says the bot should have handled it ("The bot should have
+    handled this"), with an optional `note` on what it lacked; such conversations lead the
+    knowledge-gaps report. A note without the mark is not kept: it explains the mark."""
+    note = note.strip() if bot_missed else ""
+    if len(note) > BOT_MISSED_NOTE_MAX:
+        raise ValueError(f"Keep the note under {BOT_MISSED_NOTE_MAX} characters.")
     with transaction.atomic():
         _lock(conversation)
         if not (conversation.status == Status.WAITING or conversation.with_agent):
@@ -398,10 +412,34 @@ def conversation_resolve(*, conversation: Conversation, agent: User) -> Conversa
             reason=f"Resolved by {agent.display_name}",
             resolution=Conversation.Resolution.AGENT,
         )
-        conversation.save(update_fields=[*STATUS_FIELDS, "updated_at"])
+        conversation.bot_missed, conversation.bot_missed_note = bot_missed, note
+        conversation.save(
+            update_fields=[*STATUS_FIELDS, "bot_missed", "bot_missed_note", "updated_at"]
+        )
         escalation_log_resolved(conversation=conversation)
         _broadcast_conversation("conversation.updated", conversation)
     return conversation
+
+
+def conversation_save_faq(
+    *, conversation: Conversation, agent: User, question: str, answer: str
+) -> TeamAnswer:
+    """Save what an agent answered as an FAQ of the bot's "Answers from the team" source, which
+    syncs in the worker like any other (knowledge.services.team_answer_save). Only a resolved or
+    closed conversation: its answer is settled. ValidationError (by field) for bad input,
+    ConversationStateError for a conversation still open."""
+    if conversation.status not in (Status.RESOLVED, Status.CLOSED):
+        raise ConversationStateError(
+            f"This conversation is “{conversation.get_status_display()}”: resolve it before "
+            "saving its answer as an FAQ."
+        )
+    return knowledge_services.team_answer_save(
+        bot=conversation.bot,
+        question=question,
+        answer=answer,
+        conversation_id=conversation.pk,
+        user=agent,
+    )
 
 
 def conversation_return_to_bot(*, conversation: Conversation, agent: User) -> Conversation:

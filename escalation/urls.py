@@ -16,4 +16,6 @@ urlpatterns = [
     path("c/<int:conversation_id>/reply/", views.reply, name="console_reply"),
     path("c/<int:conversation_id>/note/", views.note, name="console_note"),
     path("c/<int:conversation_id>/seen/", views.seen, name="console_seen"),
+    path("c/<int:conversation_id>/faq/", views.save_faq, name="console_save_faq"),
+    path("c/<int:conversation_id>/suggest/", views.suggest, name="console_suggest"),
 ]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
-from django.shortcuts import render
-from django.views.decorators.http import require_GET, require_POST
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bots import selectors as bot_selectors
 from bots import services as bot_services
@@ -23,8 +24,8 @@ from conversations import selectors as conversation_selectors
 from conversations.models import Conversation, Message
 from conversations.payloads import message_payload
 from conversations.services import ConversationStateError
+from escalation import learning, selectors, services
 from escalation import package as handoff_package
-from escalation import selectors, services
 
 TEMPLATE = "escalation/console.html"
 LIST_PARTIALS = {"queue", "mine", "with-bot", "availability"}
@@ -85,6 +86,7 @@ def _pane_context(membership: Membership, conversation: Conversation, **extra) -
         "queues": Conversation.Queue.choices,
         "mine_now": conversation.with_agent
         and conversation.assigned_agent_id == membership.user_id,
+        "faq": learning.faq_form(conversation=conversation),
         **extra,
     }
 
@@ -201,7 +203,15 @@ def take_over(request, org, conversation_id):
 @login_required
 @require_POST
 def resolve(request, org, conversation_id):
-    return _act(request, org, conversation_id, services.conversation_resolve)
+    """With "The bot should have handled this" ticked (`bot_missed`) and an optional note."""
+    return _act(
+        request,
+        org,
+        conversation_id,
+        services.conversation_resolve,
+        bot_missed=request.POST.get("bot_missed") == "on",
+        note=request.POST.get("bot_missed_note", ""),
+    )
 
 
 @login_required
@@ -276,3 +286,62 @@ def availability(request, org):
         {**_base(membership), "availability_error": error},
         status=status,
     )
+
+
+# --- Learning from agents: "Save as an FAQ" and the suggested reply -----------------------------
+FAQ_TEMPLATE = "escalation/_save_faq.html"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def save_faq(request, org, conversation_id):
+    """GET: the form, drafted from the customer's question and the agent's reply. POST: save it
+    into the bot's "Answers from the team" (it syncs in the worker). With htmx the form's own
+    element answers (400 bad input, 409 not resolved: what was typed is kept); without, the
+    page at /o/<org>/console/c/<id>/faq/."""
+    membership = _membership(request, org)
+    conversation = selectors.console_conversation_get(
+        membership=membership, conversation_id=conversation_id
+    )
+    status, saved = 200, None
+    if request.method == "GET":
+        faq = learning.faq_form(conversation=conversation)
+        if faq is None:
+            error = "Resolve the conversation before saving its answer."
+            faq = {"question": "", "answer": "", "errors": {"form": error}}
+    else:
+        question, answer = request.POST.get("question", ""), request.POST.get("answer", "")
+        faq = {"question": question, "answer": answer, "errors": {}}
+        try:
+            saved = services.conversation_save_faq(
+                conversation=conversation, agent=request.user, question=question, answer=answer
+            )
+        except ValidationError as exc:
+            faq["errors"] = {
+                ("form" if field == NON_FIELD_ERRORS else field): " ".join(errors)
+                for field, errors in exc.message_dict.items()
+            }
+            status = 400
+        except ConversationStateError as exc:
+            faq["errors"] = {"form": str(exc)}
+            status = 409
+    if saved is not None and not request.htmx:
+        messages.success(request, f"Saved “{saved.question}” to Answers from the team.")
+        return redirect("console_save_faq", org, conversation.pk)
+    context = {**_base(membership), "conversation": conversation, "faq": faq, "saved": saved}
+    template = FAQ_TEMPLATE if request.htmx else "escalation/save_faq.html"
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def suggest(request, org, conversation_id):
+    """The bot's draft for the customer's latest message, with an Insert button (the console
+    loads it after the pane: drafting a fresh one runs the pipeline)."""
+    membership = _membership(request, org)
+    conversation = selectors.console_conversation_get(
+        membership=membership, conversation_id=conversation_id
+    )
+    suggestion = learning.reply_suggestion(conversation=conversation)
+    context = {**_base(membership), "conversation": conversation, "suggestion": suggestion}
+    return render(request, f"{TEMPLATE}#suggestion", context)

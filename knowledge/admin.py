@@ -9,7 +9,7 @@ from bots import admin as bots_admin
 from bots.admin import TenantAdmin
 from bots.models import Bot
 from knowledge import services
-from knowledge.models import Chunk, Document, IntentModel, KnowledgeSource
+from knowledge.models import Chunk, Document, IntentModel, KnowledgeSource, TeamAnswer
 from knowledge.parsers import MAX_UPLOAD_BYTES, ParseError
 from knowledge.switch import bot_embedding_model_set, embedding_model_validate
 
@@ -58,6 +58,14 @@ class KnowledgeSourceForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         kind = cleaned.get("kind") or self.instance.kind
+        if kind == KnowledgeSource.Kind.TEAM:
+            # Its content is the bot's team answers (knowledge/team.py): nothing to upload or fetch.
+            if not self.instance.pk:
+                self.add_error("kind", "Answers from the team are saved from the console.")
+            for field in ("upload", "url"):
+                if cleaned.get(field):
+                    self.add_error(field, "Answers from the team are saved from the console.")
+            return cleaned
         if kind == KnowledgeSource.Kind.UPLOAD:
             if cleaned.get("url"):
                 message = "Uploaded files have no address: choose a web page or a sitemap."
@@ -143,6 +151,18 @@ class ReadOnlyTenantAdmin(TenantAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TeamAnswer)
+class TeamAnswerAdmin(ReadOnlyTenantAdmin):
+    """Saved from the console and deleted on the bot's knowledge page, whose service syncs the
+    team source again; a delete here would leave the bot answering with it."""
+
+    list_display = ["question", "bot", "created_by", "created_at"]
+    search_fields = ["question", "answer"]
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
@@ -23,6 +24,9 @@ class KnowledgeSource(models.Model):
         UPLOAD = "upload", "Uploaded file"
         URL = "url", "Web page"
         SITEMAP = "sitemap", "Sitemap"
+        # The bot's "Answers from the team": FAQs agents saved from their replies (TeamAnswer),
+        # one source per bot, synced from those rows like any other source.
+        TEAM = "team", "Answers from the team"
 
     class Status(models.TextChoices):
         CHECKING = "checking", "Checking…"
@@ -64,9 +68,35 @@ class KnowledgeSource(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bot"], condition=models.Q(kind="team"), name="one_team_source_per_bot"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class TeamAnswer(models.Model):
+    """A question and answer an agent saved from a resolved conversation ("Save as an FAQ").
+    The bot's team source (KnowledgeSource.Kind.TEAM) is synced from these rows."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="team_answers")
+    question = models.CharField(max_length=300)
+    answer = models.TextField()
+    # The conversation it came from, by id: knowledge sits below conversations (no foreign key).
+    conversation_id = models.BigIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.question
 
 
 class Document(models.Model):

@@ -34,7 +34,7 @@ from django.db import connection, transaction
 from bots.models import Bot
 from knowledge.embeddings import EmbeddingError, get_embedder, vector_literal
 from knowledge.keywords import KeywordIndex, tokens
-from knowledge.models import Chunk, RetrievalProfile
+from knowledge.models import Chunk, KnowledgeSource, RetrievalProfile
 from knowledge.stored import versioned_payload
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class Hit:
     dense: float  # the base model's cosine
     keyword: float  # BM25 (0: no keyword of the question)
     fused: float = 0.0  # what ordered the hits (reciprocal-rank fusion)
+    # Who the knowledge comes from, named in citations: only "Answers from the team" (an
+    # upload's name is often a private file name, not for customers).
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -410,8 +413,18 @@ def _hits(ranked) -> list[Hit]:
     rows = {
         c.id: c
         for c in Chunk.objects.filter(id__in=[r[0] for r in ranked])
-        .select_related("document")
-        .only("id", "document_id", "heading", "text", "kind", "document__title", "document__url")
+        .select_related("document__source")
+        .only(
+            "id",
+            "document_id",
+            "heading",
+            "text",
+            "kind",
+            "document__title",
+            "document__url",
+            "document__source__name",
+            "document__source__kind",
+        )
     }
     return [
         Hit(
@@ -426,7 +439,12 @@ def _hits(ranked) -> list[Hit]:
             dense=dense,
             keyword=keyword,
             fused=fused,
+            source=_source_named(rows[cid].document.source),
         )
         for cid, _doc, value, dense, keyword, fused in ranked
         if cid in rows
     ]
+
+
+def _source_named(source: KnowledgeSource) -> str:
+    return source.name if source.kind == KnowledgeSource.Kind.TEAM else ""

@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 from bots.models import Bot
 from config.links import safe_http_url
 from knowledge import help_pages
-from knowledge.models import Chunk, Document, KnowledgeSource, RetrievalProfile
+from knowledge.models import Chunk, Document, KnowledgeSource, RetrievalProfile, TeamAnswer
 
 
 def source_list(*, bot: Bot) -> QuerySet[KnowledgeSource]:
@@ -18,6 +18,15 @@ def source_get(*, bot: Bot, source_id: int) -> KnowledgeSource:
     return get_object_or_404(
         KnowledgeSource.objects.defer("content", "candidate"), bot=bot, pk=source_id
     )
+
+
+def team_answer_list(*, bot: Bot) -> QuerySet[TeamAnswer]:
+    return TeamAnswer.objects.filter(bot=bot).select_related("created_by")
+
+
+def team_answer_get(*, bot: Bot, answer_id: int) -> TeamAnswer:
+    """A team answer of this bot (fetched through the member's organization), else a 404."""
+    return get_object_or_404(TeamAnswer.objects.select_related("bot"), bot=bot, pk=answer_id)
 
 
 def busy(*, bot: Bot, sources: list[KnowledgeSource]) -> bool:

@@ -18,10 +18,11 @@ from django_q.tasks import async_task
 from bots.models import Bot
 from knowledge import intents, tuning, web
 from knowledge.adaptation import adapter_retrain
-from knowledge.models import Document, EmbeddingCache, KnowledgeSource
-from knowledge.parsers import check_upload, detect_format
+from knowledge.models import Document, EmbeddingCache, KnowledgeSource, TeamAnswer
+from knowledge.parsers import ParseError, check_upload, detect_format
 from knowledge.signals import knowledge_changed_notify
 from knowledge.sync import chunks_analyze, sha256, source_mark, source_sync
+from knowledge.team import ANSWER_MAX, QUESTION_MAX, TEAM_SOURCE_NAME
 
 # chunks_analyze and source_sync are part of this module's face: commands, tasks and other apps
 # reach every knowledge write through knowledge.services.
@@ -36,6 +37,8 @@ __all__ = [
     "source_url_validate",
     "sources_enqueue_due",
     "sources_requeue_stalled",
+    "team_answer_delete",
+    "team_answer_save",
     "upload_check",
 ]
 
@@ -71,6 +74,11 @@ def source_upload(
             source = KnowledgeSource(bot=bot, kind=KnowledgeSource.Kind.UPLOAD)
         else:
             source = KnowledgeSource.objects.select_for_update().get(pk=source.pk, bot=bot)
+            if source.kind == KnowledgeSource.Kind.TEAM:
+                raise ParseError(
+                    f"{source.name} is written by saving answers from conversations, "
+                    "not by uploading a file."
+                )
         source.name = name or source.name or filename
         source.candidate = data
         source.candidate_filename = filename
@@ -104,6 +112,9 @@ def source_delete(*, source: KnowledgeSource) -> None:
     bot = source.bot
     with transaction.atomic():
         had_intents = source.documents.filter(kind=Document.Kind.INTENT).exists()
+        if source.kind == KnowledgeSource.Kind.TEAM:
+            # Its content is these rows: left behind, the next saved answer would bring them back.
+            TeamAnswer.objects.filter(bot=bot).delete()
         source.delete()
     if had_intents:
         intents.intent_model_train(bot=bot, model=bot.embedding_model_active)
@@ -112,6 +123,89 @@ def source_delete(*, source: KnowledgeSource) -> None:
     # ranking choice are rebuilt in the worker.
     tuning.profile_tune_later(bot=bot)
     knowledge_changed_notify(bot=bot)
+
+
+# --- Answers from the team (knowledge/team.py) ------------------------------------------------
+def team_answer_save(
+    *,
+    bot: Bot,
+    question: str,
+    answer: str,
+    conversation_id: int | None = None,
+    user=None,
+) -> TeamAnswer:
+    """Save an agent's answer as an FAQ of the bot's "Answers from the team" source (created on
+    the first one) and queue the source's sync on commit, the worker path every source takes.
+
+    Raises ValidationError, keyed by field, for an empty or too long question or answer, or a
+    question the team already answered (the FAQ format keeps one answer per question). Locks
+    the team source's row, so two agents saving at once cannot both add the same question.
+    """
+    question, answer = " ".join(question.split()), answer.strip()
+    errors = {}
+    if not question:
+        errors["question"] = "Write the customer's question."
+    elif len(question) > QUESTION_MAX:
+        errors["question"] = f"Keep the question under {QUESTION_MAX} characters."
+    if not answer:
+        errors["answer"] = "Write the answer the bot should give."
+    elif len(answer) > ANSWER_MAX:
+        errors["answer"] = f"Keep the answer under {ANSWER_MAX} characters."
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        source = _team_source_lock(bot=bot)
+        # Compared as the FAQ parser keys its rows (casefold), so a sync never meets a duplicate.
+        key = question.casefold()
+        same = next(
+            (
+                a
+                for a in TeamAnswer.objects.filter(bot=bot).only("question")
+                if a.question.casefold() == key
+            ),
+            None,
+        )
+        if same is not None:
+            raise ValidationError(
+                {
+                    "question": f"The team already answered “{same.question}”: delete that answer "
+                    "on the bot's knowledge page first, or ask it differently."
+                }
+            )
+        saved = TeamAnswer.objects.create(
+            bot=bot,
+            question=question,
+            answer=answer,
+            conversation_id=conversation_id,
+            created_by=user,
+        )
+        _team_source_queue(source)
+    return saved
+
+
+def team_answer_delete(*, answer: TeamAnswer) -> None:
+    """Remove a team answer; the team source syncs again without it (in the worker)."""
+    with transaction.atomic():
+        source = _team_source_lock(bot=answer.bot)
+        answer.delete()
+        _team_source_queue(source)
+
+
+def _team_source_lock(*, bot: Bot) -> KnowledgeSource:
+    KnowledgeSource.objects.get_or_create(
+        bot=bot,
+        kind=KnowledgeSource.Kind.TEAM,
+        defaults={"name": TEAM_SOURCE_NAME, "format": "faq_csv"},
+    )
+    return KnowledgeSource.objects.select_for_update().get(bot=bot, kind=KnowledgeSource.Kind.TEAM)
+
+
+def _team_source_queue(source: KnowledgeSource) -> None:
+    source.status = KnowledgeSource.Status.PENDING
+    source.error = ""
+    source.progress_done, source.progress_total = 0, 0
+    source.save(update_fields=["status", "error", "progress_done", "progress_total", "updated_at"])
+    transaction.on_commit(lambda: enqueue_source_sync(source.pk))
 
 
 # --- Web page and sitemap sources -------------------------------------------------------------

@@ -26,7 +26,7 @@ from django.utils import timezone
 from bots.models import Bot
 from config.heartbeat import heartbeat
 from config.links import safe_http_url
-from knowledge import intents, tuning, web
+from knowledge import intents, team, tuning, web
 from knowledge.adaptation import adapter_retrain
 from knowledge.chunking import ChunkDraft, chunk_document
 from knowledge.embeddings import EMBED_BATCH, EmbeddingError, embed_all, get_embedder
@@ -86,7 +86,9 @@ def _sync(*, source: KnowledgeSource, documents: list[ParsedDocument] | None) ->
     bot = source.bot
     note = ""
     try:
-        if documents is None and source.kind != KnowledgeSource.Kind.UPLOAD:
+        if documents is None and source.kind == KnowledgeSource.Kind.TEAM:
+            documents = team.team_documents(source)
+        elif documents is None and source.kind != KnowledgeSource.Kind.UPLOAD:
             source_mark(source, status=KnowledgeSource.Status.SYNCING, error="")
             documents, note = web.source_fetch(
                 source=source,

@@ -33,6 +33,11 @@ urlpatterns = [
         views.source_delete,
         name="knowledge_delete",
     ),
+    path(
+        "o/<slug:org>/bots/<slug:bot>/knowledge/team/<int:answer_id>/delete/",
+        views.team_answer_delete,
+        name="knowledge_team_answer_delete",
+    ),
     # Public, read-only: the bot's articles and FAQs as a help centre (knowledge/help_pages.py).
     path("help/<slug:org>/<slug:bot>/", views.help_index, name="help_index"),
     path(

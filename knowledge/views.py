@@ -38,6 +38,7 @@ def _page(request, membership, bot, *, error="", status=200, web_form=None):
         "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
         "web_form": web_form or WebSourceForm(),
         "retrieval": selectors.retrieval_profile_get(bot=bot),
+        "team_answers": selectors.team_answer_list(bot=bot),
     }
     template = "knowledge/bot_knowledge.html"
     if request.htmx and not error:
@@ -129,6 +130,17 @@ def source_delete(request, org, bot, source_id):
     source = selectors.source_get(bot=bot, source_id=source_id)
     services.source_delete(source=source)
     messages.success(request, f"{source.name} deleted.")
+    return redirect("bot_knowledge", org, bot.slug)
+
+
+@login_required
+@require_POST
+def team_answer_delete(request, org, bot, answer_id):
+    """Owners and admins remove an answer an agent saved; the team source syncs without it."""
+    _membership, bot = _bot_for(request, org, bot, manage=True)
+    answer = selectors.team_answer_get(bot=bot, answer_id=answer_id)
+    services.team_answer_delete(answer=answer)
+    messages.success(request, f"Team answer “{answer.question}” deleted.")
     return redirect("bot_knowledge", org, bot.slug)
 
 

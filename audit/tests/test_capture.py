@@ -306,16 +306,13 @@ def test_it_records_a_resolve_with_the_bot_should_have_handled_this_mark(
 ):
     escalation_services.conversation_claim(conversation=waiting, agent=agent)
 
-    # The resolve as the console's "The bot should have handled this" does it (its own
-    # service's arguments are the learning loop's, issue 16).
-    def conversation_resolve(*, conversation, agent):
-        conversation.bot_missed, conversation.bot_missed_note = True, "Shipping times are public"
-        conversation.save(update_fields=["bot_missed", "bot_missed_note"])
-        return escalation_services.conversation_resolve(conversation=conversation, agent=agent)
-
     with pghistory.context(user=agent.pk, name="Sam", ip=IP):
         escalation_services.console_act(
-            conversation=waiting, agent=agent, action=conversation_resolve
+            conversation=waiting,
+            agent=agent,
+            action=escalation_services.conversation_resolve,
+            bot_missed=True,
+            note="Shipping times are public",
         )
     [row] = audit_rows("console.resolve")
     assert row.text == (

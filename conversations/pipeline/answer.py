@@ -82,7 +82,7 @@ def citation(n: int, hit: Hit, bot: Bot | None = None, quoted: str = "") -> dict
         )
     else:
         link, heading = safe_http_url(hit.url), hit.heading.split(PATH_SEPARATOR)[-1]
-    return {
+    cited = {
         "n": n,
         "chunk_id": hit.chunk_id,
         "document_id": hit.document_id,
@@ -91,6 +91,9 @@ def citation(n: int, hit: Hit, bot: Bot | None = None, quoted: str = "") -> dict
         "heading": heading.strip(),
         "link": link,
     }
+    if hit.source:
+        cited["source"] = hit.source  # "Answers from the team": the widget names it
+    return cited
 
 
 def passage_text(hit: Hit) -> str:

@@ -70,7 +70,24 @@
     const pane = document.getElementById("pane");
     if (last && last.dataset.sender === "user" && pane && pane.dataset.seenUrl) {
       htmx.ajax("POST", pane.dataset.seenUrl, { source: pane, swap: "none" });
+      // A new question: the bot's suggestion follows it.
+      htmx.trigger(document.body, "console-suggest");
     }
+  });
+
+  /* --- The suggested reply: Insert puts the bot's draft in the reply box, to edit and send -- */
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest && event.target.closest("button[data-insert-into]");
+    if (!button) return;
+    const box = document.getElementById(button.dataset.insertInto);
+    const draft = button.parentElement.querySelector(".suggested-text");
+    if (!box || !draft) return;
+    // What the agent already wrote stays: the draft goes after it.
+    const text = draft.textContent.trim();
+    box.value = box.value.trim() ? `${box.value.trimEnd()}\n\n${text}` : text;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+    box.dispatchEvent(new Event("input", { bubbles: true })); // the customer sees "typing"
   });
 
   /* --- The open conversation, marked in whichever list holds it ------------------------- */
@@ -186,6 +203,8 @@
     } else if (elt.id === "pane") {
       watch(false);
       showLatest();
+    } else if (elt.classList && elt.classList.contains("suggestion")) {
+      showLatest(); // the composer grew: the latest message stays the one in view
     }
     if (["queue", "mine", "with-bot", "pane"].includes(elt.id)) markOpen();
   });

@@ -581,8 +581,9 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       if (msg.sender === "system" && extras.ask_email && !this.emailLeft && !["resolved", "closed"].includes(this.convo && this.convo.status)) el.append(this.emailForm());
       const seen = new Set();
       // `link` goes to the cited section (the document's page, or its help page); older
-      // answers have only `url`. Named by section and title: "Returns and refunds · Shop guide".
-      const links = (msg.citations || []).map((c) => ({ text: [c.heading, c.title].filter(Boolean).join(" · "), href: webLink(c.link || c.url) }))
+      // answers have only `url`. Named by section and title: "Returns and refunds · Shop guide",
+      // and by source when it says who answered: "… (Answers from the team)".
+      const links = (msg.citations || []).map((c) => ({ text: [c.heading, c.title].filter(Boolean).join(" · ") + (c.source ? ` (${c.source})` : ""), href: webLink(c.link || c.url) }))
         .filter((c) => c.href && !seen.has(c.href) && seen.add(c.href));
       if (links.length) {
         el.append(h("ul", { class: "sources", "aria-label": "Sources" },
