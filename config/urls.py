@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("knowledge.urls")),
     path("o/<slug:org>/console/", include("escalation.urls")),
     path("o/<slug:org>/analytics/", include("analytics.urls")),
+    path("o/<slug:org>/", include("escalation.history_urls")),
 ]

@@ -23,8 +23,8 @@ from conversations import selectors as conversation_selectors
 from conversations.models import Conversation, Message
 from conversations.payloads import message_payload
 from conversations.services import ConversationStateError
+from escalation import history_selectors, selectors, services
 from escalation import package as handoff_package
-from escalation import selectors, services
 
 TEMPLATE = "escalation/console.html"
 LIST_PARTIALS = {"queue", "mine", "with-bot", "availability"}
@@ -81,6 +81,10 @@ def _pane_context(membership: Membership, conversation: Conversation, **extra) -
         "conversation": conversation,
         "transcript": [message_payload(m) for m in messages],
         "package": _package(conversation),
+        # The customer panel (templates/escalation/_customer_panel.html), as on their page.
+        "customer_conversations": history_selectors.customer_conversations(
+            customer=conversation.customer, exclude_id=conversation.pk, limit=5
+        ),
         "targets": selectors.transfer_targets(organization=membership.organization),
         "queues": Conversation.Queue.choices,
         "mine_now": conversation.with_agent
