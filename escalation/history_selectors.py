@@ -24,13 +24,17 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from bots.models import Membership
+from bots.models import Bot, Membership
 from conversations.models import SEARCH_CONFIG, Conversation, Customer, Message, Transition
 from escalation.models import EscalationLog
 
 PAGE_SIZE = 25
 QUERY_CHARS = 200
 CUSTOMER_CONVERSATIONS = 50
+# A search checks the newest WINDOW conversations first, then asks the index for at most
+# INDEX_IDS conversations with the words (_searched).
+WINDOW = 300
+INDEX_IDS = 20_000
 # Outcome: how it ended (Conversation.resolution), or that it has not yet.
 OUTCOMES = {
     "bot": "Resolved by the bot",
@@ -177,20 +181,12 @@ def _first_question():
     return Subquery(first.values("text")[:1])
 
 
-def history_list(
-    *, membership: Membership, filters: HistoryFilters, cursor: str = "", size: int = PAGE_SIZE
-) -> tuple[list[Conversation], str]:
-    """One page of the organization's conversations, newest first, and the cursor of the next
-    page ("" on the last). Each row has `first_question`. Raises BadCursor."""
-    conversations = (
-        Conversation.objects.filter(bot__organization_id=membership.organization_id)
-        .select_related("bot", "customer", "assigned_agent")
-        .annotate(first_question=_first_question())
-    )
-    f = filters
-    if f.q:
-        matched = message_matches(f.q).filter(conversation=OuterRef("pk"))
-        conversations = conversations.filter(Exists(matched))
+def _filtered(membership: Membership, f: HistoryFilters) -> QuerySet[Conversation]:
+    """The organization's conversations narrowed by every filter but the words."""
+    # The bots' ids rather than a join: PostgreSQL then knows how many rows are the
+    # organization's and walks the (created_at, id) index newest first instead of sorting.
+    bots = list(Bot.objects.filter(organization_id=membership.organization_id).values_list("pk"))
+    conversations = Conversation.objects.filter(bot_id__in=[pk for (pk,) in bots])
     exact = {
         "bot_id": f.bot_id,
         "status": f.status,
@@ -220,23 +216,79 @@ def history_list(
         conversations = conversations.filter(escalated if f.escalated else ~escalated)
     zone = timezone.get_current_timezone()
     if f.start:
-        conversations = conversations.filter(
-            created_at__gte=datetime.combine(f.start, datetime.min.time(), tzinfo=zone)
-        )
+        start = datetime.combine(f.start, datetime.min.time(), tzinfo=zone)
+        conversations = conversations.filter(created_at__gte=start)
     if f.end:
-        conversations = conversations.filter(
-            created_at__lt=datetime.combine(
-                f.end + timedelta(days=1), datetime.min.time(), tzinfo=zone
-            )
-        )
+        end = datetime.combine(f.end + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        conversations = conversations.filter(created_at__lt=end)
+    return conversations.order_by("-created_at", "-id")
+
+
+def _older_than(conversations: QuerySet, moment: datetime, pk: int) -> QuerySet:
+    # The plain bound lets the (created_at, id) index start there; the OR breaks ties between
+    # conversations started in the same microsecond.
+    return conversations.filter(
+        Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk), created_at__lte=moment
+    )
+
+
+def _newer_or_same(conversations: QuerySet, moment: datetime, pk: int) -> QuerySet:
+    return conversations.filter(
+        Q(created_at__gt=moment) | Q(created_at=moment, pk__gte=pk), created_at__gte=moment
+    )
+
+
+def _searched(conversations: QuerySet, q: str, want: int) -> list[int]:
+    """The ids of the first `want` of `conversations` (newest first) with a message matching
+    `q`, fast however common the words are.
+
+    PostgreSQL's choice between walking conversations newest first (checking each one's
+    messages) and reading the full-text index rests on its estimate of how common the words
+    are; a wrong guess costs seconds (a word nobody wrote, walked through every conversation).
+    So the choice is made here: the newest WINDOW conversations are walked first, which fills
+    the page whenever the words are common; when they do not, the words are rare, and the
+    index lists the few conversations that have them.
+    """
+    hit = Exists(message_matches(q).filter(conversation=OuterRef("pk")))
+    edge = conversations.values_list("created_at", "pk")[WINDOW - 1 : WINDOW]
+    edge = edge[0] if edge else None
+    window = conversations if edge is None else _newer_or_same(conversations, *edge)
+    ids = list(window.filter(hit).values_list("pk", flat=True)[:want])
+    if len(ids) == want or edge is None:
+        return ids
+    rest = _older_than(conversations, *edge)
+    matched = list(
+        message_matches(q)
+        .order_by()
+        .values_list("conversation_id", flat=True)
+        .distinct()[: INDEX_IDS + 1]
+    )
+    if len(matched) <= INDEX_IDS:
+        rest = rest.filter(pk__in=matched) if matched else rest.none()
+    else:
+        # Common words all the same, in few of the filtered conversations: PostgreSQL decides.
+        rest = rest.filter(hit)
+    return ids + list(rest.values_list("pk", flat=True)[: want - len(ids)])
+
+
+def history_list(
+    *, membership: Membership, filters: HistoryFilters, cursor: str = "", size: int = PAGE_SIZE
+) -> tuple[list[Conversation], str]:
+    """One page of the organization's conversations, newest first, and the cursor of the next
+    page ("" on the last). Each row has `first_question`. Raises BadCursor."""
+    conversations = _filtered(membership, filters)
     if cursor:
-        moment, pk = cursor_decode(cursor)
-        # The plain bound lets the (created_at, id) index start at the cursor; the OR breaks
-        # ties between conversations started in the same microsecond.
-        conversations = conversations.filter(
-            Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk), created_at__lte=moment
+        conversations = _older_than(conversations, *cursor_decode(cursor))
+    if filters.q:
+        ids = _searched(conversations, filters.q, size + 1)
+        page = Conversation.objects.filter(pk__in=ids).order_by("-created_at", "-id")
+    else:
+        page = conversations[: size + 1]
+    rows = list(
+        page.select_related("bot", "customer", "assigned_agent").annotate(
+            first_question=_first_question()
         )
-    rows = list(conversations.order_by("-created_at", "-id")[: size + 1])
+    )
     more = len(rows) > size
     rows = rows[:size]
     return rows, cursor_encode(rows[-1]) if more and rows else ""
