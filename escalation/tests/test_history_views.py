@@ -197,3 +197,11 @@ def test_the_nav_links_to_the_history(client, agent, acme):
     client.force_login(agent)
     html = client.get(reverse("console", args=["acme"])).content.decode()
     assert f'href="{_url("history")}"' in html
+
+
+@pytest.mark.parametrize("q", ['"', "&|!:*()", "the", "-", "a" * 500, "order:*"])
+def test_any_search_text_is_answered_not_a_500(client, agent, handed_off, q):
+    client.force_login(agent)
+    response = client.get(_url("history"), {"q": q})
+    assert response.status_code == 200
+    assert 'role="alert"' not in response.content.decode()
