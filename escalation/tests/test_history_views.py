@@ -5,6 +5,8 @@ does not parse is a clear 400, never a 500."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from conversations.models import Conversation, Message
@@ -205,3 +207,21 @@ def test_any_search_text_is_answered_not_a_500(client, agent, handed_off, q):
     response = client.get(_url("history"), {"q": q})
     assert response.status_code == 200
     assert 'role="alert"' not in response.content.decode()
+
+
+def test_the_list_costs_the_same_queries_for_3_rows_as_for_25(
+    client, agent, carla, django_assert_max_num_queries
+):
+    def make(n):
+        for i in range(n):
+            chat = ConversationFactory(customer=carla, assigned_agent=agent, csat=4)
+            MessageFactory(conversation=chat, text=f"parcel {i}")
+
+    client.force_login(agent)
+    make(3)
+    with CaptureQueriesContext(connection) as few:
+        client.get(_url("history"), {"q": "parcel"})
+    make(22)
+    with django_assert_max_num_queries(len(few)):
+        response = client.get(_url("history"), {"q": "parcel"})
+    assert response.content.decode().count("data-conversation-id=") == 25
