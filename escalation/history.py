@@ -59,6 +59,9 @@ def conversation_list(request, org):
             )
         except history.BadCursor as exc:
             errors.append(str(exc))
+    snippets = history.history_snippets(conversation_ids=[c.pk for c in rows], q=filters.q)
+    for row in rows:
+        row.snippet = snippets.get(row.pk, "")
     query = request.GET.copy()
     query.pop("after", None)
     context.update(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVector
 from django.db.models import (
     BigIntegerField,
     BooleanField,
@@ -35,6 +35,8 @@ from django.db.models import (
 )
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from bots.models import Bot, Membership
 from conversations.models import SEARCH_CONFIG, Conversation, Customer, Message, Transition
@@ -314,6 +316,44 @@ def history_list(
     more = len(rows) > size
     rows = rows[:size]
     return rows, cursor_encode(rows[-1]) if more and rows else ""
+
+
+# ts_headline marks the matched words but does not escape the text around them: these
+# markers cannot occur in a message, and history_snippets escapes before turning them into
+# <mark>.
+_START, _STOP = "\x02", "\x03"
+
+
+def history_snippets(*, conversation_ids: list[int], q: str) -> dict[int, str]:
+    """For a page of search results: each conversation's first matching message, excerpted
+    around the matched words, as safe HTML with <mark>. The conversations were already read
+    through the member's scope (history_list)."""
+    if not conversation_ids or not q:
+        return {}
+    rows = (
+        message_matches(q)
+        .filter(conversation_id__in=conversation_ids)
+        .order_by("conversation_id", "id")
+        .distinct("conversation_id")
+        .annotate(
+            snippet=SearchHeadline(
+                "text",
+                search_query(q),
+                config=SEARCH_CONFIG,
+                start_sel=_START,
+                stop_sel=_STOP,
+                max_words=18,
+                min_words=8,
+            )
+        )
+        .values_list("conversation_id", "snippet")
+    )
+    return {
+        pk: mark_safe(  # noqa: S308 - escaped first; only the markers become tags
+            escape(snippet).replace(_START, "<mark>").replace(_STOP, "</mark>")
+        )
+        for pk, snippet in rows
+    }
 
 
 # --- One conversation ------------------------------------------------------------------------

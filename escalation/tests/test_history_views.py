@@ -225,3 +225,13 @@ def test_the_list_costs_the_same_queries_for_3_rows_as_for_25(
     with django_assert_max_num_queries(len(few)):
         response = client.get(_url("history"), {"q": "parcel"})
     assert response.content.decode().count("data-conversation-id=") == 25
+
+
+def test_a_search_shows_where_the_words_matched_escaped(client, agent, carla):
+    chat = ConversationFactory(customer=carla)
+    MessageFactory(conversation=chat, text="Hello there")
+    MessageFactory(conversation=chat, text="<i>Tom & Jerry's</i> refunds never came back")
+    client.force_login(agent)
+    html = client.get(_url("history"), {"q": "refund"}).content.decode()
+    assert "<mark>refunds</mark>" in html
+    assert "Tom &amp; Jerry" in html and "<i>" not in html

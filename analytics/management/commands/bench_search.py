@@ -257,8 +257,11 @@ class Command(BaseCommand):
     def _plan(client, url, params) -> str:
         """The plan of the page's list query, as PostgreSQL ran it."""
         with CaptureQueriesContext(connection) as queries:
+            began = time.perf_counter()
             client.get(url, params)
-        plans = []
+            total_ms = (time.perf_counter() - began) * 1000
+        sql_ms = sum(float(q["time"]) for q in queries) * 1000
+        plans = [f"{len(queries)} queries, {sql_ms:.1f} ms of the page's {total_ms:.1f} ms"]
         with connection.cursor() as cursor:
             for query in queries:
                 if "conversations_conversation" in query["sql"] and "SELECT" in query["sql"]:
