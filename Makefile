@@ -55,6 +55,8 @@ bench: install
 	$(PY) manage.py bench_escalation $(BENCH_ESCALATION_ARGS)
 	@# The analytics dashboard over 100,000 conversations and 1,000,000 messages: 90-day view p95, rollup of a day.
 	$(PY) manage.py bench_analytics $(BENCH_ANALYTICS_ARGS)
+	@# History search over 1,000,000 messages: the first page's p95 for six kinds of query.
+	$(PY) manage.py bench_search $(BENCH_SEARCH_ARGS)
 	@# Web and worker SIGKILLed mid-answer and mid-sync, 10 times each: answered, duplicated, time to recover.
 	$(PY) manage.py bench_recovery $(BENCH_RECOVERY_ARGS)
 

@@ -249,5 +249,6 @@ def playground_trace(request, org, bot, message_id):
             "bot": bot,
             "message": message,
             "trace": trace_display.sections(message.trace, chunks=chunks),
+            "raw": trace_display.raw(message.trace),
         },
     )

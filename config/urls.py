@@ -21,4 +21,5 @@ urlpatterns = [
     path("o/<slug:org>/console/", include("escalation.urls")),
     path("o/<slug:org>/analytics/", include("analytics.urls")),
     path("o/<slug:org>/audit/", include("audit.urls")),
+    path("o/<slug:org>/", include("escalation.history_urls")),
 ]

@@ -14,7 +14,8 @@ leaves a row to finish or retry, never a lost turn.
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.postgres.indexes import BrinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
 
@@ -160,6 +161,8 @@ class Conversation(models.Model):
             models.Index(fields=["bot", "status", "-updated_at"], name="conversation_queue"),
             models.Index(fields=["customer", "-created_at"], name="conversation_customer"),
             models.Index(fields=["status", "response_due_at"], name="conversation_response_due"),
+            # Conversation history, newest first, paged by (created_at, id) (escalation/history).
+            models.Index(fields=["-created_at", "-id"], name="conversation_newest"),
         ]
 
     def __str__(self) -> str:
@@ -183,6 +186,11 @@ class Conversation(models.Model):
         return self.status == self.Status.ACTIVE or (
             self.status == self.Status.AWAITING and self.assigned_agent_id is not None
         )
+
+
+# The text search configuration of the history's index: English stemming ("refunds" finds
+# "refund"); words of other languages are still found as written.
+SEARCH_CONFIG = "english"
 
 
 class Message(models.Model):
@@ -261,6 +269,11 @@ class Message(models.Model):
             # pages, cheap to keep, and it does not stop PostgreSQL's HOT updates of the
             # streamed answer.
             BrinIndex(fields=["updated_at"], name="message_updated", autosummarize=True),
+            # Full-text search of the history (escalation/history_selectors.py): the query must
+            # spell the same expression (SEARCH_CONFIG) for PostgreSQL to use it. An expression
+            # rather than a stored tsvector column: no table rewrite and no wider rows; the
+            # price is recomputing a matched row's vector on recheck (phrases, the first page).
+            GinIndex(SearchVector("text", config=SEARCH_CONFIG), name="message_search"),
         ]
 
     def __str__(self) -> str:

@@ -127,3 +127,8 @@ def sections(trace: dict | None, *, chunks: dict[int, dict] | None = None) -> li
             value = _with_chunks(value, chunks)
         out.append(_section(key, value))
     return out
+
+
+def raw(trace: dict | None) -> str:
+    """The trace as stored, indented: what the "details" toggle shows."""
+    return json.dumps(trace or {}, indent=2, ensure_ascii=False, default=str)

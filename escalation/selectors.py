@@ -6,6 +6,8 @@ one partial); "mine" and "with the bot" are per member or polled.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import (
     Case,
     Count,
@@ -25,6 +27,7 @@ from django.shortcuts import get_object_or_404
 
 from bots.models import Membership, Organization
 from conversations.models import Conversation, Message
+from escalation import package as handoff_package
 from escalation.models import EscalationLog
 
 Status = Conversation.Status
@@ -134,3 +137,67 @@ def transfer_targets(*, organization: Organization) -> QuerySet[Membership]:
         .annotate(rank=rank)
         .order_by("rank", "user__name", "user__first_name", "user__email")
     )
+
+
+# What escalation/package.py writes, and the shape of each; lists hold dicts, except signals.
+PACKAGE_KEYS = {
+    "summary": str,
+    "trajectory": list,
+    "retrieved": list,
+    "drafted": str,
+    "drafted_sent": bool,
+    "suggested_action": str,
+    "signals": list,
+    "frustration": (int, float),
+    "category": str,
+    "expected_reply_at": str,
+}
+# Kept for the record, not for the agent to read.
+PACKAGE_HIDDEN = {"message_id"}
+
+
+def _datetime(value: str):
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return value  # shown as it was stored
+
+
+def handoff_package_display(*, conversation: Conversation) -> dict:
+    """The handoff package of the latest escalation (escalation/package.py fills it), with
+    what the conversation itself knows where a key is missing: the handoff reason, its
+    sentiment, what the bot last retrieved and wrote."""
+    log = escalation_latest(conversation=conversation)
+    package = dict(log.package) if log is not None and isinstance(log.package, dict) else {}
+    result, other = {}, []
+    for key, value in package.items():
+        if key in PACKAGE_HIDDEN:
+            continue
+        # A key of the wrong shape is still shown, as text, rather than dropped or misread.
+        if key in PACKAGE_KEYS and isinstance(value, PACKAGE_KEYS[key]):
+            if key == "signals":
+                value = [item.replace("_", " ") for item in value if isinstance(item, str)]
+            elif key == "category":
+                value = value.replace("_", " ")
+            elif key == "expected_reply_at":
+                value = _datetime(value)
+            elif isinstance(value, list):
+                value = [item for item in value if isinstance(item, dict)]
+            result[key] = value
+        else:
+            other.append((key.replace("_", " ").capitalize(), value))
+    result = {key: result.get(key) for key in PACKAGE_KEYS}
+    result["other"] = other
+    result["reason"] = (log.reason if log is not None else "") or conversation.handoff_reason
+    result["trigger"] = log.get_trigger_display() if log is not None else ""
+    result["sentiment_level"] = conversation.sentiment_level
+    result["sentiment"] = conversation.sentiment
+    if not result["retrieved"] or not result["drafted"]:
+        last = last_bot_message(conversation=conversation)
+        if last is not None:
+            if not result["retrieved"]:
+                result["retrieved"] = handoff_package.retrieved_by(last)
+            if not result["drafted"]:
+                result["drafted"] = last.trace.get("unsent_text") or last.text
+                result["drafted_sent"] = last.state == Message.State.COMPLETE
+    return result

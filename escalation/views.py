@@ -9,8 +9,6 @@ element, and every action answers with the re-rendered conversation pane, its re
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -21,11 +19,10 @@ from bots import selectors as bot_selectors
 from bots import services as bot_services
 from bots.models import Membership
 from conversations import selectors as conversation_selectors
-from conversations.models import Conversation, Message
+from conversations.models import Conversation
 from conversations.payloads import message_payload
 from conversations.services import ConversationStateError
-from escalation import learning, selectors, services
-from escalation import package as handoff_package
+from escalation import history_selectors, learning, selectors, services
 
 TEMPLATE = "escalation/console.html"
 LIST_PARTIALS = {"queue", "mine", "with-bot", "availability"}
@@ -81,7 +78,11 @@ def _pane_context(membership: Membership, conversation: Conversation, **extra) -
     return {
         "conversation": conversation,
         "transcript": [message_payload(m) for m in messages],
-        "package": _package(conversation),
+        "package": selectors.handoff_package_display(conversation=conversation),
+        # The customer panel (templates/escalation/_customer_panel.html), as on their page.
+        "customer_conversations": history_selectors.customer_conversations(
+            customer=conversation.customer, exclude_id=conversation.pk, limit=5
+        ),
         "targets": selectors.transfer_targets(organization=membership.organization),
         "queues": Conversation.Queue.choices,
         "mine_now": conversation.with_agent
@@ -94,70 +95,6 @@ def _pane_context(membership: Membership, conversation: Conversation, **extra) -
 def _pane(request, membership, conversation, *, status=200, **extra):
     context = {**_base(membership), **_pane_context(membership, conversation, **extra)}
     return render(request, f"{TEMPLATE}#pane", context, status=status)
-
-
-# What escalation/package.py writes, and the shape of each; lists hold dicts, except signals.
-PACKAGE_KEYS = {
-    "summary": str,
-    "trajectory": list,
-    "retrieved": list,
-    "drafted": str,
-    "drafted_sent": bool,
-    "suggested_action": str,
-    "signals": list,
-    "frustration": (int, float),
-    "category": str,
-    "expected_reply_at": str,
-}
-# Kept for the record, not for the agent to read.
-PACKAGE_HIDDEN = {"message_id"}
-
-
-def _datetime(value: str):
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return value  # shown as it was stored
-
-
-def _package(conversation: Conversation) -> dict:
-    """The handoff package of the latest escalation (escalation/package.py fills it), with
-    what the conversation itself knows where a key is missing: the handoff reason, its
-    sentiment, what the bot last retrieved and wrote."""
-    log = selectors.escalation_latest(conversation=conversation)
-    package = dict(log.package) if log is not None and isinstance(log.package, dict) else {}
-    result, other = {}, []
-    for key, value in package.items():
-        if key in PACKAGE_HIDDEN:
-            continue
-        # A key of the wrong shape is still shown, as text, rather than dropped or misread.
-        if key in PACKAGE_KEYS and isinstance(value, PACKAGE_KEYS[key]):
-            if key == "signals":
-                value = [item.replace("_", " ") for item in value if isinstance(item, str)]
-            elif key == "category":
-                value = value.replace("_", " ")
-            elif key == "expected_reply_at":
-                value = _datetime(value)
-            elif isinstance(value, list):
-                value = [item for item in value if isinstance(item, dict)]
-            result[key] = value
-        else:
-            other.append((key.replace("_", " ").capitalize(), value))
-    result = {key: result.get(key) for key in PACKAGE_KEYS}
-    result["other"] = other
-    result["reason"] = (log.reason if log is not None else "") or conversation.handoff_reason
-    result["trigger"] = log.get_trigger_display() if log is not None else ""
-    result["sentiment_level"] = conversation.sentiment_level
-    result["sentiment"] = conversation.sentiment
-    if not result["retrieved"] or not result["drafted"]:
-        last = selectors.last_bot_message(conversation=conversation)
-        if last is not None:
-            if not result["retrieved"]:
-                result["retrieved"] = handoff_package.retrieved_by(last)
-            if not result["drafted"]:
-                result["drafted"] = last.trace.get("unsent_text") or last.text
-                result["drafted_sent"] = last.state == Message.State.COMPLETE
-    return result
 
 
 # --- Actions ----------------------------------------------------------------------------------

@@ -405,3 +405,8 @@ def test_a_member_sees_the_trace_of_each_answer_in_the_playground(
     trace = page.locator(f"#trace-{message.pk}")
     expect(trace).to_contain_text("Retrieved")
     expect(trace).to_contain_text("Warranty")
+    # The raw trace only behind its toggle (the history page shares this partial).
+    raw = trace.locator(".trace-raw pre")
+    expect(raw).to_be_hidden()
+    trace.get_by_text("Details: the raw trace (JSON)").click()
+    expect(raw).to_contain_text('"retrieved"')
