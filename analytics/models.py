@@ -15,8 +15,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from pgvector.django import VectorField
 
 from bots.models import Bot, Organization
+from conversations.models import Message
 
 # Days start on Monday: hours[weekday * 24 + hour].
 HOURS_OF_WEEK = 7 * 24
@@ -137,3 +139,21 @@ class RefreshState(models.Model):
 
     def __str__(self) -> str:
         return f"Rollups of organization {self.organization_id} as of {self.refreshed_at}"
+
+
+class GapQuestion(models.Model):
+    """A customer question behind a weak answer, embedded once by its bot's model (and domain
+    adapter, when the bot has one) so the gaps report (analytics/gaps.py) clusters and checks
+    thousands of them without embedding any again. A cache: rows are re-made when the bot's
+    model or adapter changes, and deleted with the message."""
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    embedding_model = models.CharField(max_length=100)
+    embedding = VectorField()
+    adapter = models.CharField(max_length=100, blank=True, default="")
+    adapter_embedding = VectorField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Gap question {self.message_id} ({self.embedding_model})"

@@ -26,6 +26,7 @@ from analytics.definitions import (
     day_bounds,
     reason_split,
 )
+from analytics.gaps import report as gap_report
 from analytics.models import RefreshState
 from bots.models import Availability, Bot, Membership, Organization, User
 from conversations.models import Conversation
@@ -375,3 +376,11 @@ def conversations_started(filters: Filters):
     if filters.channel is not None:
         conversations = conversations.filter(channel=filters.channel)
     return conversations
+
+
+def gaps(*, membership: Membership, filters: Filters):
+    """The knowledge gaps of the period (analytics/gaps.py): owners and admins only."""
+    _check(membership, filters)
+    if not membership.can_manage:
+        raise PermissionDenied("Only owners and admins see the knowledge gaps.")
+    return gap_report(filters=filters)

@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
-from analytics import exports, selectors
+from analytics import exports, gaps, selectors
 from bots import selectors as bot_selectors
 from bots.models import Membership
 from conversations.models import Conversation
@@ -116,7 +116,17 @@ def analytics(request, org):
     if membership.can_manage:
         context["now"] = selectors.now(organization=organization)
         context["charts"] = _charts(data)
+        context.update(_gaps(membership, filters))
     return render(request, TEMPLATE, context)
+
+
+GAPS_SHOWN = 20
+
+
+def _gaps(membership: Membership, filters) -> dict:
+    report = selectors.gaps(membership=membership, filters=filters)
+    rows = gaps.present(report.gaps, organization_slug=membership.organization.slug)
+    return {"gaps": report, "gap_rows": rows, "gap_shown": rows[:GAPS_SHOWN]}
 
 
 def _charts(data: dict) -> dict:
