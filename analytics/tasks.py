@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from analytics.digest import digests_send
 from analytics.services import rollups_refresh
 
 
@@ -15,4 +16,16 @@ def analytics_rollup() -> dict:
         "days": result.days,
         "seconds": result.seconds,
         "skipped": result.skipped,
+    }
+
+
+def analytics_gaps_digest() -> dict:
+    """Every Monday morning (analytics/migrations/0004_gaps_digest_schedule.py): last week's
+    knowledge gaps to every owner who wants them."""
+    sent = digests_send()
+    return {
+        "organizations": sent.organizations,
+        "emails": sent.emails,
+        "empty": sent.empty,
+        "failed": sent.failed,
     }

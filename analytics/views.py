@@ -15,10 +15,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
 
-from analytics import exports, gaps, selectors
+from analytics import digest, exports, gaps, selectors
 from bots import selectors as bot_selectors
+from bots import services as bot_services
 from bots.models import Membership
 from conversations.models import Conversation
 
@@ -219,3 +221,17 @@ def analytics_conversations(request, org):
     context["filters"] = filters
     status = 400 if filters is None else 200
     return render(request, "analytics/conversations.html", context, status=status)
+
+
+@csrf_exempt  # RFC 8058 one-click: the mail client POSTs; the signed token is the credential
+@require_http_methods(["GET", "POST"])
+def gaps_unsubscribe(request, org, token):
+    """The weekly gaps e-mail's unsubscribe link: no sign-in (the token names the membership).
+    GET asks (a link scanner following it unsubscribes no one); POST stops the e-mail."""
+    membership = digest.membership_from_token(token, organization_slug=org)
+    done = request.method == "POST"
+    if done and membership.gaps_digest:
+        bot_services.membership_set_gaps_digest(membership=membership, enabled=False)
+    return render(
+        request, "analytics/gaps_unsubscribe.html", {"membership": membership, "done": done}
+    )

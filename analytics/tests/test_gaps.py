@@ -15,22 +15,12 @@ from analytics.selectors import Filters
 from analytics.tests.gapbuilders import asked, handed_off
 from bots.models import Membership
 from conversations.tests.factories import CustomerFactory
-from conversations.tests.pipeline.conftest import load_demo_knowledge
 from knowledge import services as knowledge_services
-from knowledge.models import Document
 
 pytestmark = pytest.mark.django_db
 
 CANADA = ("Do you ship to Canada?", "Can you deliver to Toronto?", "Do you deliver to Canada?")
 GIFT = "Can I buy a gift card?"
-
-
-@pytest.fixture
-def shop(acme_bot):
-    """Acme's demo knowledge, written two months ago: before every question below."""
-    load_demo_knowledge(acme_bot)
-    Document.objects.filter(bot=acme_bot).update(updated_at=timezone.now() - timedelta(days=60))
-    return acme_bot
 
 
 def filters(organization, days: int = 30, bot=None) -> Filters:
