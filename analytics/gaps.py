@@ -24,15 +24,17 @@ threshold comes from the bot's own knowledge (`threshold`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import torch
 from django.db.models import F, Min, OuterRef, Q, Subquery
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from sentence_transformers.util import community_detection
 
 from analytics.definitions import (
@@ -43,7 +45,7 @@ from analytics.definitions import (
     gap_kinds,
 )
 from analytics.models import GapQuestion
-from bots.models import Bot
+from bots.models import Bot, Organization
 from conversations.models import Conversation, Message
 from conversations.pipeline.catalog import knowledge_version
 from conversations.pipeline.gate import calibration
@@ -51,6 +53,8 @@ from escalation.models import EscalationLog
 from knowledge.embeddings import EmbeddingError, get_embedder
 from knowledge.models import Chunk, Document
 from knowledge.retrieval import dense_values
+
+log = logging.getLogger(__name__)
 
 # sentence-transformers' own default for community detection (duplicate questions), used
 # when a bot has too few titles to say how close its distinct topics are.
@@ -206,9 +210,11 @@ def vectors(bot: Bot, found: list[Question]) -> tuple[np.ndarray, np.ndarray | N
             GapQuestion(
                 message_id=q.message_id,
                 embedding_model=model,
-                embedding=vector,
+                embedding=np.asarray(vector, dtype=np.float32).tobytes(),
                 adapter=adapter,
-                adapter_embedding=extra,
+                adapter_embedding=None
+                if extra is None
+                else np.asarray(extra, dtype=np.float32).tobytes(),
             )
             for q, vector, extra in zip(missing, embedded, adapted, strict=True)
         ]
@@ -219,14 +225,55 @@ def vectors(bot: Bot, found: list[Question]) -> tuple[np.ndarray, np.ndarray | N
             unique_fields=["message"],
             update_fields=["embedding_model", "embedding", "adapter", "adapter_embedding"],
         )
-        stored.update(
-            (q.message_id, (vector, extra))
-            for q, vector, extra in zip(missing, embedded, adapted, strict=True)
-        )
-    base = np.asarray([stored[q.message_id][0] for q in found], dtype=np.float32)
+        stored.update((row.message_id, (row.embedding, row.adapter_embedding)) for row in rows)
+    base = _unpack([stored[q.message_id][0] for q in found])
     if not adapter:
         return base, None
-    return base, np.asarray([stored[q.message_id][1] for q in found], dtype=np.float32)
+    return base, _unpack([stored[q.message_id][1] for q in found])
+
+
+def _unpack(blobs: list) -> np.ndarray:
+    """float32 rows from their bytes (psycopg hands bytea back as memoryview)."""
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.frombuffer(b"".join(bytes(b) for b in blobs), dtype=np.float32).reshape(
+        len(blobs), -1
+    )
+
+
+def vectors_prepare(*, hours: int = 48) -> int:
+    """Embed the gap questions of the last `hours` that have no vector yet, every bot of every
+    organization (the worker, every ten minutes: analytics/tasks.py), so that a page load or
+    the digest finds them ready. Returns how many it embedded. A bot whose embedder is down is
+    left for the next run."""
+    end = timezone.now()
+    done = 0
+    for organization_id in Organization.objects.values_list("pk", flat=True):
+        found = questions(
+            organization_id=organization_id, start=end - timedelta(hours=hours), end=end
+        )
+        by_bot: dict[int, list[Question]] = defaultdict(list)
+        for question in found.values():
+            by_bot[question.bot_id].append(question)
+        for bot in Bot.objects.filter(pk__in=list(by_bot)):
+            model, adapter = bot.embedding_model_active, bot.embedding_adapter
+            have = set(
+                GapQuestion.objects.filter(
+                    message_id__in=[q.message_id for q in by_bot[bot.pk]],
+                    embedding_model=model,
+                    adapter=adapter,
+                ).values_list("message_id", flat=True)
+            )
+            missing = [q for q in by_bot[bot.pk] if q.message_id not in have]
+            if not missing:
+                continue
+            try:
+                vectors(bot, missing)
+            except EmbeddingError as exc:
+                log.warning("gap questions of bot %s not embedded: %s", bot.pk, exc)
+                continue
+            done += len(missing)
+    return done
 
 
 # --- When the knowledge answers a question ----------------------------------------------------

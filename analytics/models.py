@@ -15,7 +15,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from pgvector.django import VectorField
 
 from bots.models import Bot, Organization
 from conversations.models import Message
@@ -151,9 +150,11 @@ class GapQuestion(models.Model):
         Message, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
     embedding_model = models.CharField(max_length=100)
-    embedding = VectorField()
+    # float32 bytes (numpy's tobytes), not pgvector: never searched in SQL, only read back in
+    # bulk, and parsing thousands of pgvector texts cost more than the whole report.
+    embedding = models.BinaryField()
     adapter = models.CharField(max_length=100, blank=True, default="")
-    adapter_embedding = VectorField(null=True, blank=True)
+    adapter_embedding = models.BinaryField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"Gap question {self.message_id} ({self.embedding_model})"

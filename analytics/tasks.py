@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from analytics.digest import digests_send
+from analytics.gaps import vectors_prepare
 from analytics.services import rollups_refresh
 
 
@@ -29,3 +30,9 @@ def analytics_gaps_digest() -> dict:
         "empty": sent.empty,
         "failed": sent.failed,
     }
+
+
+def analytics_gaps_embed() -> dict:
+    """Every ten minutes (analytics/migrations/0004_gaps_digest_schedule.py): the new gap
+    questions embedded ahead of the analytics page and the digest."""
+    return {"embedded": vectors_prepare()}

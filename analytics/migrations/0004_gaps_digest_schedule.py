@@ -1,6 +1,7 @@
-"""The weekly knowledge-gaps e-mail (analytics/tasks.py): Mondays at 08:00 in
-settings.TIME_ZONE, the first from the next Monday. Created by name, so running migrations again
-never adds a second (as 0002_rollup_schedule.py)."""
+"""The knowledge gaps' schedules (analytics/tasks.py): the weekly e-mail, Mondays at 08:00 in
+settings.TIME_ZONE from the next Monday, and the embedding of new gap questions every ten
+minutes. Created by name, so running migrations again never adds a second (as
+0002_rollup_schedule.py)."""
 
 from datetime import datetime, time, timedelta
 
@@ -9,6 +10,8 @@ from django.utils import timezone
 
 NAME = "analytics: weekly knowledge gaps e-mail"
 FUNC = "analytics.tasks.analytics_gaps_digest"
+EMBED_NAME = "analytics: embed new gap questions"
+EMBED_FUNC = "analytics.tasks.analytics_gaps_embed"
 
 
 def next_monday_morning() -> datetime:
@@ -28,10 +31,14 @@ def schedule_create(apps, schema_editor):
             "next_run": next_monday_morning(),
         },
     )
+    Schedule.objects.get_or_create(
+        name=EMBED_NAME,
+        defaults={"func": EMBED_FUNC, "schedule_type": "I", "minutes": 10, "repeats": -1},
+    )
 
 
 def schedule_delete(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
+    apps.get_model("django_q", "Schedule").objects.filter(name__in=[NAME, EMBED_NAME]).delete()
 
 
 class Migration(migrations.Migration):

@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from analytics import gaps, selectors
+from analytics import gaps, selectors, tasks
 from analytics.models import GapQuestion
 from analytics.selectors import Filters
 from analytics.tests.gapbuilders import asked, handed_off
@@ -219,3 +219,28 @@ def test_one_customer_asking_twice_is_one_customer(acme, shop):
     (gap,) = gaps.report(filters=filters(acme)).gaps
 
     assert (gap.customers, len(gap.questions), gap.examples) == (1, 2, ["Do you ship to Canada?"])
+
+
+def test_the_worker_embeds_new_gap_questions_ahead_of_the_page(acme, shop, gus):
+    recent = [asked(shop, text) for text in CANADA]
+    old = asked(shop, GIFT, days_ago=5)  # before the worker's 48 hours: the page embeds it
+    asked(gus.bot, "Do you sell spare parts?", customer=gus)
+
+    assert tasks.analytics_gaps_embed() == {"embedded": 4}
+    stored = set(GapQuestion.objects.values_list("message_id", flat=True))
+    assert {q.pk for q in recent} <= stored and old.pk not in stored
+    assert tasks.analytics_gaps_embed() == {"embedded": 0}
+
+
+def test_the_page_keeps_the_gaps_a_while_but_new_knowledge_shows_at_once(acme, shop, owner):
+    asked(shop, "Do you ship to Canada?")
+    membership = Membership.objects.get(user=owner)
+    period = filters(acme)
+    assert len(selectors.gaps(membership=membership, filters=period).gaps) == 1
+
+    asked(shop, GIFT)  # a new weak answer waits for the cache (five minutes)
+    assert len(selectors.gaps(membership=membership, filters=period).gaps) == 1
+
+    faq = b"question,answer\nDo you ship to Canada?,Yes: we ship to Canada in 5 to 8 days.\n"
+    knowledge_services.source_upload(bot=shop, filename="team.csv", data=faq, sync_now=True)
+    assert texts(selectors.gaps(membership=membership, filters=period)) == [[GIFT]]
