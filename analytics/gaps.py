@@ -172,6 +172,58 @@ def _missed(found: dict[int, Question], scope: Q, start, end) -> None:
         .annotate(handoff=Min("escalations__triggered_at"))
         .values_list("pk", "customer_id", "bot_id", "handoff")
     )
+    missed = {pk: (customer_id, bot_id, handoff) for pk, customer_id, bot_id, handoff in missed}
+    if not missed:
+        return
+    said: dict[int, list[tuple]] = defaultdict(list)
+    for conversation_id, pk, text, at in (
+        Message.objects.filter(conversation_id__in=list(missed), sender=Message.Sender.USER)
+        .exclude(text="")
+        .order_by("created_at", "id")
+        .values_list("conversation_id", "id", "text", "created_at")
+    ):
+        said[conversation_id].append((pk, text, at))
+    replied = set(
+        Message.objects.filter(
+            conversation_id__in=list(missed), sender=Message.Sender.AI, reply_to__isnull=False
+        ).values_list("reply_to_id", flat=True)
+    )
+    for pk, (customer_id, bot_id, handoff) in missed.items():
+        texts = said.get(pk, [])
+        answered = [
+            row for row in texts if row[0] in replied and (handoff is None or row[2] < handoff)
+        ]
+        row = answered[-1] if answered else (texts[0] if texts else None)
+        if row is not None and start <= row[2] < end and row[1].strip():
+            found[row[0]] = Question(
+                row[0], row[1].strip(), row[2], pk, customer_id, bot_id, True, {"bot_missed"}
+            )
+
+
+def _scope(organization_id: int, bot_id: int | None, channel: str | None, prefix: str) -> Q:
+    """The conversations of the organization (and bot, channel), never the Playground's, seen
+    from a model `prefix` away (e.g. "conversation__" from Message)."""
+    scope = Q(**{f"{prefix}bot__organization_id": organization_id}) & ~Q(
+        **{f"{prefix}channel": PLAYGROUND}
+    )
+    if bot_id is not None:
+        scope &= Q(**{f"{prefix}bot_id": bot_id})
+    if channel is not None:
+        scope &= Q(**{f"{prefix}channel": channel})
+    return scope
+
+
+def _missed(found: dict[int, Question], scope: Q, start, end) -> None:
+    """Conversations an agent marked "the bot should have handled this" that gave no gap
+    question above: the question the bot last replied to before the handoff, else the
+    customer's first message."""
+    covered = {q.conversation_id for q in found.values()}
+    missed = (
+        Conversation.objects.filter(scope, bot_missed=True)
+        .exclude(pk__in=covered)
+        .annotate(handoff=Min("escalations__triggered_at"))
+        .values_list("pk", "customer_id", "bot_id", "handoff")
+    )
     for pk, customer_id, bot_id, handoff in missed:
         texts = Message.objects.filter(conversation_id=pk, sender=Message.Sender.USER).exclude(
             text=""

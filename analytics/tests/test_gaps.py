@@ -244,3 +244,17 @@ def test_the_page_keeps_the_gaps_a_while_but_new_knowledge_shows_at_once(acme, s
     faq = b"question,answer\nDo you ship to Canada?,Yes: we ship to Canada in 5 to 8 days.\n"
     knowledge_services.source_upload(bot=shop, filename="team.csv", data=faq, sync_now=True)
     assert texts(selectors.gaps(membership=membership, filters=period)) == [[GIFT]]
+
+
+def test_a_marked_conversation_where_the_bot_never_answered_gives_its_first_message(
+    acme, shop, carla
+):
+    from conversations.tests.factories import ConversationFactory, MessageFactory
+
+    conversation = ConversationFactory(customer=carla, bot_missed=True)
+    MessageFactory(conversation=conversation, sender="user", text="I need a person about my kayak")
+    MessageFactory(conversation=conversation, sender="user", text="hello?")
+
+    (question,) = gaps.questions(**gaps._period(filters(acme))).values()
+
+    assert (question.text, question.kinds) == ("I need a person about my kayak", {"bot_missed"})
