@@ -55,6 +55,8 @@ bench: install
 	$(PY) manage.py bench_escalation $(BENCH_ESCALATION_ARGS)
 	@# The analytics dashboard over 100,000 conversations and 1,000,000 messages: 90-day view p95, rollup of a day.
 	$(PY) manage.py bench_analytics $(BENCH_ANALYTICS_ARGS)
+	@# The knowledge-gaps report over 3,000 gap questions (+1,500 the period before): p95, and after an FAQ closes some.
+	$(PY) manage.py bench_gaps $(BENCH_GAPS_ARGS)
 	@# Web and worker SIGKILLed mid-answer and mid-sync, 10 times each: answered, duplicated, time to recover.
 	$(PY) manage.py bench_recovery $(BENCH_RECOVERY_ARGS)
 
