@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analytics.digest import digests_send
-from analytics.gaps import vectors_prepare
+from analytics.gap_questions import vectors_prepare
 from analytics.services import rollups_refresh
 
 

@@ -9,12 +9,12 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from analytics import gaps, selectors, tasks
+from analytics import gap_questions, gaps, selectors, tasks
 from analytics.models import GapQuestion
 from analytics.selectors import Filters
 from analytics.tests.gapbuilders import asked, handed_off
 from bots.models import Membership
-from conversations.tests.factories import CustomerFactory
+from conversations.tests.factories import ConversationFactory, CustomerFactory, MessageFactory
 from knowledge import services as knowledge_services
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +59,7 @@ def test_each_kind_of_weak_answer_is_a_gap_question_and_a_good_one_is_not(acme, 
     wanted_a_person = asked(shop, "I want a human", outcome="handoff", category="human")
     handed_off(wanted_a_person, after=0)
 
-    found = gaps.questions(**gaps._period(filters(acme)))
+    found = gap_questions.questions(**gaps._period(filters(acme)))
 
     kinds = {q.text: q.kinds for q in found.values()}
     assert kinds == {
@@ -77,7 +77,7 @@ def test_a_conversation_marked_by_an_agent_gives_its_question(acme, shop):
     missed.conversation.bot_missed = True
     missed.conversation.save(update_fields=["bot_missed"])
 
-    (question,) = gaps.questions(**gaps._period(filters(acme))).values()
+    (question,) = gap_questions.questions(**gaps._period(filters(acme))).values()
 
     assert question.text == "Can I pick up in store?"
     assert question.kinds == {"bot_missed"}
@@ -249,12 +249,10 @@ def test_the_page_keeps_the_gaps_a_while_but_new_knowledge_shows_at_once(acme, s
 def test_a_marked_conversation_where_the_bot_never_answered_gives_its_first_message(
     acme, shop, carla
 ):
-    from conversations.tests.factories import ConversationFactory, MessageFactory
-
     conversation = ConversationFactory(customer=carla, bot_missed=True)
     MessageFactory(conversation=conversation, sender="user", text="I need a person about my kayak")
     MessageFactory(conversation=conversation, sender="user", text="hello?")
 
-    (question,) = gaps.questions(**gaps._period(filters(acme))).values()
+    (question,) = gap_questions.questions(**gaps._period(filters(acme))).values()
 
     assert (question.text, question.kinds) == ("I need a person about my kayak", {"bot_missed"})
