@@ -30,6 +30,8 @@ from knowledge.embeddings import EmbeddingError, get_embedder
 
 log = logging.getLogger(__name__)
 
+# The answers analytics.definitions.gap_kinds gives a kind to, as a database filter: a prefilter
+# only, each row's kinds are then read by gap_kinds itself.
 WEAK_FILTER = (
     Q(outcome__in=("clarified", "low_confidence"))
     | Q(trace__category="out_of_scope")
