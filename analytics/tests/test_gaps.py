@@ -28,6 +28,11 @@ def filters(organization, days: int = 30, bot=None) -> Filters:
     return Filters(organization.pk, today - timedelta(days=days - 1), today, bot and bot.pk)
 
 
+def gaps_section(client, url):
+    """What htmx asks for once the analytics page is there."""
+    return client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="knowledge-gaps")
+
+
 def texts(report) -> list[list[str]]:
     return [sorted(q.text for q in g.questions) for g in report.gaps]
 
@@ -181,9 +186,13 @@ def test_the_analytics_page_shows_the_gaps_with_links_to_their_conversations(
     questions = [asked(shop, text) for text in CANADA]
     client.force_login(owner)
 
-    page = client.get("/o/acme/analytics/").content.decode()
+    page = client.get("/o/acme/analytics/?range=7").content.decode()
+    # The page holds the section empty, and asks for it once loaded, with the same filters.
+    assert 'id="knowledge-gaps"' in page and 'hx-trigger="load"' in page
+    assert 'hx-get="/o/acme/analytics/?range=7"' in page and "Canada" not in page
 
-    assert 'id="knowledge-gaps"' in page
+    page = gaps_section(client, "/o/acme/analytics/?range=7").content.decode()
+    assert 'id="knowledge-gaps"' in page and "hx-trigger" not in page
     assert "Do you ship to Canada?" in page
     for q in questions:
         assert gaps.conversation_url("acme", q.conversation_id) in page
@@ -196,6 +205,7 @@ def test_an_agent_sees_no_gaps_section(client, acme, shop, agent):
     page = client.get("/o/acme/analytics/").content.decode()
 
     assert "knowledge-gaps" not in page and "Canada" not in page
+    assert gaps_section(client, "/o/acme/analytics/").status_code == 403
 
 
 def test_olga_never_sees_acmes_gaps(client, acme, shop, outsider, gus):
@@ -204,10 +214,11 @@ def test_olga_never_sees_acmes_gaps(client, acme, shop, outsider, gus):
     client.force_login(outsider)
 
     assert client.get("/o/acme/analytics/").status_code == 404
-    own = client.get("/o/globex/analytics/").content.decode()
+    assert gaps_section(client, "/o/acme/analytics/").status_code == 404
+    own = gaps_section(client, "/o/globex/analytics/").content.decode()
     assert "Do you sell spare parts?" in own and "Canada" not in own
     # Acme's bot as a filter of Globex's page is refused, not shown.
-    foreign = client.get(f"/o/globex/analytics/?bot={shop.pk}")
+    foreign = gaps_section(client, f"/o/globex/analytics/?bot={shop.pk}")
     assert foreign.status_code == 400 and "Canada" not in foreign.content.decode()
 
 
