@@ -57,6 +57,8 @@ bench: install
 	$(PY) manage.py bench_analytics $(BENCH_ANALYTICS_ARGS)
 	@# History search over 1,000,000 messages: the first page's p95 for six kinds of query.
 	$(PY) manage.py bench_search $(BENCH_SEARCH_ARGS)
+	@# The knowledge-gaps report over 3,000 gap questions (+1,500 the period before): p95, and after an FAQ closes some.
+	$(PY) manage.py bench_gaps $(BENCH_GAPS_ARGS)
 	@# Web and worker SIGKILLed mid-answer and mid-sync, 10 times each: answered, duplicated, time to recover.
 	$(PY) manage.py bench_recovery $(BENCH_RECOVERY_ARGS)
 

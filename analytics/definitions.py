@@ -76,3 +76,39 @@ def reason_key(trigger: str, rule_id: int | None) -> str:
 def reason_split(key: str) -> tuple[str, int | None]:
     trigger, _, rule = key.partition(":")
     return trigger, int(rule) if rule else None
+
+
+# --- Knowledge gaps (analytics/gaps.py) -------------------------------------------------------
+# How the pipeline marks a bot answer that did not serve the customer's question (README,
+# "Knowledge gaps"). Each kind is read from the answer (Message) the pipeline or the customer
+# left; the question is the customer message it replied to (Message.reply_to).
+GAP_KINDS = {
+    "bot_missed": "Marked by an agent",  # Conversation.bot_missed: an agent's verdict
+    "out_of_scope": "Not in the knowledge",  # trace["category"] == "out_of_scope"
+    "hedged": "Hedged answer",  # outcome low_confidence: weak evidence, with a disclaimer
+    "clarifying": "Asked to clarify",  # outcome clarified (today: only for gibberish)
+    "thumbs_down": "Thumbs down",  # feedback == -1
+    "not_answered": "“No” to “Did that answer your question?”",  # confirmed is False
+    "handed_off": "Handed off after an answer",  # the last answer before the first handoff
+}
+# Answers whose question counts as handed off after an answer: the bot did answer, and the
+# conversation still went to a person. A handoff the bot proposed or made itself is already a
+# kind of its own (out_of_scope) or no knowledge gap (the customer asked for a person).
+ANSWERING_OUTCOMES = ("answered", "low_confidence")
+
+
+def gap_kinds(*, outcome: str, category: str | None, feedback, confirmed) -> list[str]:
+    """The gap kinds one bot answer carries (an answer may carry several: a hedged answer
+    rated thumbs down). `category` is the answer's trace["category"]."""
+    kinds = []
+    if category == "out_of_scope":
+        kinds.append("out_of_scope")
+    if outcome == "low_confidence":
+        kinds.append("hedged")
+    if outcome == "clarified":
+        kinds.append("clarifying")
+    if feedback == -1:
+        kinds.append("thumbs_down")
+    if confirmed is False:
+        kinds.append("not_answered")
+    return kinds

@@ -17,6 +17,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from bots.models import Bot, Organization
+from conversations.models import Message
 
 # Days start on Monday: hours[weekday * 24 + hour].
 HOURS_OF_WEEK = 7 * 24
@@ -137,3 +138,23 @@ class RefreshState(models.Model):
 
     def __str__(self) -> str:
         return f"Rollups of organization {self.organization_id} as of {self.refreshed_at}"
+
+
+class GapQuestion(models.Model):
+    """A customer question behind a weak answer, embedded once by its bot's model (and domain
+    adapter, when the bot has one) so the gaps report (analytics/gaps.py) clusters and checks
+    thousands of them without embedding any again. A cache: rows are re-made when the bot's
+    model or adapter changes, and deleted with the message."""
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    embedding_model = models.CharField(max_length=100)
+    # float32 bytes (numpy's tobytes), not pgvector: never searched in SQL, only read back in
+    # bulk, and parsing thousands of pgvector texts cost more than the whole report.
+    embedding = models.BinaryField()
+    adapter = models.CharField(max_length=100, blank=True, default="")
+    adapter_embedding = models.BinaryField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Gap question {self.message_id} ({self.embedding_model})"

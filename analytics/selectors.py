@@ -8,10 +8,12 @@ conversations are in no rollup, so in no figure. The definitions are in the READ
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Min, Q
 from django.utils import timezone
@@ -26,9 +28,11 @@ from analytics.definitions import (
     day_bounds,
     reason_split,
 )
+from analytics.gaps import report as gap_report
 from analytics.models import RefreshState
 from bots.models import Availability, Bot, Membership, Organization, User
 from conversations.models import Conversation
+from conversations.pipeline.catalog import knowledge_version
 from escalation.models import EscalationRule, Trigger
 
 RANGES = {"today": 1, "7": 7, "30": 30, "90": 90}
@@ -375,3 +379,27 @@ def conversations_started(filters: Filters):
     if filters.channel is not None:
         conversations = conversations.filter(channel=filters.channel)
     return conversations
+
+
+GAPS_CACHE_SECONDS = 300
+
+
+def gaps(*, membership: Membership, filters: Filters):
+    """The knowledge gaps of the period (analytics/gaps.py): owners and admins only.
+
+    Kept for five minutes per period and knowledge version of the bots in it (a second or so
+    for thousands of questions; bench_gaps): new knowledge shows at once, since the gaps it
+    closes are what an owner who just added it looks for; new weak answers within minutes."""
+    _check(membership, filters)
+    if not membership.can_manage:
+        raise PermissionDenied("Only owners and admins see the knowledge gaps.")
+    bots = Bot.objects.filter(organization_id=filters.organization_id).order_by("pk")
+    if filters.bot_id is not None:
+        bots = bots.filter(pk=filters.bot_id)
+    versions = [(bot.pk, knowledge_version(bot)) for bot in bots]
+    key = "analytics:gaps:" + hashlib.sha256(repr((filters, versions)).encode()).hexdigest()
+    report = cache.get(key)
+    if report is None:
+        report = gap_report(filters=filters)
+        cache.set(key, report, GAPS_CACHE_SECONDS)
+    return report

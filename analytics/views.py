@@ -15,10 +15,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
 
-from analytics import exports, selectors
+from analytics import digest, exports, gaps, selectors
 from bots import selectors as bot_selectors
+from bots import services as bot_services
 from bots.models import Membership
 from conversations.models import Conversation
 
@@ -92,6 +94,8 @@ def analytics(request, org):
     """The dashboard; with htmx asking for the "Now" tile (its id), the tile only."""
     membership = _membership(request, org)
     organization = membership.organization
+    if request.htmx and request.htmx.target == GAPS_ID:
+        return _gaps_section(request, membership)
     if request.htmx and request.htmx.target == "analytics-now":
         _require_manager(membership)
         return render(
@@ -117,6 +121,29 @@ def analytics(request, org):
         context["now"] = selectors.now(organization=organization)
         context["charts"] = _charts(data)
     return render(request, TEMPLATE, context)
+
+
+GAPS_ID = "knowledge-gaps"
+GAPS_SHOWN = 20
+
+
+def _gaps_section(request, membership: Membership):
+    """The knowledge-gaps section alone: the page asks for it once loaded (hx-trigger="load"),
+    so the figures never wait for the grouping (up to a second for thousands of questions)."""
+    _require_manager(membership)
+    filters, error = _filters(request, membership)
+    if filters is None:
+        return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
+    report = selectors.gaps(membership=membership, filters=filters)
+    rows = gaps.present(report.gaps, organization_slug=membership.organization.slug)
+    context = {
+        "organization": membership.organization,
+        "days": filters.days,
+        "gaps": report,
+        "gap_rows": rows,
+        "gap_shown": rows[:GAPS_SHOWN],
+    }
+    return render(request, "analytics/_gaps.html", context)
 
 
 def _charts(data: dict) -> dict:
@@ -209,3 +236,17 @@ def analytics_conversations(request, org):
     context["filters"] = filters
     status = 400 if filters is None else 200
     return render(request, "analytics/conversations.html", context, status=status)
+
+
+@csrf_exempt  # RFC 8058 one-click: the mail client POSTs; the signed token is the credential
+@require_http_methods(["GET", "POST"])
+def gaps_unsubscribe(request, org, token):
+    """The weekly gaps e-mail's unsubscribe link: no sign-in (the token names the membership).
+    GET asks (a link scanner following it unsubscribes no one); POST stops the e-mail."""
+    membership = digest.membership_from_token(token, organization_slug=org)
+    done = request.method == "POST"
+    if done and membership.gaps_digest:
+        bot_services.membership_set_gaps_digest(membership=membership, enabled=False)
+    return render(
+        request, "analytics/gaps_unsubscribe.html", {"membership": membership, "done": done}
+    )

@@ -10,13 +10,22 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization
+from bots.models import MANAGER_ROLES, Bot, Invitation, Membership, Organization, Role
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
     if not user.is_authenticated:
         return Organization.objects.none()
     return Organization.objects.filter(memberships__user=user).order_by("name")
+
+
+def memberships_owned(*, user) -> QuerySet[Membership]:
+    """The user's own owner memberships (the weekly gaps e-mail is an owner's), by name."""
+    return (
+        Membership.objects.filter(user=user, role=Role.OWNER)
+        .select_related("organization")
+        .order_by("organization__name")
+    )
 
 
 def organization_ids_with_role(*, user, roles=MANAGER_ROLES) -> list[int]:

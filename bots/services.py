@@ -162,6 +162,14 @@ def user_set_name(*, user: User, name: str) -> User:
     return user
 
 
+def membership_set_gaps_digest(*, membership: Membership, enabled: bool) -> Membership:
+    """Whether this member receives the weekly knowledge-gaps e-mail (sent to owners): their
+    own choice, from the profile page or the e-mail's unsubscribe link."""
+    membership.gaps_digest = enabled
+    membership.save(update_fields=["gaps_digest"])
+    return membership
+
+
 @transaction.atomic
 def user_onboard(
     *, user: User, organization_name: str = "", invitation: Invitation | None = None

@@ -237,10 +237,23 @@ def signup_without_invitation(request):
 def profile(request):
     """The signed-in person's own profile; there is no way to name anyone else's."""
     user = request.user
-    context = {"organization": selectors.organization_list_for_user(user=user).first()}
+    # The weekly knowledge-gaps e-mail goes to owners: one switch per organization they own.
+    digests = selectors.memberships_owned(user=user)
+    context = {
+        "organization": selectors.organization_list_for_user(user=user).first(),
+        "digests": digests,
+    }
     if request.method == "GET":
         form = ProfileForm(initial={"name": user.display_name})
         return render(request, "bots/profile.html", context | {"form": form})
+    if request.POST.get("form") == "gaps_digest":
+        chosen = set(request.POST.getlist("gaps_digest"))
+        for membership in digests:
+            wanted = str(membership.pk) in chosen
+            if membership.gaps_digest != wanted:
+                services.membership_set_gaps_digest(membership=membership, enabled=wanted)
+        messages.success(request, "Your e-mail choices are saved.")
+        return redirect("profile")
     form = ProfileForm(request.POST)
     if form.is_valid():
         try:

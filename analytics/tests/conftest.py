@@ -24,7 +24,9 @@ from analytics.selectors import Filters
 from analytics.services import rollups_refresh
 from analytics.tests.builders import conversation, escalation, message, moves
 from bots.models import Membership
+from conversations.tests.pipeline.conftest import load_demo_knowledge
 from escalation.tests.factories import EscalationRuleFactory
+from knowledge.models import Document
 
 
 @pytest.fixture
@@ -125,3 +127,11 @@ def scene(acme, acme_bot, globex_bot, agent, admin_member, owner, day):
         "owner": Membership.objects.get(user=owner, organization=acme),
         "filters": Filters(acme.pk, day - timedelta(days=6), day + timedelta(days=1)),
     }
+
+
+@pytest.fixture
+def shop(acme_bot):
+    """Acme's demo knowledge, written two months ago: before every question below."""
+    load_demo_knowledge(acme_bot)
+    Document.objects.filter(bot=acme_bot).update(updated_at=timezone.now() - timedelta(days=60))
+    return acme_bot
