@@ -2,7 +2,8 @@
 about a student discount, which nothing it knows covers; she asks for a person. Sam claims the
 chat in the console, answers, resolves it marking that the bot should have handled it, and saves
 his answer as an FAQ. The worker syncs "Answers from the team", and Dan, a new customer asking
-in other words, gets the bot's answer citing it. And the suggested reply: Sam inserts the bot's
+in other words, gets the bot's answer citing it, and Ada (the owner) sees the gap in the analytics
+page's knowledge gaps before and no longer after. And the suggested reply: Sam inserts the bot's
 draft into the reply box, edits it and sends it."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from chat.tests.test_outcomes_browser import _eventually
 from conversations.models import Conversation, Message
 from conversations.tests.factories import ConversationFactory, CustomerFactory, MessageFactory
 from escalation.services import escalation_open, escalation_rules_create_defaults
-from escalation.tests.test_console_browser import _open_console
+from escalation.tests.test_console_browser import _open_console, _sign_in
 from knowledge import services as knowledge_services
 from knowledge import tasks
 from knowledge.models import Document, KnowledgeSource, TeamAnswer
@@ -59,8 +60,16 @@ def _customer(chromium, shop, base, bot):
     return context, page
 
 
+def _gaps(page, base):
+    """The analytics page's knowledge gaps, once its section has loaded (after the page)."""
+    page.goto(f"{base}/o/acme/analytics/")
+    section = page.locator("#knowledge-gaps")
+    expect(section.locator("[data-gap-rank], [data-gaps-empty]").first).to_be_visible()
+    return section
+
+
 def test_an_agents_answer_becomes_the_bots_answer_for_the_next_customer(
-    live_asgi_server, chromium, shop, demo_bot, agent
+    live_asgi_server, chromium, shop, demo_bot, agent, owner
 ):
     # Carla: a question the knowledge does not cover, then a person.
     carla_context, carla = _customer(chromium, shop, live_asgi_server, demo_bot)
@@ -94,6 +103,17 @@ def test_an_agents_answer_becomes_the_bots_answer_for_the_next_customer(
     assert conversation.bot_missed and conversation.bot_missed_note == (
         "Discounts are not in the FAQ"
     )
+
+    # Ada, the owner, reads the gaps: the question the bot missed leads them.
+    ada_context = chromium.new_context()
+    ada_context.set_default_timeout(10_000)
+    ada = ada_context.new_page()
+    ada.errors = []
+    ada.on("pageerror", lambda error: ada.errors.append(str(error)))
+    _sign_in(ada, live_asgi_server, owner.email)
+    first = _gaps(ada, live_asgi_server).locator('[data-gap-rank="1"]')
+    expect(first).to_contain_text("Is there a student discount?")
+    expect(first.locator(f'a[data-conversation-id="{conversation.pk}"]').first).to_be_visible()
 
     # Save as an FAQ: drafted from her question and his reply; he edits the question.
     pane.get_by_text("Save as an FAQ").click()
@@ -135,8 +155,12 @@ def test_an_agents_answer_becomes_the_bots_answer_for_the_next_customer(
     assert reply.outcome == "answered"
     assert reply.citations[0]["source"] == "Answers from the team"
     assert reply.citations[0]["document_id"] == team_document.pk
-    assert carla.errors == [] and sam.errors == [] and dan.errors == []
-    for context in (carla_context, sam_context, dan_context):
+
+    # The knowledge now answers it: the gap is gone from Ada's report.
+    gaps = _gaps(ada, live_asgi_server)
+    expect(gaps).not_to_contain_text("Is there a student discount?")
+    assert carla.errors == [] and sam.errors == [] and dan.errors == [] and ada.errors == []
+    for context in (carla_context, sam_context, dan_context, ada_context):
         context.close()
 
 
