@@ -33,7 +33,7 @@ from analytics.definitions import GAP_KINDS, day_bounds
 from analytics.gap_questions import Question, questions, vectors
 from bots.models import Bot
 from conversations.pipeline.catalog import knowledge_version
-from conversations.pipeline.gate import calibration
+from conversations.pipeline.gate import calibration, title_sample
 from knowledge.embeddings import EmbeddingError
 from knowledge.models import Chunk, Document
 from knowledge.retrieval import dense_values
@@ -117,18 +117,10 @@ def threshold(bot: Bot) -> tuple[float, str]:
     questions closer than that would be answered by one. Never below the bot's strong bar
     (how close a question must come to a passage to be answered from it). With fewer than
     three titles there is nothing to measure: sentence-transformers' own default."""
-    titles = Chunk.objects.filter(
-        bot=bot, embedding_model=bot.embedding_model_active, kind=Chunk.Kind.TITLE
-    )
-    ids = list(titles.order_by("id").values_list("id", flat=True))
-    if len(ids) > TITLE_SAMPLE:
-        step = len(ids) / TITLE_SAMPLE
-        ids = [ids[int(i * step)] for i in range(TITLE_SAMPLE)]
-    if len(ids) < MIN_TITLES:
+    titles = title_sample(bot, TITLE_SAMPLE)
+    if len(titles) < MIN_TITLES:
         return DEFAULT_THRESHOLD, "default"
-    vectors_ = np.asarray(
-        list(titles.filter(id__in=ids).values_list("embedding", flat=True)), dtype=np.float32
-    )
+    vectors_ = np.stack([vector for _, _, vector in titles])
     similar = vectors_ @ vectors_.T
     np.fill_diagonal(similar, -np.inf)
     nearest = float(np.median(similar.max(axis=1)))

@@ -9,6 +9,7 @@ from pghistory import runtime
 from audit.models import CONSOLE_ACTIONS, ConsoleEvent
 from bots.models import Bot, User
 from conversations.models import Conversation, Message
+from escalation.services import conversation_state
 
 # What of a reply or note the log keeps: enough to find it, not a second transcript.
 EXCERPT_CHARS = 140
@@ -30,15 +31,7 @@ def console_event_record(
     label = CONSOLE_ACTIONS.get(action)
     if label is None:
         return None
-    after = {
-        "status": conversation.status,
-        "assigned_agent": conversation.assigned_agent_id,
-        "queue": conversation.queue,
-        "priority": conversation.priority,
-        "resolution": conversation.resolution,
-        "bot_missed": conversation.bot_missed,
-        "bot_missed_note": conversation.bot_missed_note,
-    }
+    after = conversation_state(conversation)
     detail = {}
     if isinstance(result, Message):
         text = result.text

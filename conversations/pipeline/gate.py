@@ -147,15 +147,16 @@ def _best_passage(hits: list[Hit], exclude_document: int | None = None) -> Hit |
     )
 
 
-def _titles(bot: Bot) -> list[tuple[int, str, np.ndarray]]:
-    """Up to TITLE_SAMPLE title chunks, evenly spread over the knowledge."""
+def title_sample(bot: Bot, size: int = TITLE_SAMPLE) -> list[tuple[int, str, np.ndarray]]:
+    """Up to `size` title chunks (document id, text, vector), evenly spread over the
+    knowledge. Also the knowledge gaps' measure of how close two of the bot's answers are."""
     titles = Chunk.objects.filter(
         bot=bot, embedding_model=bot.embedding_model_active, kind=Chunk.Kind.TITLE
     )
     ids = list(titles.order_by("id").values_list("id", flat=True))
-    if len(ids) > TITLE_SAMPLE:
-        step = len(ids) / TITLE_SAMPLE
-        ids = [ids[int(i * step)] for i in range(TITLE_SAMPLE)]
+    if len(ids) > size:
+        step = len(ids) / size
+        ids = [ids[int(i * step)] for i in range(size)]
     rows = titles.filter(id__in=ids).order_by("id").values_list("document_id", "text", "embedding")
     return [(doc, text, np.asarray(vector, dtype=np.float32)) for doc, text, vector in rows]
 
@@ -174,7 +175,7 @@ def calibrate(bot: Bot) -> Calibration:
         best = _best_passage(searched(text, vector))
         noise.append(best.score if best is not None else 0.0)
     own, neighbours = [], []
-    for document_id, text, vector in _titles(bot):
+    for document_id, text, vector in title_sample(bot):
         hits = searched(text, vector)
         mine = next((h for h in hits if h.document_id == document_id), None)
         if mine is not None:

@@ -360,6 +360,38 @@ def _flush(copiers: dict) -> dict:
     return {name: copiers[name].flush() for name in order}
 
 
+def bench_cast(organization) -> tuple[list, dict, list[int], Membership]:
+    """The cast every generated organization gets: three bots with their rules, six agents and
+    an owner (also bench_search's)."""
+    bots = [
+        Bot.objects.create(organization=organization, name=f"Bench {n}", slug=f"bench-{n}")
+        for n in range(3)
+    ]
+    rules = {
+        bot.pk: list(EscalationRule.objects.filter(bot=bot).values_list("id", flat=True))
+        or [EscalationRule.objects.create(bot=bot, name="Refunds", trigger="keywords").pk]
+        for bot in bots
+    }
+    agents = []
+    for n in range(6):
+        user = User.objects.create_user(
+            username=f"{organization.slug}-{n}@bench.example",
+            email=f"{organization.slug}-{n}@bench.example",
+            name=f"Agent {n}",
+        )
+        Membership.objects.create(user=user, organization=organization, role=Role.AGENT)
+        agents.append(user.pk)
+    owner = Membership.objects.create(
+        user=User.objects.create_user(
+            username=f"{organization.slug}@bench.example",
+            email=f"{organization.slug}@bench.example",
+        ),
+        organization=organization,
+        role=Role.OWNER,
+    )
+    return bots, rules, agents, owner
+
+
 class Command(BaseCommand):
     help = "Analytics at scale: rollup of 90 days, the dashboard's p95, one day's refresh."
 
@@ -395,32 +427,7 @@ class Command(BaseCommand):
 
     def _run(self, organization, *, total: int, days: int, loads: int, seed: int) -> dict:
         rng = random.Random(seed)
-        bots = [
-            Bot.objects.create(organization=organization, name=f"Bench {n}", slug=f"bench-{n}")
-            for n in range(3)
-        ]
-        rules = {
-            bot.pk: list(EscalationRule.objects.filter(bot=bot).values_list("id", flat=True))
-            or [EscalationRule.objects.create(bot=bot, name="Refunds", trigger="keywords").pk]
-            for bot in bots
-        }
-        agents = []
-        for n in range(6):
-            user = User.objects.create_user(
-                username=f"{organization.slug}-{n}@bench.example",
-                email=f"{organization.slug}-{n}@bench.example",
-                name=f"Agent {n}",
-            )
-            Membership.objects.create(user=user, organization=organization, role=Role.AGENT)
-            agents.append(user.pk)
-        owner = Membership.objects.create(
-            user=User.objects.create_user(
-                username=f"{organization.slug}@bench.example",
-                email=f"{organization.slug}@bench.example",
-            ),
-            organization=organization,
-            role=Role.OWNER,
-        )
+        bots, rules, agents, owner = bench_cast(organization)
         generator = _Generator(rng, bots=bots, agents=agents, rules=rules)
         now = timezone.now()
         today = timezone.localdate()

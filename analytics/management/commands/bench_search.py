@@ -36,9 +36,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from analytics.management.commands import bench_analytics
-from bots.models import Bot, Membership, Organization, Role, User
+from bots.models import Organization
 from conversations.models import Conversation, Customer, Message, Transition
-from escalation.models import EscalationLog, EscalationRule
+from escalation.models import EscalationLog
 
 TARGET_P95_MS = 200
 RARE_WORD = "quokka"
@@ -174,29 +174,7 @@ class Command(BaseCommand):
 
     def _run(self, organization, *, total: int, days: int, loads: int, seed: int) -> dict:
         rng = random.Random(seed)
-        bots = [
-            Bot.objects.create(organization=organization, name=f"Bench {n}", slug=f"bench-{n}")
-            for n in range(3)
-        ]
-        rules = {
-            bot.pk: list(EscalationRule.objects.filter(bot=bot).values_list("id", flat=True))
-            or [EscalationRule.objects.create(bot=bot, name="Refunds", trigger="keywords").pk]
-            for bot in bots
-        }
-        agents = []
-        for n in range(6):
-            user = User.objects.create_user(
-                username=f"{organization.slug}-{n}@bench.example",
-                email=f"{organization.slug}-{n}@bench.example",
-                name=f"Agent {n}",
-            )
-            Membership.objects.create(user=user, organization=organization, role=Role.AGENT)
-            agents.append(user.pk)
-        owner = User.objects.create_user(
-            username=f"{organization.slug}@bench.example",
-            email=f"{organization.slug}@bench.example",
-        )
-        Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+        bots, rules, agents, owner = bench_analytics.bench_cast(organization)
         generator = bench_analytics._Generator(rng, bots=bots, agents=agents, rules=rules)
         now = timezone.now()
         today = timezone.localdate()
@@ -217,7 +195,7 @@ class Command(BaseCommand):
                 cursor.execute(f"{command} {model._meta.db_table}")
 
         client = Client(HTTP_HOST="localhost")
-        client.force_login(owner)
+        client.force_login(owner.user)
         url = reverse("history", args=[organization.slug])
         kinds, runs = {}, []
         for kind, params in KINDS:
