@@ -170,8 +170,8 @@ def test_the_database_refuses_to_edit_or_delete_an_event(acme_changes):
 def test_neither_the_page_nor_admin_can_change_the_log(client, owner, superuser, acme_changes):
     client.force_login(owner)
     assert client.post(URL).status_code == 405
-    html = client.get(URL).content.decode()
-    assert '<form method="post"' not in html.split('id="audit-rows"')[1]
+    page = client.get(URL).content.decode()
+    assert '<form method="post"' not in page.split('id="audit-rows"')[1]
     client.force_login(superuser)
     admin_index = client.get(reverse("admin:index")).content.decode()
     assert "/admin/audit/" not in admin_index
