@@ -90,6 +90,36 @@
     box.dispatchEvent(new Event("input", { bubbles: true })); // the customer sees "typing"
   });
 
+  /* --- What the agent is typing or ticking survives a re-render ------------------------- */
+  // The pane is re-rendered by pushes (its status bar, out of band) and by every action's
+  // answer; a ticked "the bot should have handled this", a note or a half-written reply would
+  // go with it. Fields marked data-keep remember their value here until their own form is
+  // sent successfully, and get it back after any swap that re-creates them.
+  const kept = new Map();
+  function remember(event) {
+    const field = event.target;
+    if (!field.matches || !field.matches("[data-keep]") || !field.id) return;
+    kept.set(field.id, field.type === "checkbox" ? field.checked : field.value);
+  }
+  document.addEventListener("input", remember);
+  document.addEventListener("change", remember);
+  function restore(root) {
+    if (!root || !root.querySelectorAll) return;
+    for (const field of root.querySelectorAll("[data-keep]")) {
+      if (!kept.has(field.id)) continue;
+      if (field.type === "checkbox") field.checked = kept.get(field.id);
+      else field.value = kept.get(field.id);
+    }
+  }
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    // A form the server accepted is done with: its fields start empty again.
+    const form = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (!form || !form.querySelectorAll || event.detail.xhr.status >= 400) return;
+    for (const field of form.querySelectorAll("[data-keep]")) kept.delete(field.id);
+  });
+  document.addEventListener("htmx:afterSwap", () => restore(document));
+  document.addEventListener("htmx:oobAfterSwap", (event) => restore(event.detail.target));
+
   /* --- The open conversation, marked in whichever list holds it ------------------------- */
   // The lists are rendered for everyone (pushed to the whole organization, or fetched by the
   // poll), so which row is open is this page's to mark, after every swap.
