@@ -67,4 +67,3 @@ def test_a_ticked_mark_a_note_and_a_draft_survive_the_pane_being_re_rendered(
     assert conversation.bot_missed_note == "Discounts are not in the FAQ"
     assert sam.errors == []
     context.close()
-
