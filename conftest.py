@@ -42,6 +42,36 @@ def _no_adapter_training(settings, tmp_path_factory):
     settings.DATA_DIR = tmp_path_factory.getbasetemp() / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _parses_remembered():
+    """A file parsed once in the session is not parsed again in a new interpreter.
+
+    Every upload is read in a fresh `python -m knowledge.isolation` (about 0.4 s), and hundreds
+    of tests upload the same few files (Acme's demo knowledge above all). A parse is a pure
+    function of its bytes, name, format, budget and target, so a successful one is remembered
+    under those and handed out as a copy. Failures are never remembered: every budget, bomb
+    and timeout test still runs its child. knowledge/tests/test_upload_budget.py calls
+    isolation.parse_isolated itself, which stays the real one."""
+    import copy
+    import hashlib
+
+    from knowledge import sync
+
+    real = sync.parse_isolated
+    parsed: dict[tuple, list] = {}
+
+    def parse_isolated(*, filename, data, format, budget, **kwargs):
+        key = (filename, format, repr(budget), repr(sorted(kwargs.items())))
+        key += (hashlib.sha256(data).hexdigest(),)
+        if key not in parsed:
+            parsed[key] = real(filename=filename, data=data, format=format, budget=budget, **kwargs)
+        return copy.deepcopy(parsed[key])
+
+    sync.parse_isolated = parse_isolated
+    yield
+    sync.parse_isolated = real
+
+
 @pytest.fixture(autouse=True)
 def _in_process_channel_layer(request, settings):
     """In-process socket tests (channels' communicators) run on the in-memory channel layer, as
@@ -250,7 +280,12 @@ def live_asgi_server(transactional_db, settings):
         raise RuntimeError("the live daphne server did not start in 30 s")
     yield f"http://127.0.0.1:{process.port.value}"
     process.terminate()
-    process.join(timeout=10)
+    process.join(timeout=3)
+    if process.is_alive():
+        # Daphne waits for open sockets to close before it exits; the test is over, and
+        # what it served is checked: nothing is lost by not waiting.
+        process.kill()
+        process.join(timeout=5)
 
 
 # --- Chromium through Playwright --------------------------------------------------------------
@@ -338,7 +373,7 @@ def chromium():
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
-def _stop_playwright(manager, grace: float = 20.0) -> None:
+def _stop_playwright(manager, grace: float = 5.0) -> None:
     """Leave Playwright, killing its node driver if it does not exit by itself.
 
     Leaving waits for the driver to exit once its stdin closes. Under load, after some modules,

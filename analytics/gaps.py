@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-import torch
 from django.urls import reverse
-from sentence_transformers.util import community_detection
 
 from analytics.definitions import GAP_KINDS, day_bounds
 from analytics.gap_questions import Question, questions, vectors
@@ -132,6 +130,12 @@ def communities(base: np.ndarray, bar: float) -> list[list[int]]:
     """Groups of row indices, largest first, each led by its centre (first index)."""
     if len(base) == 0:
         return []
+    # Imported here: torch and sentence-transformers take seconds to import, and this module
+    # is imported at every start of the web process, the worker and each manage.py command
+    # (through the analytics page's live tile), which mostly never group anything.
+    import torch
+    from sentence_transformers.util import community_detection
+
     return community_detection(torch.from_numpy(base), threshold=bar, min_community_size=1)
 
 
