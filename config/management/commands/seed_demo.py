@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from bots.demo_accounts import (
+    DEMO_BOT,
     DEMO_ORG,
     DEMO_PEOPLE,
     PLACEHOLDER_NAMES,
@@ -30,11 +31,6 @@ from knowledge.services import source_upload
 
 # The demo organization's files, kept with its people (bots/demo_accounts.py).
 DEMO_KNOWLEDGE = Path(settings.BASE_DIR) / "bots" / "demo"
-DEMO_BOT = {
-    "name": "Acme Support",
-    "greeting": "Hi! I'm Acme's assistant. Ask me about orders, shipping, returns or your account.",
-    "colour": "#2563eb",
-}
 
 
 class Command(BaseCommand):
