@@ -159,9 +159,7 @@ def action_call_asking(*, conversation: Conversation, before_id: int) -> ActionC
     """The bot's open question for an action's missing argument, asked before the customer's
     message `before_id` (each turn drops the one before: conversations.services.actions)."""
     return (
-        conversation.action_calls.filter(
-            state=ActionCall.State.ASKING, message_id__lt=before_id
-        )
+        conversation.action_calls.filter(state=ActionCall.State.ASKING, message_id__lt=before_id)
         .order_by("-id")
         .first()
     )

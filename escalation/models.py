@@ -39,7 +39,9 @@ class Trigger(models.TextChoices):
 
 # What an admin may pick for a rule (the others only describe logs).
 RULE_TRIGGERS = [
-    c for c in Trigger.choices if c[0] not in ("agent_takeover", "guardrail", "api", "not_answered", "action")
+    c
+    for c in Trigger.choices
+    if c[0] not in ("agent_takeover", "guardrail", "api", "not_answered", "action")
 ]
 
 

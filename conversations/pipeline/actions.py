@@ -33,6 +33,7 @@ from conversations.pipeline import llm
 from conversations.pipeline.answer import Reply
 from conversations.pipeline.classify import OFFER_QUESTION
 from conversations.pipeline.context import Context, timed
+from conversations.pipeline.gate import Gate
 
 MAX_CALLS_PER_TURN = 5  # bots.Bot.action_calls_per_turn is validated 1..5; held here too
 DEFAULT_CALLS_PER_TURN = 3
@@ -97,10 +98,14 @@ def resume(ctx: Context) -> Generator[dict, None, Reply | None]:
     return (yield from _run_or_ask(ctx, action, {**pending.arguments, **found}))
 
 
-def bound_action(ctx: Context) -> Action | None:
-    """The enabled action bound to the accepted intent, if any."""
+def bound_action(ctx: Context, checked: Gate) -> Action | None:
+    """The enabled action bound to the accepted intent, if any, and if the intent is the
+    closer match: a passage that answers better wins, as it does over an intent's response
+    (gate.step)."""
     match = ctx.evidence.intent
     if match is None or not match.accepted:
+        return None
+    if checked.decision == "strong" and checked.score is not None and match.nearest < checked.score:
         return None
     return action_selectors.action_for_intent(bot=ctx.bot, intent=match.tag)
 
@@ -170,14 +175,13 @@ def _run_or_ask(ctx: Context, action: Action, arguments: dict) -> Generator[dict
     missing = action_services.action_missing(action=action, arguments=arguments)
     if missing:
         asked = missing[0]
-        ctx.action_calls.append(
-            Call(action.pk, action.name, arguments, "asking", asked_for=asked)
-        )
+        ctx.action_calls.append(Call(action.pk, action.name, arguments, "asking", asked_for=asked))
         ctx.trace.setdefault("actions", []).append(
             {"name": action.name, "arguments": arguments, "outcome": "asking", "asked": asked}
         )
-        return Reply(action_services.action_question(action=action, field=asked), "answered",
-                     "action")
+        return Reply(
+            action_services.action_question(action=action, field=asked), "answered", "action"
+        )
     result = yield from run_call(ctx, action, arguments)
     return reply_for(result, ctx.trace)
 
@@ -255,9 +259,7 @@ def reply_for(result: ActionResult, trace: dict) -> Reply:
             priority="high",
         )
     if outcome in (Outcome.FAILED, Outcome.NOT_FOUND, Outcome.INVALID):
-        text = result.text or CANT_CHECK
-        if outcome == Outcome.INVALID:
-            text = CANT_CHECK  # the schema error is for the trace, not the customer
+        text = result.text or CANT_CHECK  # action_run's words are the customer's to read
         return Reply(
             f"{text} A person from our team can help with it. {OFFER_QUESTION}",
             "handoff_proposed",

@@ -78,7 +78,7 @@ def run(turn: Turn) -> Iterator[dict]:
     )
     bound = None
     if result.category not in ("nonsense", "human", "greeting"):
-        bound = actions.bound_action(ctx)
+        bound = actions.bound_action(ctx, checked)
     if bound is not None:
         reply = yield from _action_turn(ctx, actions.offline(ctx, bound))
         yield _final(ctx, reply, ctx.action_guard)
