@@ -64,7 +64,9 @@ def test_a_bound_intent_answers_from_the_shop_through_the_template(order_bot, sh
     assert final["text"] == SHIPPED
     assert final["outcome"] == "answered"
     assert tools[0]["progress"] == "Checking your order…"
-    assert tools[1] | {"outcome": "ok"} == tools[1] and tools[1]["arguments"] == {"order_id": "1234"}
+    assert tools[1] | {"outcome": "ok"} == tools[1] and tools[1]["arguments"] == {
+        "order_id": "1234"
+    }
     [call] = final["actions"]
     assert (call["name"], call["state"], call["outcome"]) == ("lookup_order", "done", "ok")
     [record] = final["trace"]["actions"]
@@ -129,10 +131,14 @@ def test_a_failing_endpoint_says_so_and_offers_a_person(order_bot, shop, trouble
 
     _, _, final = turn(order_bot, "Where's my order 1234?")
 
-    assert final["text"] == f"{CANT_CHECK} A person from our team can help with it. {OFFER_QUESTION}"
+    assert (
+        final["text"] == f"{CANT_CHECK} A person from our team can help with it. {OFFER_QUESTION}"
+    )
     assert final["outcome"] == "handoff_proposed" and final["requires_followup"]
     assert final["trace"]["action_failed"] is True
-    assert final["trace"]["actions"][0]["error"] == ("http_500" if trouble == "status" else "timeout")
+    assert final["trace"]["actions"][0]["error"] == (
+        "http_500" if trouble == "status" else "timeout"
+    )
 
 
 def test_an_order_over_the_refund_limit_goes_to_a_person_with_its_details(shop_bot, shop):
