@@ -79,7 +79,7 @@ def _bot_texts(conversation) -> list[str]:
     )
 
 
-# --- The runner ------------------------------------------------------------------------------------
+# --- The runner -----------------------------------------------------------------------
 @pytest.mark.django_db
 def test_the_question_for_an_argument_is_answered_in_the_next_turn(verachat, shop, broadcasts):
     load_demo_knowledge(verachat.bot)
@@ -133,7 +133,7 @@ def test_a_refund_over_the_limit_is_handed_to_people_with_its_details(verachat, 
     assert shop.requests == [], "over the limit, the business is never called"
 
 
-# --- Confirm and Cancel ------------------------------------------------------------------------------
+# --- Confirm and Cancel -----------------------------------------------------------------------
 @pytest.mark.django_db
 def test_confirm_runs_the_call_once_and_posts_its_result(card, shop, broadcasts):
     reply = chat_services.action_confirm(
@@ -209,7 +209,7 @@ def test_a_person_who_took_over_ends_the_card(card, shop, agent):
     assert shop.requests == []
 
 
-# --- The API --------------------------------------------------------------------------------------
+# --- The API -----------------------------------------------------------------------
 @pytest.mark.django_db
 def test_the_api_confirms_for_its_own_bot_only(client, card, shop, globex_bot):
     body = {"conversation_id": card.conversation_id, "call_id": card.pk, "confirmed": True}
@@ -246,7 +246,7 @@ def test_the_api_confirms_for_its_own_bot_only(client, card, shop, globex_bot):
     assert bad.status_code == 400
 
 
-# --- The socket ------------------------------------------------------------------------------------
+# --- The socket -----------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("fresh_rate_limits")
 async def test_the_socket_confirms_a_card_of_its_own_conversation_only(card, shop, vera, carla):

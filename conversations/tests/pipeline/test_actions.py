@@ -57,7 +57,7 @@ def turn(bot, text, *, user_id=VERA, history=None, pending=None):
     return tools, tokens, final
 
 
-# --- Without an LLM ------------------------------------------------------------------------------
+# --- Without an LLM -----------------------------------------------------------------------
 def test_a_bound_intent_answers_from_the_shop_through_the_template(order_bot, shop):
     tools, _, final = turn(order_bot, "Where's my order 1234?")
 
@@ -156,7 +156,7 @@ def test_an_order_over_the_refund_limit_goes_to_a_person_with_its_details(shop_b
     assert shop.requests == []
 
 
-# --- With an LLM ---------------------------------------------------------------------------------
+# --- With an LLM -----------------------------------------------------------------------
 CLASSIFIED = Reply(tool={"name": "classify_message", "arguments": {"category": "answerable"}})
 
 
