@@ -163,9 +163,9 @@ def _over_limit(action: Action, arguments: dict) -> str | ActionResult:
         summary = template_render(action.confirmation_template, {**arguments})
     except TemplateError:
         summary = ""
-    summary = summary or f"{action.name} with {json.dumps(arguments, default=str)}"
+    summary = summary.rstrip(" .") or f"{action.name} with {json.dumps(arguments, default=str)}"
     limit = f"{action.limit_max:.2f}"
-    return f"{summary}: {action.limit_argument} {amount:.2f} is above the {limit} limit"
+    return f"{summary}: {action.limit_argument} {amount:.2f} is above the limit of {limit}"
 
 
 def _demo_shop(url: str) -> bool:
@@ -346,11 +346,18 @@ def action_arguments_from_text(*, action: Action, text: str) -> dict:
     """The arguments a message gives, found by each property's `pattern` (its first group when
     it has one, else the whole match), then typed per the schema (integer, number, boolean,
     string). A property whose `enum` value appears in the text takes it. Each piece of the text
-    goes to one property only, in the schema's order: "$30 for order 1235" gives the amount
-    the "$30" and the order number the "1235"."""
+    goes to one property only: "$30 for order 1235" gives the amount the "$30" and the order
+    number the "1235"."""
     found: dict = {}
     taken: list[tuple[int, int]] = []
-    for name, prop in action.properties.items():
+    # The most specific pattern (the longest) picks first: the stored schema's key order is not
+    # the admin's (PostgreSQL's jsonb sorts keys), and "\$\s?(\d+)" must claim "$1000"
+    # before "\d{4,10}" takes it for an order number.
+    ordered = sorted(
+        action.properties.items(),
+        key=lambda item: -len(str(item[1].get("pattern", ""))) if isinstance(item[1], dict) else 0,
+    )
+    for name, prop in ordered:
         if not isinstance(prop, dict):
             continue
         pattern = prop.get("pattern")
@@ -382,10 +389,10 @@ def _search(pattern: str, text: str, taken: list[tuple[int, int]]) -> str | None
         return None
     for match in compiled.finditer(text):
         group = 1 if compiled.groups and match.group(1) is not None else 0
-        span = match.span(group)
+        span = match.span()
         if any(start < span[1] and span[0] < end for start, end in taken):
             continue
-        taken.append(match.span())
+        taken.append(span)
         return match.group(group)
     return None
 
@@ -408,3 +415,15 @@ def _typed(prop: dict, value: str):
     if "boolean" in kinds:
         return value.lower() in {"yes", "true", "y", "1"}
     return value
+
+
+def action_put(*, bot, name: str, **fields) -> Action:
+    """Creates `bot`'s action `name`, or updates it to `fields` (seed_demo refreshes its demo
+    actions this way: the instance's address may have changed). Validated like the admin's
+    form: a bad schema or template raises ValidationError, nothing is saved."""
+    action = Action.objects.filter(bot=bot, name=name).first() or Action(bot=bot, name=name)
+    for field, value in fields.items():
+        setattr(action, field, value)
+    action.full_clean()
+    action.save()
+    return action
