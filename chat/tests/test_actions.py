@@ -10,6 +10,9 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
+from django.urls import reverse
+
+from actions.demo import DEMO_CUSTOMER
 
 from chat import runner
 from chat import services as chat_services
@@ -284,3 +287,35 @@ async def test_the_socket_confirms_a_card_of_its_own_conversation_only(card, sho
     assert progress["progress"] == "Starting your refund…"
     assert frames[-1]["message"]["text"] == REFUNDED
     await ws.disconnect()
+
+
+# --- The Playground -------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_the_playground_customer_is_the_demo_shops_signed_in_one(
+    client, agent, acme, acme_bot, settings
+):
+    bot = acme_bot
+    client.force_login(agent)
+    settings.DEMO_SHOP = True
+    body = client.get(reverse("bot_playground", args=[acme.slug, bot.slug])).content.decode()
+    signature = services.identity_signature(bot=bot, user_id=DEMO_CUSTOMER)
+    assert f'"user_id": "{DEMO_CUSTOMER}"' in body and signature in body
+    assert bot.secret_key not in body
+
+    settings.DEMO_SHOP = False
+    body = client.get(reverse("bot_playground", args=[acme.slug, bot.slug])).content.decode()
+    assert DEMO_CUSTOMER not in body, "without the demo shop, the Playground is anonymous"
+
+
+@pytest.mark.django_db
+def test_the_trace_shows_every_call_for_people(client, agent, acme, verachat, card):
+    card.conversation.refresh_from_db()
+    reply = chat_services.action_confirm(
+        conversation=card.conversation, call_id=card.pk, confirmed=True
+    )
+    client.force_login(agent)
+    bot = verachat.bot
+    url = reverse("bot_playground_trace", args=[acme.slug, bot.slug, reply.pk])
+    body = client.get(url).content.decode()
+    assert "Actions" in body and "start_refund" in body and "needs_confirmation" not in body
+    assert "shop-secret" not in body and "127.0.0.1" not in body
