@@ -13,7 +13,6 @@ from channels.db import database_sync_to_async
 from django.urls import reverse
 
 from actions.demo import DEMO_CUSTOMER
-
 from chat import runner
 from chat import services as chat_services
 from chat.tests import fixtures_rt
