@@ -188,3 +188,32 @@ def test_an_owner_cannot_move_an_action_to_another_organizations_bot(
     )
     lookup.refresh_from_db()
     assert lookup.bot_id != globex_bot.pk
+
+
+def test_the_bots_action_calls_per_message_is_set_in_the_bot_admin(client, owner, acme_bot):
+    client.force_login(owner)
+    url = reverse("admin:bots_bot_change", args=[acme_bot.pk])
+    form = {
+        "organization": acme_bot.organization_id,
+        "name": acme_bot.name,
+        "slug": acme_bot.slug,
+        "greeting": acme_bot.greeting,
+        "persona": acme_bot.persona,
+        "colour": acme_bot.colour,
+        "allowed_origins": "",
+        "embedding_model": acme_bot.embedding_model,
+        "not_answered": acme_bot.not_answered,
+        "inactivity_minutes": acme_bot.inactivity_minutes,
+        "reopen_hours": acme_bot.reopen_hours,
+    }
+    assert "action_calls_per_turn" in client.get(url).content.decode()
+
+    response = client.post(url, {**form, "action_calls_per_turn": 6})
+    assert response.status_code == 200  # refused: at most 5
+    assert client.post(url, {**form, "action_calls_per_turn": 5}).status_code == 302
+    acme_bot.refresh_from_db()
+    assert acme_bot.action_calls_per_turn == 5
+    # Posted without the field, the bot keeps its value.
+    assert client.post(url, form).status_code == 302
+    acme_bot.refresh_from_db()
+    assert acme_bot.action_calls_per_turn == 5
