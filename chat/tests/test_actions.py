@@ -17,6 +17,7 @@ from actions.demo import DEMO_CUSTOMER
 from chat import runner
 from chat import services as chat_services
 from chat.tests import fixtures_rt
+from chat.tests.test_api import _chat
 from chat.tests.test_consumers import SHOP, _connect, _until
 from conversations import services
 from conversations.models import ActionCall, Conversation, Message
@@ -319,3 +320,24 @@ def test_the_trace_shows_every_call_for_people(client, agent, acme, verachat, ca
     body = client.get(url).content.decode()
     assert "Actions" in body and "start_refund" in body and "needs_confirmation" not in body
     assert "shop-secret" not in body and "127.0.0.1" not in body
+
+
+# --- The API's event stream ----------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_rate_limits")
+async def test_the_api_streams_the_call_as_tool_call_events(async_client, acme_bot, shop):
+    await database_sync_to_async(load_demo_knowledge)(acme_bot)
+    await database_sync_to_async(order_action)(bot=acme_bot, base_url=shop.url)
+
+    _, events = await _chat(
+        async_client,
+        acme_bot,
+        {"message": "Where's my order 1234?", "customer": {"user_id": "user-42"}},
+    )
+
+    calls = [data for name, data in events if name == "tool_call"]
+    assert [c["state"] for c in calls] == ["running", "done"]
+    assert calls[0] | {"name": "lookup_order", "progress": "Checking your order…"} == calls[0]
+    assert calls[1]["outcome"] == "ok" and calls[1]["arguments"] == {"order_id": "1234"}
+    assert events[-1] == ("done", events[-1][1]) and events[-1][1]["text"] == SHIPPED
+    assert shop.url not in json.dumps(calls)
