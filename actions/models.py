@@ -180,7 +180,14 @@ class Action(models.Model):
             except jsonschema.SchemaError as exc:
                 path = "/".join(str(p) for p in exc.absolute_path) or "the schema"
                 errors.setdefault("input_schema", []).append(f"At {path}: {exc.message}")
-        for name in url_placeholders(self.url_template or ""):
+        try:
+            placeholders = url_placeholders(self.url_template or "")
+        except ValueError as exc:
+            placeholders = []
+            errors.setdefault("url_template", []).append(
+                f"Braces must pair up around an argument's name, e.g. {{order_id}} ({exc})."
+            )
+        for name in placeholders:
             if name not in self.properties:
                 errors.setdefault("url_template", []).append(
                     f"{{{name}}} is not a property of the input schema."

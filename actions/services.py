@@ -117,8 +117,8 @@ def _run(*, action, arguments, user_id, confirmed) -> ActionResult:
     if action.requires_confirmation and not confirmed:
         try:
             summary = template_render(action.confirmation_template, {**arguments})
-        except TemplateError as exc:
-            return result(Outcome.FAILED, text=FAILED_TEXT, error=f"template: {exc}")
+        except Exception as exc:  # an admin's template: any error is the template's
+            return result(Outcome.FAILED, text=FAILED_TEXT, error=_template_error(exc))
         return result(Outcome.NEEDS_CONFIRMATION, text=summary, confirmation=summary)
     return _call(action=action, arguments=arguments, user_id=user_id, result=result)
 
@@ -161,7 +161,7 @@ def _over_limit(action: Action, arguments: dict) -> str | ActionResult:
         return ""
     try:
         summary = template_render(action.confirmation_template, {**arguments})
-    except TemplateError:
+    except Exception:  # the reason still names the argument and the limit
         summary = ""
     summary = summary.rstrip(" .") or f"{action.name} with {json.dumps(arguments, default=str)}"
     limit = f"{action.limit_max:.2f}"
@@ -170,8 +170,19 @@ def _over_limit(action: Action, arguments: dict) -> str | ActionResult:
 
 def _demo_shop(url: str) -> bool:
     """The demo shop this instance serves itself (settings.DEMO_SHOP) is reached on its own,
-    usually local, address; nothing else private is."""
-    return settings.DEMO_SHOP and url.startswith(settings.SITE_URL.rstrip("/") + DEMO_SHOP_PATH)
+    usually local, address; nothing else private is, on this instance or beside it. Compared
+    as httpx will request it: "/demo/shop/api/../../admin" is "/demo/admin"."""
+    if not settings.DEMO_SHOP:
+        return False
+    try:
+        target, site = httpx.URL(url), httpx.URL(settings.SITE_URL)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return (target.scheme, target.host, target.port) == (
+        site.scheme,
+        site.host,
+        site.port,
+    ) and target.path.startswith(DEMO_SHOP_PATH)
 
 
 def action_url(*, action: Action, arguments: dict) -> tuple[str, dict]:
@@ -192,8 +203,17 @@ def _plain(value) -> str:
     return str(value)
 
 
+def _template_error(exc: Exception) -> str:
+    if isinstance(exc, TemplateError):
+        return f"template: {exc}"
+    return f"template: {type(exc).__name__}: {exc}"
+
+
 def _call(*, action, arguments, user_id, result) -> ActionResult:
-    url, rest = action_url(action=action, arguments=arguments)
+    try:
+        url, rest = action_url(action=action, arguments=arguments)
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        return result(Outcome.FAILED, text=FAILED_TEXT, error=f"url template: {exc}")
     if action.method == Method.POST:
         body, params = json.dumps(arguments).encode(), None
     else:
@@ -252,6 +272,8 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
             error=f"network: {error_reason(exc)}",
             endpoint_ms=_ms(started),
         )
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        return result(Outcome.FAILED, text=FAILED_TEXT, error=f"url: {exc}")
     endpoint_ms = _ms(started)
     if status == 404:
         return result(
@@ -271,7 +293,7 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
         )
     try:
         data = json.loads(bytes(raw)) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return result(
             Outcome.FAILED,
             text=FAILED_TEXT,
@@ -284,11 +306,11 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
         context.update(data)
     try:
         text = template_render(action.result_template, context)
-    except TemplateError as exc:
+    except Exception as exc:  # an admin's template over a stranger's JSON: never a crash
         return result(
             Outcome.FAILED,
             text=FAILED_TEXT,
-            error=f"template: {exc}",
+            error=_template_error(exc),
             status=status,
             endpoint_ms=endpoint_ms,
         )

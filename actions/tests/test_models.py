@@ -81,3 +81,8 @@ def test_a_bot_makes_three_action_calls_per_message_by_default_at_most_five(acme
         acme_bot.full_clean()
     assert "action_calls_per_turn" in caught.value.message_dict
     assert Bot._meta.get_field("action_calls_per_turn").default == 3
+
+
+def test_unpaired_braces_in_the_url_are_refused_with_the_reason(acme_bot):
+    action = ActionFactory.build(bot=acme_bot, url_template="https://shop.example/{order_id")
+    assert "Braces must pair up" in _errors(action)["url_template"][0]
