@@ -23,6 +23,8 @@ import jsonschema
 from django.conf import settings
 from django.db import models
 from jinja2 import TemplateError
+from referencing import Registry
+from referencing.exceptions import NoSuchResource
 
 from actions.models import Action, Audience, Method, url_placeholders
 from actions.signing import signed_headers
@@ -39,6 +41,15 @@ UNVERIFIED_TEXT = (
 )
 HANDOFF_TEXT = "That's more than I can do on my own, so I'm passing it to a person on our team."
 INVALID_TEXT = "I couldn't use those details."
+
+
+def _refuse_retrieval(uri: str):
+    raise NoSuchResource(ref=uri)
+
+
+# jsonschema fetches a remote "$ref" by itself, unguarded, unless given a registry: this one
+# resolves only references inside the schema (the model refuses others when saved).
+NO_REMOTE_REFS = Registry(retrieve=_refuse_retrieval)
 
 
 class Outcome(models.TextChoices):
@@ -101,7 +112,10 @@ def _run(*, action, arguments, user_id, confirmed) -> ActionResult:
     if not isinstance(arguments, dict):
         arguments = {}
         return result(Outcome.INVALID, text=INVALID_TEXT, error="schema: arguments not an object")
-    problem = _schema_problem(action, arguments)
+    try:
+        problem = _schema_problem(action, arguments)
+    except Exception as exc:  # a schema saved around the admin's check ($ref to nowhere, …)
+        return result(Outcome.FAILED, text=FAILED_TEXT, error=f"schema unusable: {exc}")
     if problem:
         text, error = problem
         return result(Outcome.INVALID, text=text, error=f"schema: {error}")
@@ -126,7 +140,7 @@ def _run(*, action, arguments, user_id, confirmed) -> ActionResult:
 
 def _schema_problem(action: Action, arguments: dict) -> tuple[str, str] | None:
     """(what the customer reads, what the trace says), or None when the arguments fit."""
-    validator = jsonschema.Draft202012Validator(action.input_schema)
+    validator = jsonschema.Draft202012Validator(action.input_schema, registry=NO_REMOTE_REFS)
     error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
     if error is None:
         return None

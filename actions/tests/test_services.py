@@ -355,3 +355,32 @@ def test_the_demo_shops_allowance_covers_its_path_only(lookup, business, setting
     refused = action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA)
     assert refused.error.startswith("address refused")
     assert [r.path for r in business.requests] == ["/demo/shop/api/k/orders/1234"]
+
+
+def test_a_schema_referring_elsewhere_is_never_fetched_and_fails(lookup, business):
+    lookup.input_schema = {
+        "type": "object",
+        "properties": {"order_id": {"$ref": business.url + "/schema.json"}},
+    }
+    lookup.save()
+
+    result = action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA)
+
+    assert result.outcome == Outcome.FAILED
+    assert result.error.startswith("schema unusable: ")
+    assert business.requests == []
+
+
+def test_a_reference_inside_the_schema_is_followed(lookup, business):
+    lookup.input_schema = {
+        "type": "object",
+        "$defs": {"order": {"type": "string", "pattern": "^\\d{4}$"}},
+        "properties": {"order_id": {"$ref": "#/$defs/order"}},
+        "required": ["order_id"],
+    }
+    lookup.save()
+    business.answer("/orders/1234", SHIPPED)
+
+    assert action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA).outcome == "ok"
+    bad = action_run(action=lookup, arguments={"order_id": "12"}, user_id=VERA)
+    assert bad.outcome == Outcome.INVALID
