@@ -57,6 +57,16 @@ def url_placeholders(url_template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(url_template) if name]
 
 
+def _refs(value) -> list[str]:
+    """Every "$ref" in a schema: only references inside it are followed (no fetching)."""
+    if isinstance(value, dict):
+        found = [value["$ref"]] if isinstance(value.get("$ref"), str) else []
+        return found + [ref for item in value.values() for ref in _refs(item)]
+    if isinstance(value, list):
+        return [ref for item in value for ref in _refs(item)]
+    return []
+
+
 class Action(models.Model):
     Audience = Audience
     Method = Method
@@ -180,7 +190,20 @@ class Action(models.Model):
             except jsonschema.SchemaError as exc:
                 path = "/".join(str(p) for p in exc.absolute_path) or "the schema"
                 errors.setdefault("input_schema", []).append(f"At {path}: {exc.message}")
-        for name in url_placeholders(self.url_template or ""):
+            for ref in _refs(schema):
+                if not ref.startswith("#"):
+                    errors.setdefault("input_schema", []).append(
+                        f"$ref {ref!r} points outside the schema: define it under $defs and "
+                        "refer to it as #/$defs/…."
+                    )
+        try:
+            placeholders = url_placeholders(self.url_template or "")
+        except ValueError as exc:
+            placeholders = []
+            errors.setdefault("url_template", []).append(
+                f"Braces must pair up around an argument's name, e.g. {{order_id}} ({exc})."
+            )
+        for name in placeholders:
             if name not in self.properties:
                 errors.setdefault("url_template", []).append(
                     f"{{{name}}} is not a property of the input schema."

@@ -11,7 +11,7 @@ from bots.models import Bot
 
 def action_list(*, bot: Bot) -> QuerySet[Action]:
     """Every action of `bot`, enabled or not (the admin's list)."""
-    return Action.objects.filter(bot=bot).order_by("name")
+    return Action.objects.filter(bot=bot).select_related("bot").order_by("name")
 
 
 def action_tools(*, bot: Bot) -> list[dict]:

@@ -10,6 +10,7 @@ a result: the customer reads that the check failed and is offered a person; the 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -22,6 +23,8 @@ import jsonschema
 from django.conf import settings
 from django.db import models
 from jinja2 import TemplateError
+from referencing import Registry
+from referencing.exceptions import NoSuchResource
 
 from actions.models import Action, Audience, Method, url_placeholders
 from actions.signing import signed_headers
@@ -38,6 +41,15 @@ UNVERIFIED_TEXT = (
 )
 HANDOFF_TEXT = "That's more than I can do on my own, so I'm passing it to a person on our team."
 INVALID_TEXT = "I couldn't use those details."
+
+
+def _refuse_retrieval(uri: str):
+    raise NoSuchResource(ref=uri)
+
+
+# jsonschema fetches a remote "$ref" by itself, unguarded, unless given a registry: this one
+# resolves only references inside the schema (the model refuses others when saved).
+NO_REMOTE_REFS = Registry(retrieve=_refuse_retrieval)
 
 
 class Outcome(models.TextChoices):
@@ -100,7 +112,10 @@ def _run(*, action, arguments, user_id, confirmed) -> ActionResult:
     if not isinstance(arguments, dict):
         arguments = {}
         return result(Outcome.INVALID, text=INVALID_TEXT, error="schema: arguments not an object")
-    problem = _schema_problem(action, arguments)
+    try:
+        problem = _schema_problem(action, arguments)
+    except Exception as exc:  # a schema saved around the admin's check ($ref to nowhere, …)
+        return result(Outcome.FAILED, text=FAILED_TEXT, error=f"schema unusable: {exc}")
     if problem:
         text, error = problem
         return result(Outcome.INVALID, text=text, error=f"schema: {error}")
@@ -117,15 +132,15 @@ def _run(*, action, arguments, user_id, confirmed) -> ActionResult:
     if action.requires_confirmation and not confirmed:
         try:
             summary = template_render(action.confirmation_template, {**arguments})
-        except TemplateError as exc:
-            return result(Outcome.FAILED, text=FAILED_TEXT, error=f"template: {exc}")
+        except Exception as exc:  # an admin's template: any error is the template's
+            return result(Outcome.FAILED, text=FAILED_TEXT, error=_template_error(exc))
         return result(Outcome.NEEDS_CONFIRMATION, text=summary, confirmation=summary)
     return _call(action=action, arguments=arguments, user_id=user_id, result=result)
 
 
 def _schema_problem(action: Action, arguments: dict) -> tuple[str, str] | None:
     """(what the customer reads, what the trace says), or None when the arguments fit."""
-    validator = jsonschema.Draft202012Validator(action.input_schema)
+    validator = jsonschema.Draft202012Validator(action.input_schema, registry=NO_REMOTE_REFS)
     error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
     if error is None:
         return None
@@ -161,7 +176,7 @@ def _over_limit(action: Action, arguments: dict) -> str | ActionResult:
         return ""
     try:
         summary = template_render(action.confirmation_template, {**arguments})
-    except TemplateError:
+    except Exception:  # the reason still names the argument and the limit
         summary = ""
     summary = summary.rstrip(" .") or f"{action.name} with {json.dumps(arguments, default=str)}"
     limit = f"{action.limit_max:.2f}"
@@ -170,8 +185,19 @@ def _over_limit(action: Action, arguments: dict) -> str | ActionResult:
 
 def _demo_shop(url: str) -> bool:
     """The demo shop this instance serves itself (settings.DEMO_SHOP) is reached on its own,
-    usually local, address; nothing else private is."""
-    return settings.DEMO_SHOP and url.startswith(settings.SITE_URL.rstrip("/") + DEMO_SHOP_PATH)
+    usually local, address; nothing else private is, on this instance or beside it. Compared
+    as httpx will request it: "/demo/shop/api/../../admin" is "/demo/admin"."""
+    if not settings.DEMO_SHOP:
+        return False
+    try:
+        target, site = httpx.URL(url), httpx.URL(settings.SITE_URL)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return (target.scheme, target.host, target.port) == (
+        site.scheme,
+        site.host,
+        site.port,
+    ) and target.path.startswith(DEMO_SHOP_PATH)
 
 
 def action_url(*, action: Action, arguments: dict) -> tuple[str, dict]:
@@ -192,8 +218,17 @@ def _plain(value) -> str:
     return str(value)
 
 
+def _template_error(exc: Exception) -> str:
+    if isinstance(exc, TemplateError):
+        return f"template: {exc}"
+    return f"template: {type(exc).__name__}: {exc}"
+
+
 def _call(*, action, arguments, user_id, result) -> ActionResult:
-    url, rest = action_url(action=action, arguments=arguments)
+    try:
+        url, rest = action_url(action=action, arguments=arguments)
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        return result(Outcome.FAILED, text=FAILED_TEXT, error=f"url template: {exc}")
     if action.method == Method.POST:
         body, params = json.dumps(arguments).encode(), None
     else:
@@ -206,15 +241,17 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
         headers[action.secret_header_name] = action.secret_header_value
     allow_private = settings.ACTIONS_ALLOW_PRIVATE_NETWORKS or _demo_shop(url)
     deadline = action.timeout_seconds
-    started = time.perf_counter()
     status = None
+    client = guarded_client(
+        allow_private=allow_private,
+        timeout=httpx.Timeout(deadline),
+        follow_redirects=False,  # a redirect could carry the signed headers elsewhere
+        verify=_ssl_context(),
+    )
+    started = time.perf_counter()  # the endpoint's time starts here; the rest is Handoff's
     try:
         with (
-            guarded_client(
-                allow_private=allow_private,
-                timeout=httpx.Timeout(deadline),
-                follow_redirects=False,  # a redirect could carry the signed headers elsewhere
-            ) as client,
+            client,
             client.stream(
                 action.method, url, params=params, content=body or None, headers=headers
             ) as response,
@@ -252,6 +289,8 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
             error=f"network: {error_reason(exc)}",
             endpoint_ms=_ms(started),
         )
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        return result(Outcome.FAILED, text=FAILED_TEXT, error=f"url: {exc}")
     endpoint_ms = _ms(started)
     if status == 404:
         return result(
@@ -271,7 +310,7 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
         )
     try:
         data = json.loads(bytes(raw)) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return result(
             Outcome.FAILED,
             text=FAILED_TEXT,
@@ -284,11 +323,11 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
         context.update(data)
     try:
         text = template_render(action.result_template, context)
-    except TemplateError as exc:
+    except Exception as exc:  # an admin's template over a stranger's JSON: never a crash
         return result(
             Outcome.FAILED,
             text=FAILED_TEXT,
-            error=f"template: {exc}",
+            error=_template_error(exc),
             status=status,
             endpoint_ms=endpoint_ms,
         )
@@ -301,6 +340,12 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
             endpoint_ms=endpoint_ms,
         )
     return result(Outcome.OK, text=text, status=status, endpoint_ms=endpoint_ms)
+
+
+@functools.cache
+def _ssl_context():
+    # Loading the CA bundle costs ~25 ms; one context serves every call (it is thread-safe).
+    return httpx.create_ssl_context()
 
 
 class _TooLarge(Exception):

@@ -81,3 +81,24 @@ def test_a_bot_makes_three_action_calls_per_message_by_default_at_most_five(acme
         acme_bot.full_clean()
     assert "action_calls_per_turn" in caught.value.message_dict
     assert Bot._meta.get_field("action_calls_per_turn").default == 3
+
+
+def test_unpaired_braces_in_the_url_are_refused_with_the_reason(acme_bot):
+    action = ActionFactory.build(bot=acme_bot, url_template="https://shop.example/{order_id")
+    assert "Braces must pair up" in _errors(action)["url_template"][0]
+
+
+def test_a_schema_may_refer_only_inside_itself(acme_bot):
+    remote = {"$ref": "http://169.254.169.254/latest/meta-data/"}
+    action = ActionFactory.build(
+        bot=acme_bot,
+        input_schema={"type": "object", "properties": {"order_id": remote}},
+    )
+    assert "points outside the schema" in _errors(action)["input_schema"][0]
+
+    action.input_schema = {
+        "type": "object",
+        "$defs": {"order": {"type": "string"}},
+        "properties": {"order_id": {"$ref": "#/$defs/order"}},
+    }
+    action.full_clean()

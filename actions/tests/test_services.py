@@ -316,3 +316,71 @@ def test_a_template_cannot_reach_python_internals(lookup, business):
 
     assert result.outcome == Outcome.FAILED
     assert result.error.startswith("template: ")
+
+
+def test_a_template_error_of_any_kind_fails_honestly(lookup, business):
+    lookup.result_template = "{{ '%.2f'|format(status) }}"  # a string where a number goes
+    lookup.save()
+    business.answer("/orders/1234", SHIPPED)
+
+    result = action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA)
+
+    assert result.outcome == Outcome.FAILED
+    assert result.error.startswith("template: TypeError")
+
+
+def test_deeply_nested_json_fails_instead_of_crashing(lookup, business):
+    business.answer("/orders/1234", raw=b"[" * 100_000 + b"]" * 100_000)
+
+    result = action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA)
+
+    assert (result.outcome, result.error) == (Outcome.FAILED, "response: not JSON")
+
+
+def test_the_demo_shops_allowance_covers_its_path_only(lookup, business, settings):
+    settings.ACTIONS_ALLOW_PRIVATE_NETWORKS = False
+    settings.DEMO_SHOP = True
+    settings.SITE_URL = business.url
+    business.answer("/admin/", {"id": "1", "status": "x", "eta": "y"})
+    business.answer("/demo/shop/api/k/orders/1234", SHIPPED)
+
+    lookup.url_template = business.url + "/demo/shop/api/../../admin/?{order_id}"
+    escaped = action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA)
+    assert escaped.error.startswith("address refused")
+
+    lookup.url_template = business.url + "/demo/shop/api/k/orders/{order_id}"
+    assert action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA).outcome == "ok"
+
+    settings.DEMO_SHOP = False
+    refused = action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA)
+    assert refused.error.startswith("address refused")
+    assert [r.path for r in business.requests] == ["/demo/shop/api/k/orders/1234"]
+
+
+def test_a_schema_referring_elsewhere_is_never_fetched_and_fails(lookup, business):
+    lookup.input_schema = {
+        "type": "object",
+        "properties": {"order_id": {"$ref": business.url + "/schema.json"}},
+    }
+    lookup.save()
+
+    result = action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA)
+
+    assert result.outcome == Outcome.FAILED
+    assert result.error.startswith("schema unusable: ")
+    assert business.requests == []
+
+
+def test_a_reference_inside_the_schema_is_followed(lookup, business):
+    lookup.input_schema = {
+        "type": "object",
+        "$defs": {"order": {"type": "string", "pattern": "^\\d{4}$"}},
+        "properties": {"order_id": {"$ref": "#/$defs/order"}},
+        "required": ["order_id"],
+    }
+    lookup.save()
+    business.answer("/orders/1234", SHIPPED)
+
+    assert action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA).outcome == "ok"
+    bad = action_run(action=lookup, arguments={"order_id": "12"}, user_id=VERA)
+    assert bad.outcome == Outcome.INVALID

@@ -96,3 +96,13 @@ def test_a_deleted_action_is_recorded_and_other_organizations_do_not_see_it(
         "System deleted action 'start_refund' of bot 'Acme Support'",
         "System created action 'start_refund' of bot 'Acme Support'",
     ]
+
+
+def test_it_records_a_change_of_the_bots_action_calls_per_message(
+    client, owner, acme_bot, audit_rows
+):
+    acme_bot.action_calls_per_turn = 5
+    acme_bot.save(update_fields=["action_calls_per_turn"])
+
+    [row] = audit_rows("bot.changed")
+    assert row.line == "System changed bot 'Acme Support' action calls per turn: 3 → 5"
