@@ -341,3 +341,14 @@ async def test_the_api_streams_the_call_as_tool_call_events(async_client, acme_b
     assert calls[1]["outcome"] == "ok" and calls[1]["arguments"] == {"order_id": "1234"}
     assert events[-1] == ("done", events[-1][1]) and events[-1][1]["text"] == SHIPPED
     assert shop.url not in json.dumps(calls)
+
+
+@pytest.mark.django_db
+def test_a_card_of_an_ended_conversation_runs_nothing(card, shop):
+    services.conversation_set_status(conversation=card.conversation, status="closed")
+
+    with pytest.raises(services.ConversationStateError, match="ended"):
+        chat_services.action_confirm(
+            conversation=card.conversation, call_id=card.pk, confirmed=True
+        )
+    assert shop.requests == []

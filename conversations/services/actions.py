@@ -71,6 +71,8 @@ def action_call_decide(*, conversation: Conversation, call_id: int, confirmed: b
             raise ConversationStateError("There is no such request to confirm here.")
         if call.state != ActionCall.State.PENDING_CONFIRMATION:
             raise ConversationStateError("This request was already answered.")
+        if conversation.status in (Status.RESOLVED, Status.CLOSED):
+            raise ConversationStateError("This conversation has ended.")
         if not conversation.with_bot:
             raise ConversationStateError("A person has this conversation now.")
         call.state = ActionCall.State.CONFIRMED if confirmed else ActionCall.State.CANCELLED
