@@ -5,7 +5,8 @@ one) against the demo shop this live server serves itself, with seed_demo's two 
   template, the widget having shown the action's progress;
 - a refund (the model, a local OpenAI-compatible server, asks for start_refund) is confirmed
   on the card and its result posted;
-- a refund over the $50 limit is handed to a person, and the console shows its details.
+- a refund over the $50 limit is handed to a person, and the console shows its details;
+- a slow endpoint: the widget shows the action's progress until the answer replaces it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from chat.tests.test_widget_browser import ANSWER_MS, DEMO, Frames
 from config.management.commands.seed_demo import demo_actions
 from conversations.models import ActionCall, Conversation
 from conversations.tests.openai_server import OpenAIServer, Reply
+from conversations.tests.shop_server import ShopServer
 from escalation.tests.test_console_browser import _sign_in
 from knowledge import services as knowledge_services
 
@@ -153,3 +155,29 @@ def test_a_refund_over_the_limit_is_handed_to_the_console_with_its_details(
     expect(requested).to_contain_text(re.compile(r"above the .*50\.00"))
     expect(sam.locator(".package")).to_contain_text("An action is above its policy limit")
     sam_context.close()
+
+
+def test_the_widget_shows_the_progress_while_a_slow_endpoint_answers(
+    demo_shop_on, live_asgi_server, browser_context, owner, action_bot
+):
+    # The business's own server, slow, and it does not know the demo customer's order.
+    business = ShopServer()
+    business.delay = 2.0
+    try:
+        action_bot.actions.filter(name="lookup_order").update(
+            url_template=business.url + "/orders/{order_id}"
+        )
+        page, _ = _playground(browser_context, live_asgi_server, owner, action_bot)
+
+        _ask(page, "Where's my order 1234?")
+
+        progress = page.locator("handoff-chat .progress")
+        expect(progress).to_have_text("Checking your order…", timeout=ANSWER_MS)
+        answer = page.locator("handoff-chat .msg.ai.complete").last
+        expect(answer).to_contain_text("I couldn't find that on your account.", timeout=20_000)
+        expect(progress).to_have_count(0)
+        expect(answer.get_by_role("button", name="Talk to a person")).to_be_visible()
+        assert len(business.requests) == 1
+        assert page.errors == []
+    finally:
+        business.stop()
