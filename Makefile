@@ -61,6 +61,8 @@ bench: install
 	$(PY) manage.py bench_gaps $(BENCH_GAPS_ARGS)
 	@# Web and worker SIGKILLed mid-answer and mid-sync, 10 times each: answered, duplicated, time to recover.
 	$(PY) manage.py bench_recovery $(BENCH_RECOVERY_ARGS)
+	@# An offline "Where's my order 1234?" turn, 200 times: Handoff's own time, the endpoint's excluded.
+	$(PY) manage.py bench_actions $(BENCH_ACTIONS_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

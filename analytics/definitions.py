@@ -90,6 +90,7 @@ GAP_KINDS = {
     "thumbs_down": "Thumbs down",  # feedback == -1
     "not_answered": "“No” to “Did that answer your question?”",  # confirmed is False
     "handed_off": "Handed off after an answer",  # the last answer before the first handoff
+    "action_failed": "An action failed",  # trace["action_failed"]: timeout, error status, template
 }
 # Answers whose question counts as handed off after an answer: the bot did answer, and the
 # conversation still went to a person. A handoff the bot proposed or made itself is already a
@@ -97,10 +98,15 @@ GAP_KINDS = {
 ANSWERING_OUTCOMES = ("answered", "low_confidence")
 
 
-def gap_kinds(*, outcome: str, category: str | None, feedback, confirmed) -> list[str]:
+def gap_kinds(
+    *, outcome: str, category: str | None, feedback, confirmed, action_failed=None
+) -> list[str]:
     """The gap kinds one bot answer carries (an answer may carry several: a hedged answer
-    rated thumbs down). `category` is the answer's trace["category"]."""
+    rated thumbs down). `category` is the answer's trace["category"], `action_failed` its
+    trace["action_failed"] (the business's endpoint failed: the question went unanswered)."""
     kinds = []
+    if action_failed is True:
+        kinds.append("action_failed")
     if category == "out_of_scope":
         kinds.append("out_of_scope")
     if outcome == "low_confidence":

@@ -37,6 +37,7 @@ WEAK_FILTER = (
     | Q(trace__category="out_of_scope")
     | Q(feedback=-1)
     | Q(confirmed=False)
+    | Q(trace__action_failed=True)
 )
 
 
@@ -92,13 +93,17 @@ def questions(
         state=Message.State.COMPLETE,
         created_at__gte=start,
     )
-    for *row, outcome, category, feedback, confirmed in answers.values_list(
-        *head, "outcome", "trace__category", "feedback", "confirmed"
+    for *row, outcome, category, feedback, confirmed, failed in answers.values_list(
+        *head, "outcome", "trace__category", "feedback", "confirmed", "trace__action_failed"
     ):
-        add(
-            row,
-            gap_kinds(outcome=outcome, category=category, feedback=feedback, confirmed=confirmed),
+        kinds = gap_kinds(
+            outcome=outcome,
+            category=category,
+            feedback=feedback,
+            confirmed=confirmed,
+            action_failed=failed,
         )
+        add(row, kinds)
 
     # The last answer before the conversation's first handoff, when the bot did answer.
     first_handoff = Subquery(

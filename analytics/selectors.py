@@ -31,7 +31,7 @@ from analytics.definitions import (
 from analytics.gaps import report as gap_report
 from analytics.models import RefreshState
 from bots.models import Availability, Bot, Membership, Organization, User
-from conversations.models import Conversation
+from conversations.models import ActionCall, Conversation
 from conversations.pipeline.catalog import knowledge_version
 from escalation.models import EscalationRule, Trigger
 
@@ -302,7 +302,28 @@ def dashboard(*, membership: Membership, filters: Filters) -> dict:
         .first()
     )
     figures["previous"] = _figures(filters.previous(), full=False)
+    figures["actions"] = action_figures(filters)
     return figures
+
+
+def action_figures(filters: Filters) -> dict:
+    """The bot's action calls that ran (or were refused) in the period, and how many failed at
+    the business's endpoint (timeout, error status, a response the template could not use).
+    Read from the calls themselves: a handful a day per bot, no rollup needed."""
+    start, end = day_bounds(filters.start, filters.end)
+    calls = ActionCall.objects.filter(
+        conversation__bot__organization_id=filters.organization_id,
+        created_at__gte=start,
+        created_at__lt=end,
+    ).exclude(conversation__channel=PLAYGROUND)
+    if filters.bot_id is not None:
+        calls = calls.filter(conversation__bot_id=filters.bot_id)
+    if filters.channel is not None:
+        calls = calls.filter(conversation__channel=filters.channel)
+    counts = dict(
+        calls.exclude(outcome="").values_list("outcome").annotate(n=Count("id")).order_by()
+    )
+    return {"calls": sum(counts.values()), "failed": counts.get("failed", 0)}
 
 
 def now(*, organization: Organization) -> dict:

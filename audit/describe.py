@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
 
 from audit.models import ConsoleEvent, InvitationEvent, MembershipEvent
 from bots.models import Bot, User
@@ -48,6 +50,11 @@ def _shown(value, *, name: str = "", users: dict | None = None) -> str:
         # An incoming-webhook URL is itself a credential: the host is enough to tell them apart.
         parts = urlsplit(str(value))
         return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else "(set)"
+    if name == "url_template":
+        # An action's URL may carry a token in its query: the endpoint without it.
+        parts = urlsplit(str(value))
+        query = "?…" if parts.query else ""
+        value = f"{parts.scheme}://{parts.netloc}{parts.path}{query}"
     if name == "assigned_agent" and users is not None:
         return users.get(value, f"#{value}")
     if isinstance(value, list):
@@ -73,6 +80,11 @@ def _changes(event, users: dict) -> list[tuple[str, str, str]]:
         if key not in previous:
             continue
         before, after = previous[key], _plain(getattr(event, column))
+        if isinstance(model_field, models.DecimalField):
+            # to_jsonb stores a number (50.0), Django's encoder a string: compare as decimals.
+            places = Decimal(1).scaleb(-model_field.decimal_places)
+            before = None if before is None else Decimal(str(before)).quantize(places)
+            after = getattr(event, column)
         if before != after:
             label = name.replace("_", " ")
             changes.append(
@@ -116,6 +128,10 @@ def _sentence(event, actor: str, bots: dict, users: dict) -> str:
         what = f"{event.date:%Y-%m-%d}" + (f" ({name})" if name else "")
         preposition = "from" if verb == "removed" else "of"
         return f"{actor} {verb} holiday {what} {preposition} bot {bot_name}"
+    if label == "action.secret_changed":
+        return f"{actor} changed the secret header of action '{name}' of bot {bot_name}"
+    if label.startswith("action."):
+        return f"{actor} {verb} action '{name}' of bot {bot_name}"
     if label.startswith("source."):
         verb = {"resynced": "re-synced"}.get(verb, verb)
         extra = ""

@@ -22,6 +22,7 @@ import pghistory
 import pgtrigger
 from django.db import models
 
+from actions.models import Action
 from bots.models import Bot, Invitation, Membership, Organization
 from conversations.models import Conversation
 from escalation.models import WEEKDAYS, BusinessHours, EscalationRule, Holiday
@@ -192,6 +193,7 @@ BOT_SETTINGS = [
     "not_answered",
     "reopen_hours",
     "inactivity_minutes",
+    "action_calls_per_turn",
 ]
 
 
@@ -348,6 +350,52 @@ class KnowledgeSourceEvent(
         triggers = _guards("audit_knowledgesourceevent", organization_sql=BOT_OF)
 
 
+# --- Actions: what a bot may call at the business, and its controls --------------------------
+# Every field an admin sets except the secret header's value: that it changed is recorded
+# (action.secret_changed), never the value, like the bot's keys.
+ACTION_FIELDS = [
+    "bot",
+    "name",
+    "enabled",
+    "description",
+    "input_schema",
+    "intent",
+    "method",
+    "url_template",
+    "secret_header_name",
+    "timeout_seconds",
+    "audience",
+    "requires_confirmation",
+    "confirmation_template",
+    "limit_argument",
+    "limit_max",
+    "result_template",
+    "progress_text",
+]
+
+
+class ActionEvent(
+    _tracked(
+        Action,
+        pghistory.InsertEvent("action.created"),
+        pghistory.UpdateEvent("action.changed", condition=pghistory.AnyChange(*ACTION_FIELDS)),
+        pghistory.UpdateEvent(
+            "action.secret_changed", condition=pghistory.AnyChange("secret_header_value")
+        ),
+        pghistory.DeleteEvent("action.deleted"),
+        fields=ACTION_FIELDS,
+        name="ActionEventBase",
+        related_name="audit_events",
+    ),
+    AuditColumns,
+):
+    organization = _org_column()
+
+    class Meta:
+        indexes = INDEXES
+        triggers = _guards("audit_actionevent", organization_sql=BOT_OF)
+
+
 # --- The console: agents' actions (manual events, no trigger on conversations) ----------------
 CONSOLE_ACTIONS = {
     "conversation_claim": "console.claim",
@@ -402,5 +450,6 @@ EVENT_MODELS = [
     BusinessHoursEvent,
     HolidayEvent,
     KnowledgeSourceEvent,
+    ActionEvent,
     ConsoleEvent,
 ]

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from audit import describe
 from audit.models import (
+    ActionEvent,
     BotEvent,
     BotKeyEvent,
     BusinessHoursEvent,
@@ -35,6 +36,7 @@ KINDS = {
     "rules": ("Escalation rules", [EscalationRuleEvent]),
     "hours": ("Business hours and holidays", [BusinessHoursEvent, HolidayEvent]),
     "knowledge": ("Knowledge sources", [KnowledgeSourceEvent]),
+    "actions": ("Actions", [ActionEvent]),
     "members": ("Members and invitations", [MembershipEvent, InvitationEvent]),
     "organization": ("Organization and chat webhook", [OrganizationEvent]),
     "console": ("Console actions", [ConsoleEvent]),

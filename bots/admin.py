@@ -231,10 +231,24 @@ class BotAdmin(TenantAdmin):
                 "README, “How a conversation ends”.",
             },
         ),
+        (
+            "Actions",
+            {
+                "fields": ["action_calls_per_turn"],
+                "description": "The bot's calls to your systems are configured under Actions.",
+            },
+        ),
         ("Keys", {"fields": ["public_key", "secret_key"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
     prepopulated_fields = {"slug": ["name"]}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "action_calls_per_turn":
+            # A form posted without it (a script, a form saved before the field existed) keeps
+            # the bot's value: Django leaves a defaulted field alone when it is not posted.
+            kwargs["required"] = False
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         if change:

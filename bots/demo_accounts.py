@@ -1,5 +1,6 @@
 """The demo organization's people and where their passwords are kept: read by the seed
-(knowledge/management/commands/seed_demo.py, which also gives the demo bot its knowledge) and
+(config/management/commands/seed_demo.py, which also gives the demo bot its knowledge and
+actions) and
 by `serve`, which prints the sign-ins.
 
 Passwords are random per installation (never in the repository), kept in the data folder so a
@@ -19,6 +20,11 @@ DEMO_PEOPLE = [
     ("owner@acme.example", "Ada Moreno", Role.OWNER),
     ("agent@acme.example", "Sam Rivera", Role.AGENT),
 ]
+DEMO_BOT = {
+    "name": "Acme Support",
+    "greeting": "Hi! I'm Acme's assistant. Ask me about orders, shipping, returns or your account.",
+    "colour": "#2563eb",
+}
 # What earlier versions called them; a name a demo user chose on their profile stays.
 PLACEHOLDER_NAMES = {"", "Ada Owner", "Sam Agent"}
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -344,6 +344,14 @@ class Bot(models.Model):
         help_text="A conversation waiting this long for the customer after the bot's answer is "
         "closed: as resolved by the bot if the answer cited sources and the customer showed no "
         "dissatisfaction, else as abandoned.",
+    )
+    # The LLM's tool loop (actions): how many action calls one customer message may make.
+    action_calls_per_turn = models.PositiveSmallIntegerField(
+        "action calls per message",
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="With an LLM, the most actions one customer message may run (1–5); past it "
+        "the bot answers with what it has.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -346,3 +346,33 @@ def _request_check(bot: Bot, customer_id: int) -> None:
     except ratelimit.RateLimited as exc:
         retry = {"Retry-After": str(exc.retry_after)}
         raise ApiError(429, exc.message, "rate_limited", headers=retry) from None
+
+
+@csrf_exempt
+@require_POST
+@api_view
+def action_confirm(request, bot):
+    """Confirm or Cancel on an action's confirmation card, for clients of the event stream:
+    {conversation_id, call_id, confirmed: true|false} → {message, tool_calls}. The call_id is
+    the `action_confirm.call_id` of the bot message's extras; another conversation's is
+    refused, and so is a second answer."""
+    body = _body(request)
+    conversation = selectors.conversation_get_for_bot(
+        bot=bot, conversation_id=_id(body, "conversation_id")
+    )
+    call_id = _id(body, "call_id")
+    _request_check(bot, conversation.customer_id)
+    events: list[dict] = []
+    try:
+        message = chat_services.action_confirm(
+            conversation=conversation,
+            call_id=call_id,
+            confirmed=body.get("confirmed"),
+            emit=events.append,
+        )
+    except services.ConversationStateError as exc:
+        raise ApiError(409, str(exc), "not_allowed") from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    tool_calls = [{k: v for k, v in e.items() if k != "type"} for e in events]
+    return JsonResponse({"message": message_payload(message), "tool_calls": tool_calls})

@@ -28,7 +28,8 @@ from django.db import transaction
 from config import heartbeat as beats
 from config import realtime
 from conversations import pipeline, selectors, services
-from conversations.models import Conversation, Message
+from conversations.models import ActionCall, Conversation, Message
+from conversations.pipeline.actions import PendingAction
 from conversations.pipeline.classify import OFFER_QUESTION
 from escalation import rules
 from escalation.models import Mode, Trigger
@@ -137,7 +138,13 @@ def _answer(
     saved_at = time.monotonic()
     final = None
     for event in pipeline.run(turn):
-        if event["type"] == "token":
+        if event["type"] == "tool_call":
+            # Ephemeral like tokens: "Checking your order…" while it runs, then its outcome;
+            # the call itself is kept in the answer's trace and the ActionCall rows.
+            fields = {k: v for k, v in event.items() if k != "type"}
+            realtime.broadcast(group, "tool_call", message_id=reply.pk, **fields)
+            yield {**event, "message_id": reply.pk}
+        elif event["type"] == "token":
             parts.append(event["text"])
             # Ephemeral: tokens are not data, so they go out now, not on commit; the completed
             # message replaces them all.
@@ -169,7 +176,21 @@ def _answer(
     elif offers and outcome != Message.Outcome.HANDOFF:
         extras["offer_human"] = True
         outcome = Message.Outcome.HANDOFF_PROPOSED
-    if handoff is None and outcome == Message.Outcome.ANSWERED and conversation.bot.ask_if_answered:
+    calls = services.action_calls_save(
+        conversation=conversation, message=reply, calls=final.get("actions") or []
+    )
+    waiting = [c for c in calls if c.state != ActionCall.State.DONE]
+    card = next((c for c in calls if c.state == ActionCall.State.PENDING_CONFIRMATION), None)
+    if card is not None:
+        # The widget's card: exactly what will happen, with Confirm and Cancel
+        # (chat.services.action_confirm).
+        extras["action_confirm"] = {"call_id": card.pk, "text": card.confirmation}
+    if (
+        handoff is None
+        and not waiting
+        and outcome == Message.Outcome.ANSWERED
+        and conversation.bot.ask_if_answered
+    ):
         # The widget asks "Did that answer your question?" under it (README, "How a
         # conversation ends").
         extras["ask_answered"] = True
@@ -220,6 +241,16 @@ def _answer_handoff(final: dict, decided: rules.Decision | None) -> rules.Decisi
         return decided if decided is not None and decided.handoff else None
     reason = final.get("handoff_reason") or "The bot handed the conversation to people."
     blocked = ((final.get("trace") or {}).get("guardrails") or {}).get("blocked")
+    if (final.get("trace") or {}).get("action_handoff"):
+        # Over an action's policy limit: a person decides, whatever a rule says.
+        return rules.Decision(
+            rule=None,
+            trigger=Trigger.ACTION,
+            mode=Mode.HANDOFF,
+            priority=final.get("priority") or None,
+            queue=decided.queue if decided is not None else None,
+            reason=reason,
+        )
     if decided is not None and not blocked:
         return rules.Decision(
             rule=decided.rule,
@@ -312,7 +343,22 @@ def _turn_build(*, conversation: Conversation, message: Message):
     summary = "\n".join(
         line for line in [conversation.summary, _customer_history_summary(conversation)] if line
     )
-    return pipeline.Turn(bot=conversation.bot, text=message.text, history=history, summary=summary)
+    asking = selectors.action_call_asking(conversation=conversation, before_id=message.pk)
+    return pipeline.Turn(
+        bot=conversation.bot,
+        text=message.text,
+        history=history,
+        summary=summary,
+        user_id=conversation.customer.external_id or None,
+        pending_action=PendingAction(
+            call_id=asking.pk,
+            name=asking.name,
+            arguments=dict(asking.arguments),
+            asked_for=asking.asked_for,
+        )
+        if asking is not None
+        else None,
+    )
 
 
 def _customer_history_summary(conversation: Conversation) -> str:

@@ -13,11 +13,18 @@ from django.conf import settings
 from django.db import transaction
 from django.http import Http404
 
+from actions.services import action_run
 from bots.models import Bot
 from chat import ratelimit
+from config import realtime
 from conversations import selectors, services
 from conversations.models import Conversation, Customer, Message
+from conversations.pipeline import actions as action_steps
+from conversations.pipeline.answer import BLOCKED_TEXT
+from conversations.pipeline.classify import OFFER_QUESTION
+from conversations.pipeline.guardrails import Guard
 from escalation import services as escalation_services
+from escalation.models import Trigger
 
 
 def widget_resume(
@@ -137,3 +144,90 @@ def answer_confirm(*, conversation: Conversation | None, message_id: int, answer
         escalation_services.conversation_answer_rejected(
             conversation=conversation, message_id=message_id
         )
+
+
+def action_confirm(
+    *, conversation: Conversation | None, call_id: int, confirmed, emit=None
+) -> Message:
+    """The customer's Confirm or Cancel on a confirmation card ("Refund $20.00 for order
+    1234?"), from the widget's `action_confirm` frame or the API.
+
+    The call moves on once, in its own conversation only (conversations.services.
+    action_call_decide refuses a double tap and another conversation's call). Cancel: "OK, I
+    won't do that." Confirm: the action runs with confirmed=True, the verification and the
+    policy limit checked again by action_run, its progress and outcome pushed as `tool_call`
+    events (and given to `emit`, the API's), and its result posted as the bot's message: the
+    rendered template, a failure with the offer of a person, or a handoff with the details.
+    Returns the bot's message.
+    """
+    if conversation is None:
+        raise services.ConversationStateError("There is no conversation yet.")
+    call = services.action_call_decide(
+        conversation=conversation, call_id=call_id, confirmed=confirmed
+    )
+    if not confirmed:
+        reply = action_steps.cancelled_reply()
+        return services.action_result_post(
+            call=call,
+            text=reply.text,
+            outcome=reply.outcome,
+            trace={"category": "action", "answer_method": "action", "cancelled_call": call.pk},
+        )
+    group = realtime.conversation_group(conversation.pk)
+
+    def push(event: dict) -> None:
+        fields = {k: v for k, v in event.items() if k != "type"}
+        realtime.broadcast(group, "tool_call", message_id=call.message_id, **fields)
+        if emit is not None:
+            emit(event)
+
+    trace: dict = {"category": "action", "answer_method": "action", "confirmed_call": call.pk}
+    action = call.action
+    if action is None or not action.enabled:
+        # Deleted or switched off since the card was shown: nothing runs.
+        trace["actions"] = [{"name": call.name, "outcome": "invalid", "error": "action gone"}]
+        return services.action_result_post(
+            call=call,
+            text=f"{action_steps.CANT_CHECK} {OFFER_QUESTION}",
+            outcome=Message.Outcome.HANDOFF_PROPOSED,
+            record={"name": call.name, "outcome": "invalid", "error": "action gone"},
+            extras={"offer_human": True},
+            trace=trace,
+            requires_followup=True,
+        )
+    push(action_steps.running_event(action, call.arguments))
+    result = action_run(
+        action=action,
+        arguments=call.arguments,
+        user_id=conversation.customer.external_id or None,
+        confirmed=True,
+    )
+    record = result.record()
+    push(action_steps.done_event(result))
+    trace["actions"] = [record]
+    if result.outcome == "failed":
+        trace["action_failed"] = True
+    reply = action_steps.reply_for(result, trace)
+    guard = Guard(forbidden=conversation.bot.forbidden_phrase_list, allowed_from=[], sources=1)
+    verdict = guard.check(reply.text)
+    text = verdict.text if not verdict.blocked else BLOCKED_TEXT
+    trace["guardrails"] = guard.record()
+    trace["outcome"] = reply.outcome
+    message = services.action_result_post(
+        call=call,
+        text=text,
+        outcome=reply.outcome,
+        record=record,
+        extras={"offer_human": reply.offer_human} if reply.offer_human else {},
+        trace=trace,
+        requires_followup=reply.requires_followup,
+        handoff_follows=reply.handoff or verdict.blocked,
+    )
+    if reply.handoff or verdict.blocked:
+        escalation_services.escalation_open(
+            conversation=conversation,
+            trigger=Trigger.ACTION if reply.handoff else Trigger.GUARDRAIL,
+            reason=reply.handoff_reason or "A guardrail blocked the action's result",
+            priority=reply.priority or None,
+        )
+    return message

@@ -28,4 +28,5 @@ urlpatterns = [
     ),
     path("api/v1/feedback", api.feedback, name="api_feedback"),
     path("api/v1/confirm", api.confirm, name="api_confirm"),
+    path("api/v1/actions/confirm", api.action_confirm, name="api_action_confirm"),
 ]

@@ -23,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import condition, require_GET, require_POST
 
+from actions.demo import DEMO_CUSTOMER
 from audit import services as audit_services
 from bots import selectors as bot_selectors
 from bots import services as bot_services
@@ -30,7 +31,7 @@ from bots.models import Bot, validate_origin
 from chat.consumers.widget import origin_allowed
 from config.csp import frame_ancestors_replace
 from config.origins import own_origins, request_addressed_origin
-from conversations import selectors, trace_display
+from conversations import selectors, services, trace_display
 from conversations.models import Message
 from knowledge import selectors as knowledge_selectors
 
@@ -215,10 +216,24 @@ def secret_rotate(request, org, bot):
 @require_GET
 def playground(request, org, bot):
     membership, bot = _bot_for(request, org, bot)
+    identity = None
+    if settings.DEMO_SHOP:
+        # The member chats as the demo shop's signed-in customer, so the bot's account actions
+        # (lookup_order, start_refund) can be tried at once: signed like a site's server signs
+        # its customers (identity verification), on this server's own page only.
+        identity = {
+            "user_id": DEMO_CUSTOMER,
+            "user_hash": services.identity_signature(bot=bot, user_id=DEMO_CUSTOMER),
+        }
     return render(
         request,
         "chat/playground.html",
-        {"membership": membership, "organization": membership.organization, "bot": bot},
+        {
+            "membership": membership,
+            "organization": membership.organization,
+            "bot": bot,
+            "identity": identity,
+        },
     )
 
 

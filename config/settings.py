@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "bots",
     "conversations",
     "knowledge",
+    "actions",
     "escalation",
     "audit",
     "chat",
@@ -280,6 +281,15 @@ KNOWLEDGE_SITEMAP_MAX_PAGES = env_int("KNOWLEDGE_SITEMAP_MAX_PAGES", 500, minimu
 # addresses (cloud metadata, the database, admin panels) would leak them into a bot's answers.
 # Turn on for intranet help centres when every organization on this instance is trusted.
 KNOWLEDGE_FETCH_PRIVATE_NETWORKS = env_bool("KNOWLEDGE_FETCH_PRIVATE_NETWORKS", False)
+
+# --- Actions: calls to the business's own endpoints (actions/services.py) ---------------------
+# Off by default, like the other outgoing requests: any admin can type an action's URL, and calls
+# to internal addresses would let a tenant reach this instance's network. Turn on when the
+# business's systems are on the intranet and every organization on this instance is trusted.
+ACTIONS_ALLOW_PRIVATE_NETWORKS = env_bool("ACTIONS_ALLOW_PRIVATE_NETWORKS", False)
+# The demo shop (/demo/shop/api/, actions/demo.py) that `seed_demo`'s actions call: served, and
+# reachable on this instance's own address, in development only unless asked for.
+DEMO_SHOP = env_bool("DEMO_SHOP", DEBUG)
 
 # --- Conversations: the answering model and the chat channels ------------------------------------
 # Any OpenAI-compatible endpoint; a bot's own LLM fields override these. With neither a key nor

@@ -22,4 +22,6 @@ urlpatterns = [
     path("o/<slug:org>/analytics/", include("analytics.urls")),
     path("o/<slug:org>/audit/", include("audit.urls")),
     path("o/<slug:org>/", include("escalation.history_urls")),
+    # The demo shop's order API that seed_demo's actions call (404 unless settings.DEMO_SHOP).
+    path("demo/shop/api/", include("actions.urls")),
 ]

@@ -11,7 +11,7 @@ from django.contrib import admin
 
 from bots.admin import TenantAdmin
 from conversations import services
-from conversations.models import Conversation, Customer, Message
+from conversations.models import ActionCall, Conversation, Customer, Message
 
 
 class MessageInline(admin.TabularInline):
@@ -35,6 +35,18 @@ class MessageInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ActionCallInline(MessageInline):
+    """The bot's action calls in the conversation: what it asked, ran and how it went (the
+    record holds no URL or secret)."""
+
+    model = ActionCall
+    fields = ["created_at", "name", "arguments", "state", "outcome", "confirmation", "record"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super(MessageInline, self).get_queryset(request)
 
 
 @admin.register(Conversation)
@@ -76,7 +88,7 @@ class ConversationAdmin(TenantAdmin):
         "resolved_at",
     ]
     readonly_fields = [field for field in fields if field != "priority"]
-    inlines = [MessageInline]
+    inlines = [MessageInline, ActionCallInline]
 
     def has_add_permission(self, request):
         return False

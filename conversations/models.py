@@ -303,3 +303,57 @@ class Transition(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.conversation_id}: {self.from_status} → {self.to_status}"
+
+
+class ActionCall(models.Model):
+    """One action the bot called (or asked about) in a conversation: what the runner persists
+    of a turn's action calls (conversations/pipeline/actions.py decides them, writing nothing).
+
+    - `asking`: a required argument is missing; the bot's message asked for it and the
+      customer's next message may supply it (the pipeline reads the latest asking call).
+    - `pending_confirmation`: the card "Refund $20 for order 1234?" waits for Confirm or
+      Cancel; moved on once, under the row lock (chat.services.action_confirm).
+    - `done`: ran (or was refused by policy, verification, the schema): `outcome` says how.
+    - `cancelled` (the customer said no), `dropped` (the customer moved on instead of
+      answering the question).
+
+    `record` is actions.services.ActionResult.record(): name, arguments, outcome, status,
+    error, timings. Never a URL or a secret, so it may be shown to members.
+    """
+
+    class State(models.TextChoices):
+        ASKING = "asking", "Asking for an argument"
+        PENDING_CONFIRMATION = "pending_confirmation", "Waiting for the customer's confirmation"
+        CONFIRMED = "confirmed", "Confirmed, running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled by the customer"
+        DROPPED = "dropped", "Dropped (the customer moved on)"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="action_calls"
+    )
+    # The bot message that asked, showed the card, or gave the result.
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="action_calls", null=True, blank=True
+    )
+    action = models.ForeignKey(
+        "actions.Action", on_delete=models.SET_NULL, null=True, related_name="calls"
+    )
+    name = models.CharField(max_length=64)  # kept when the action is deleted
+    arguments = models.JSONField(default=dict, blank=True)
+    # The argument the bot asked for (state asking).
+    asked_for = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=24, choices=State.choices)
+    outcome = models.CharField(max_length=24, blank=True)
+    # The confirmation card's exact text (pending_confirmation).
+    confirmation = models.TextField(blank=True)
+    record = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["conversation", "state"], name="action_call_state")]
+
+    def __str__(self) -> str:
+        return f"#{self.conversation_id} {self.name} ({self.state})"

@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from bots.models import Bot, Membership, Organization
-from conversations.models import Conversation, Customer, Message
+from conversations.models import ActionCall, Conversation, Customer, Message
 
 MAX_MESSAGES = 500
 
@@ -153,3 +153,18 @@ def messages_unanswered(*, since: datetime, stale_before: datetime, limit: int) 
         .select_related("conversation__bot", "conversation__customer")
         .order_by("created_at")[:limit]
     )
+
+
+def action_call_asking(*, conversation: Conversation, before_id: int) -> ActionCall | None:
+    """The bot's open question for an action's missing argument, asked before the customer's
+    message `before_id` (each turn drops the one before: conversations.services.actions)."""
+    return (
+        conversation.action_calls.filter(state=ActionCall.State.ASKING, message_id__lt=before_id)
+        .order_by("-id")
+        .first()
+    )
+
+
+def action_call_get_for_conversation(*, conversation: Conversation, call_id: int) -> ActionCall:
+    """One of this conversation's action calls; another conversation's is a 404."""
+    return get_object_or_404(ActionCall, pk=call_id, conversation=conversation)

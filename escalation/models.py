@@ -32,11 +32,16 @@ class Trigger(models.TextChoices):
     GUARDRAIL = "guardrail", "A guardrail blocked the answer"
     API = "api", "Escalated through the API"
     NOT_ANSWERED = "not_answered", "The customer said the answer did not help"
+    # Not a rule's trigger: an action asked for more than its policy allows (actions.Action's
+    # limit), so a person decides.
+    ACTION = "action", "An action is above its policy limit"
 
 
 # What an admin may pick for a rule (the others only describe logs).
 RULE_TRIGGERS = [
-    c for c in Trigger.choices if c[0] not in ("agent_takeover", "guardrail", "api", "not_answered")
+    c
+    for c in Trigger.choices
+    if c[0] not in ("agent_takeover", "guardrail", "api", "not_answered", "action")
 ]
 
 

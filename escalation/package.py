@@ -48,6 +48,8 @@ ACTIONS = {
     Trigger.GUARDRAIL: "A guardrail stopped the bot's draft: read it, but do not send it as it is.",
     Trigger.API: "The customer's site escalated this conversation: read the reason and the "
     "last messages before answering.",
+    Trigger.ACTION: "The customer asked for something above the bot's policy limit (the action "
+    "below): check the request and do it yourself if it is right, or explain why not.",
     Trigger.AGENT_TAKEOVER: "Read the conversation so far and pick up where the bot left off.",
 }
 
@@ -70,7 +72,10 @@ def package_build(
     trace = bot_message.trace if bot_message else {}
     category = trace.get("subtype") or trace.get("category") or ""
     signals = {s for row in customer_rows for s in row["signals"] or []}
+    handed = action_details(bot_message)
     return {
+        # Only when an action was handed over: the console shows the request's details.
+        **({"action": handed} if handed else {}),
         "summary": _summary(conversation, customer_rows, bot_message, trigger, reason),
         "trajectory": [
             {
@@ -181,6 +186,22 @@ def retrieved_by(bot_message: Message | None) -> list[dict]:
             if isinstance(c, dict)
         ]
     return found
+
+
+def action_details(bot_message: Message | None) -> dict | None:
+    """The action the bot handed over (over its policy limit): its name, the customer's
+    arguments and why, from the answer's trace (no URL or secret is ever in it)."""
+    if bot_message is None:
+        return None
+    handed = bot_message.trace.get("action_handoff")
+    if not isinstance(handed, dict):
+        return None
+    arguments = handed.get("arguments")
+    return {
+        "name": str(handed.get("name", "")),
+        "arguments": arguments if isinstance(arguments, dict) else {},
+        "reason": str(handed.get("reason", "")),
+    }
 
 
 def _draft(bot_message: Message | None) -> dict:

@@ -151,6 +151,7 @@ PACKAGE_KEYS = {
     "frustration": (int, float),
     "category": str,
     "expected_reply_at": str,
+    "action": dict,
 }
 # Kept for the record, not for the agent to read.
 PACKAGE_HIDDEN = {"message_id"}

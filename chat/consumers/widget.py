@@ -384,6 +384,20 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         except ValueError as exc:
             raise BadFrame(str(exc)) from None
 
+    async def on_action_confirm(self, content):
+        """Confirm or Cancel on an action's confirmation card: {call_id, confirmed}. The result
+        comes back as a bot message (and `tool_call` events) through the group."""
+        call_id = _integer(content, "call_id", required=True)
+        confirmed = content.get("confirmed")
+        if not isinstance(confirmed, bool):
+            raise BadFrame('"confirmed" is true or false.')
+        try:
+            await _db(chat_services.action_confirm)(
+                conversation=self.conversation, call_id=call_id, confirmed=confirmed
+            )
+        except services.ConversationStateError as exc:
+            await self._error("not_allowed", str(exc))
+
     # --- Events out --------------------------------------------------------------------------
     async def on_event(self, message):
         # Group events as protocol frames. `html` fragments are for the members' console.
@@ -410,10 +424,19 @@ FRAME_TYPES = {
     "confirm",
     "rate",
     "typing",
+    "action_confirm",
 }
 # Counted against the request limits; messages have their own, typing is throttled per socket
 # (TYPING_MIN_SECONDS) and ping does no work.
-COUNTED_FRAMES = {"hello", "escalate", "leave_email", "feedback", "confirm", "rate"}
+COUNTED_FRAMES = {
+    "hello",
+    "escalate",
+    "leave_email",
+    "feedback",
+    "confirm",
+    "rate",
+    "action_confirm",
+}
 
 
 def _person_here(status: str, has_agent: bool) -> bool:

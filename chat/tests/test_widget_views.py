@@ -55,12 +55,13 @@ def test_it_answers_an_unchanged_widget_script_with_304(client):
 
 
 def test_the_widget_script_stays_small(client):
+    # 38 KB since issue 17 (actions: the confirmation card, the progress line while one runs);
     # 35 KB since issue 14 (outcomes: "Did that answer your question?", the rating's comment,
     # awaiting_customer); 33 KB since issue 12 (styles a strict CSP allows, citation links
     # checked by parsing); 32 KB since issue 11 (the end of a resolved chat: stars,
     # announcement, a new start; no conversation before the first message); 28 KB since issue 5;
     # 25 KB before.
-    assert len(client.get("/widget.js").content) < 35 * 1024
+    assert len(client.get("/widget.js").content) < 38 * 1024
 
 
 # --- config.json ---------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from bots.models import Bot
+    from conversations.pipeline.actions import Call, PendingAction
+    from conversations.pipeline.guardrails import Guard
     from conversations.pipeline.llm import LLMConfig
     from knowledge.intents import IntentMatch
     from knowledge.retrieval import Hit
@@ -25,6 +27,11 @@ class Turn:
     # user / ai / agent / system.
     history: list[tuple[str, str]]
     summary: str = ""  # rolling summary of older turns / the customer's earlier conversations
+    # The customer's verified id (the site's own, signed), sent to the bot's actions; None for
+    # an anonymous visitor.
+    user_id: str | None = None
+    # The question the bot asked last turn for an action's missing argument, if any.
+    pending_action: PendingAction | None = None
 
     def customer_texts(self) -> list[str]:
         """Everything the customer wrote in the window: their own data may be repeated back."""
@@ -68,6 +75,9 @@ class Context:
     classification: Classification | None = None
     query: str = ""
     evidence: Evidence = field(default_factory=Evidence)
+    # The turn's action calls, for the runner to persist (conversations/pipeline/actions.py).
+    action_calls: list[Call] = field(default_factory=list)
+    action_guard: Guard | None = None
 
     @property
     def bot(self) -> Bot:

@@ -170,6 +170,42 @@ def call_tool(config: LLMConfig, messages: list[dict], tool: dict, call: Call) -
     return arguments
 
 
+def complete_tools(
+    config: LLMConfig, messages: list[dict], tools: list[dict], call: Call, *, max_tokens: int
+) -> tuple[str, list[tuple[str, str, str]]]:
+    """A completion that may call the offered tools (tool_choice auto): its text, and the
+    calls it asked for as (id, name, raw arguments); the arguments are the caller's to parse,
+    so a malformed one is refused per call rather than failing the turn."""
+    try:
+        with _errors():
+            response = client(config).chat.completions.create(
+                model=config.model,
+                messages=messages,
+                tools=tools,
+                tool_choice="auto",
+                max_tokens=max_tokens,
+                temperature=0,
+            )
+        call.usage(getattr(response, "usage", None))
+        message = _message(response)
+        if message is None:
+            raise LLMError("malformed", "no message in the reply")
+        requested = []
+        for n, tool_call in enumerate(getattr(message, "tool_calls", None) or []):
+            function = getattr(tool_call, "function", None)
+            name = getattr(function, "name", None)
+            if not isinstance(name, str):
+                raise LLMError("malformed", "a tool call without a name")
+            call_id = getattr(tool_call, "id", None) or f"call_{n}"
+            requested.append((call_id, name, getattr(function, "arguments", None) or "{}"))
+        content = getattr(message, "content", None)
+    except LLMError as exc:
+        call.done(exc)
+        raise
+    call.done()
+    return (content if isinstance(content, str) else ""), requested
+
+
 def stream(
     config: LLMConfig, messages: list[dict], call: Call, *, max_tokens: int
 ) -> Iterator[str]:

@@ -18,7 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 
-from conversations.pipeline import answer, catalog, classify, gate, generate, retrieve, rewrite
+from conversations.pipeline import (
+    actions,
+    answer,
+    catalog,
+    classify,
+    gate,
+    generate,
+    retrieve,
+    rewrite,
+)
 from conversations.pipeline.answer import Reply
 from conversations.pipeline.context import Context, Turn, timed
 from conversations.pipeline.guardrails import Guard
@@ -28,10 +37,24 @@ from conversations.pipeline.llm import llm_config
 def run(turn: Turn) -> Iterator[dict]:
     ctx = Context(turn=turn, llm=llm_config(turn.bot))
     bot = turn.bot
+    ctx.trace["model"] = ctx.llm.model if ctx.llm is not None else None
+    if turn.pending_action is not None:
+        # The answer to the bot's own question ("What's your order number?") is not a new
+        # question to classify: it completes the action, unless it does not supply the value.
+        ctx.trace.update(category="action", query=turn.text.strip())
+        reply = yield from _action_turn(ctx, actions.resume(ctx))
+        if reply is not None:
+            yield _final(ctx, reply, ctx.action_guard)
+            return
+        del ctx.trace["category"]
     version = catalog.knowledge_version(bot)
     topics = catalog.catalog(bot, version)
     result = classify.step(ctx, topics.vocabulary)
-    ctx.trace["model"] = ctx.llm.model if ctx.llm is not None else None
+    if result.category not in ("nonsense", "human", "greeting") and ctx.llm_usable():
+        reply = yield from _action_turn(ctx, actions.llm_calls(ctx))
+        if reply is not None:
+            yield _final(ctx, reply, ctx.action_guard)
+            return
 
     checked = gate.Gate("skipped")
     if result.category in ("nonsense", "human", "greeting"):
@@ -53,9 +76,30 @@ def run(turn: Turn) -> Iterator[dict]:
         allowed_from=turn.customer_texts() + [h.text for h in ctx.evidence.passages],
         sources=len(checked.sources) if checked.decision == "strong" else 1,
     )
+    bound = None
+    if result.category not in ("nonsense", "human", "greeting"):
+        bound = actions.bound_action(ctx, checked)
+    if bound is not None:
+        reply = yield from _action_turn(ctx, actions.offline(ctx, bound))
+        yield _final(ctx, reply, ctx.action_guard)
+        return
     with timed(ctx.trace, "answer"):
         reply = yield from _first_token(ctx, _respond(ctx, checked, suggestions, guard))
     yield _final(ctx, reply, guard)
+
+
+def _action_turn(ctx: Context, steps: Generator[dict, None, Reply | None]):
+    """An action's reply, checked by the guardrails like any answer (redaction of data the
+    customer did not give, the bot's forbidden phrases) and shipped as one token; None when
+    the step did not answer."""
+    ctx.action_guard = Guard(
+        forbidden=ctx.bot.forbidden_phrase_list, allowed_from=ctx.turn.customer_texts(), sources=1
+    )
+    with timed(ctx.trace, "answer"):
+        reply = yield from _first_token(ctx, steps)
+        if reply is None:
+            return None
+        return (yield from _first_token(ctx, answer.emit(ctx, reply, ctx.action_guard)))
 
 
 def _similarity(ctx: Context) -> float:
@@ -112,7 +156,8 @@ def _first_token(ctx: Context, steps: Generator[dict, None, Reply]) -> Generator
     try:
         while True:
             event = next(steps)
-            ctx.trace["timings_ms"].setdefault("first_token", ctx.elapsed_ms())
+            if event["type"] == "token":
+                ctx.trace["timings_ms"].setdefault("first_token", ctx.elapsed_ms())
             yield event
     except StopIteration as stop:
         reply = stop.value
@@ -152,5 +197,7 @@ def _final(ctx: Context, reply: Reply, guard: Guard) -> dict:
         "handoff": reply.handoff,
         "handoff_reason": reply.handoff_reason[:200],
         "priority": reply.priority,
+        # The turn's action calls, for the runner to persist (conversations.ActionCall).
+        "actions": [call.as_dict() for call in ctx.action_calls],
         "trace": trace,
     }

@@ -14,6 +14,11 @@ What agents do in the console (claim, transfer, resolve…) is escalation's: esc
 which moves conversations with the state machine here.
 """
 
+from conversations.services.actions import (  # noqa: F401
+    action_call_decide,
+    action_calls_save,
+    action_result_post,
+)
 from conversations.services.common import (  # noqa: F401
     HANDOFF_MESSAGE,
     OPEN_STATUSES,

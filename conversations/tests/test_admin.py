@@ -59,6 +59,8 @@ def test_an_owner_changes_the_priority_but_not_the_status(
                 "status": "closed",
                 "messages-TOTAL_FORMS": "0",
                 "messages-INITIAL_FORMS": "0",
+                "action_calls-TOTAL_FORMS": "0",
+                "action_calls-INITIAL_FORMS": "0",
             },
         )
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -96,3 +98,21 @@ def test_agents_have_no_conversation_admin(client, agent, carlas_chat):
     response = client.get(reverse("admin:conversations_conversation_changelist"))
     assert response.status_code == 302
     assert reverse("admin:login") in response.url
+
+
+def test_an_owner_reads_the_bots_action_calls_of_a_conversation(client, owner, carlas_chat):
+    from conversations.models import ActionCall
+
+    ActionCall.objects.create(
+        conversation=carlas_chat,
+        name="lookup_order",
+        arguments={"order_id": "1234"},
+        state="done",
+        outcome="failed",
+        record={"name": "lookup_order", "outcome": "failed", "error": "timeout"},
+    )
+    client.force_login(owner)
+    response = client.get(reverse("admin:conversations_conversation_change", args=[carlas_chat.pk]))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "lookup_order" in body and "timeout" in body

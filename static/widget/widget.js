@@ -119,6 +119,10 @@ header .close{border:0;font-size:20px;line-height:1;padding:2px 6px}
 .yn{display:flex;gap:8px}
 .yn button{background:#fff;border:1px solid var(--c);color:#111827;border-radius:999px;padding:4px 14px;font-size:13px}
 .msg form.email{border:0;padding:4px 0;background:none}.email input{flex:1;min-width:0;border:1px solid #d1d5db;border-radius:8px;padding:6px}
+.card{border:1px solid var(--c);border-radius:10px;padding:8px 10px;background:#fff;display:flex;flex-direction:column;gap:6px}
+.card p{margin:0;font-weight:600}
+.card .done{font-weight:400;color:#6b7280;font-size:13px}
+.progress{align-self:flex-start;color:#6b7280;font-size:13px;font-style:italic;margin:0}
 .alert{margin:0;padding:6px 12px;background:#fef2f2;color:#b91c1c;font-size:13px}
 .alert:empty{display:none}
 form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb;align-items:flex-end;background:#fff}
@@ -381,6 +385,9 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
         case "typing":
           this.typing(frame);
           break;
+        case "tool_call":
+          this.progress(frame.state === "running" ? frame.progress || "Working on it\u2026" : "");
+          break;
         case "error":
           this.error(frame);
           break;
@@ -543,6 +550,7 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
       this.askAnswered();
       this.scrollDown();
       if (msg.sender === "ai" && msg.state !== "pending") {
+        if (!known || known.msg.state === "pending") this.progress(""); // the answer is here
         this.dispatchEvent(new CustomEvent("handoff:message", { detail: msg, bubbles: true, composed: true }));
       }
     }
@@ -594,11 +602,43 @@ textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8
         el.append(h("div", { class: "chips", role: "group", "aria-label": "Suggestions" },
           ...extras.suggestions.map((s) => h("button", { type: "button", text: s, onclick: () => this.submit(String(s)) }))));
       }
+      if (msg.sender === "ai" && extras.action_confirm && typeof extras.action_confirm.call_id === "number") el.append(this.card(extras.action_confirm));
       if (extras.offer_human && (!this.convo || this.withBot())) {
         el.append(h("div", {}, h("button", { type: "button", class: "human", text: "Talk to a person", onclick: () => this.escalate() })));
       }
       if (msg.sender === "ai") el.append(this.thumbs(msg));
       return el;
+    }
+
+    /* An action's confirmation card: exactly what will happen, and Confirm / Cancel, answered
+     * once (`action_confirm`); the result comes as the bot's next message. */
+    card(ask) {
+      const box = h("div", { class: "card", role: "group", "aria-label": "Please confirm" }, h("p", { text: ask.text || "" }));
+      if (ask.state) {
+        box.append(h("span", { class: "done", text: ask.state === "confirmed" ? "Confirmed" : "Cancelled" }));
+        return box;
+      }
+      const answer = (confirmed) => {
+        if (!this.send({ type: "action_confirm", call_id: ask.call_id, confirmed })) return this.alert("Not connected yet; try again in a moment.");
+        ask.state = confirmed ? "confirmed" : "cancelled";
+        buttons.replaceWith(h("span", { class: "done", text: confirmed ? "Confirmed" : "Cancelled" }));
+        this.announce(confirmed ? "Confirmed." : "Cancelled.");
+      };
+      const buttons = h("div", { class: "yn" },
+        h("button", { type: "button", class: "confirm", text: "Confirm", onclick: () => answer(true) }),
+        h("button", { type: "button", class: "cancel", text: "Cancel", onclick: () => answer(false) }));
+      box.append(buttons);
+      return box;
+    }
+
+    /* "Checking your order…" while an action runs; "" removes it. */
+    progress(text) {
+      let line = this.$log.querySelector(".progress");
+      if (!text) { if (line) line.remove(); return; }
+      if (!line) line = h("p", { class: "progress", role: "status" });
+      line.textContent = text;
+      this.$log.append(line);
+      this.scrollDown();
     }
 
     /* Out of hours: an address for the answer by e-mail (leave_email, docs/chat-protocol.md). */

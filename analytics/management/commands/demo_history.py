@@ -28,11 +28,10 @@ from django.utils import timezone
 from analytics.management.commands._demo_conversations import Generator, Story
 from analytics.management.commands._demo_script import NAMES
 from analytics.services import rollups_refresh
-from bots.demo_accounts import DEMO_ORG, DEMO_PEOPLE
+from bots.demo_accounts import DEMO_BOT, DEMO_ORG, DEMO_PEOPLE
 from bots.models import Bot, Organization, User
 from conversations.models import Conversation, Customer, Message, Transition
 from escalation.models import EscalationLog
-from knowledge.management.commands.seed_demo import DEMO_BOT
 
 Sender = Message.Sender
 Resolution = Conversation.Resolution

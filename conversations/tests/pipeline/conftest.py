@@ -27,6 +27,7 @@ FINAL_KEYS = {
     "handoff",
     "handoff_reason",
     "priority",
+    "actions",
     "trace",
 }
 TRACE_KEYS = (

@@ -75,3 +75,41 @@ def test_it_gives_earlier_demo_people_real_names_but_keeps_chosen_ones(data_dir)
     call_command("seed_demo")
     names = {u.email: u.display_name for u in User.objects.all()}
     assert names == {"owner@acme.example": "Ada Moreno", "agent@acme.example": "Samantha"}
+
+
+def test_it_gives_the_demo_bot_its_actions_once_pointing_at_this_instance(data_dir, settings):
+    from actions.models import Action
+
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    call_command("seed_demo")
+    settings.SITE_URL = "http://127.0.0.1:8200"  # `make run` on another port
+    call_command("seed_demo")
+
+    bot = Bot.objects.get(organization__name="Acme")
+    actions = {a.name: a for a in Action.objects.filter(bot=bot)}
+    assert set(actions) == {"lookup_order", "start_refund"}
+    assert Action.objects.count() == 2
+    lookup, refund = actions["lookup_order"], actions["start_refund"]
+    assert lookup.url_template == (
+        f"http://127.0.0.1:8200/demo/shop/api/{bot.public_key}/orders/{{order_id}}"
+    )
+    assert lookup.intent == "order_status" and lookup.audience == Action.Audience.VERIFIED
+    assert refund.requires_confirmation and refund.limit_argument == "amount"
+    assert refund.limit_max == 50
+    intents = json.loads((settings.BASE_DIR / "bots" / "demo" / "acme-intents.json").read_text())
+    order_status = next(i for i in intents["intents"] if i["tag"] == "order_status")
+    assert "Where's my order 1234?" in order_status["patterns"]
+
+
+def test_wheres_my_order_matches_the_intent_bound_to_lookup_order(data_dir):
+    """Offline, the intent runs the action: the demo's question must land on it."""
+    from actions.selectors import action_for_intent
+    from knowledge.intents import intent_match
+    from knowledge.retrieval import embed_query
+
+    call_command("seed_demo")
+    bot = Bot.objects.get(organization__name="Acme")
+    for text in ("Where's my order 1234?", "where is order 1236", "Has order 1235 shipped?"):
+        match = intent_match(bot=bot, text=text, vector=embed_query(bot, text))
+        assert match is not None and match.accepted, (text, match)
+        assert action_for_intent(bot=bot, intent=match.tag).name == "lookup_order"
