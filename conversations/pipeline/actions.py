@@ -332,14 +332,7 @@ def _prompt(ctx: Context) -> list[dict]:
         bot=ctx.bot.name,
         organization=ctx.bot.organization.name,
     )
-    messages = [{"role": "system", "content": system}]
-    for sender, text in ctx.turn.history[-HISTORY:]:
-        if sender == "user":
-            messages.append({"role": "user", "content": text})
-        elif sender in ("ai", "agent"):
-            messages.append({"role": "assistant", "content": text})
-    messages.append({"role": "user", "content": ctx.turn.text})
-    return messages
+    return ctx.chat_messages(system, history=HISTORY)
 
 
 def _assistant_calls(requested: list[tuple[str, str, str]]) -> dict:

@@ -89,6 +89,18 @@ class Context:
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 1)
 
+    def chat_messages(self, system: str, *, history: int) -> list[dict]:
+        """The turn as an LLM reads it: the system prompt, the last `history` messages (the
+        customer's as user, the bot's and agents' as assistant) and the customer's message."""
+        messages = [{"role": "system", "content": system}]
+        for sender, text in self.turn.history[-history:]:
+            if sender == "user":
+                messages.append({"role": "user", "content": text})
+            elif sender in ("ai", "agent"):
+                messages.append({"role": "assistant", "content": text})
+        messages.append({"role": "user", "content": self.turn.text})
+        return messages
+
 
 @contextmanager
 def timed(trace: dict, step: str):

@@ -77,14 +77,7 @@ def prompt(ctx: Context, sources) -> list[dict]:
     )
     if ctx.turn.summary:
         system += f"\n\nEarlier in this conversation: {ctx.turn.summary}"
-    messages = [{"role": "system", "content": system}]
-    for sender, text in ctx.turn.history[-HISTORY:]:
-        if sender == "user":
-            messages.append({"role": "user", "content": text})
-        elif sender in ("ai", "agent"):
-            messages.append({"role": "assistant", "content": text})
-    messages.append({"role": "user", "content": ctx.turn.text})
-    return messages
+    return ctx.chat_messages(system, history=HISTORY)
 
 
 def split(pending: str) -> tuple[list[str], str]:

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from chat.tests.test_outcomes_browser import _eventually
 from conversations.models import Conversation
 from conversations.tests.factories import ConversationFactory, MessageFactory
 from escalation.services import conversation_claim, escalation_open
@@ -108,7 +109,9 @@ def test_the_reply_box_stays_in_view_beside_a_long_transcript(
     pane.get_by_label(re.compile("Reply to")).fill("Sam here. Let me check the tracking.")
     pane.get_by_role("button", name="Send").click()
     expect(transcript.locator("li.msg.agent").last).to_contain_text("check the tracking")
-    assert _shown_in(transcript, transcript.locator("li.msg").last)
+    # The reply shows first through its push, in the pane the reply's answer then replaces: the
+    # new pane scrolls to its latest message once it has loaded, a moment later.
+    _eventually(lambda: _shown_in(transcript, transcript.locator("li.msg").last), sam)
     assert _in_view(sam, pane.get_by_label(re.compile("Reply to")))
     assert sam.evaluate("window.scrollY") == 0
     assert sam.errors == []
