@@ -9,6 +9,7 @@ only their own bots' actions; another organization's action is a 404.
 from __future__ import annotations
 
 import json
+import uuid
 
 from django import forms
 from django.contrib import admin
@@ -147,12 +148,18 @@ class ActionAdmin(TenantAdmin):
             raise PermissionDenied
         form = ActionTestForm(request.POST or None, action=action)
         result = None
+        key = ""
         if request.method == "POST" and form.is_valid():
+            # A fresh key for every press: each is a new request (two presses, two refunds),
+            # and the endpoint is tested with the signature format a conversation's calls use,
+            # which always carry a key (actions.signing).
+            key = f"test-{uuid.uuid4().hex}"
             result = action_run(
                 action=action,
                 arguments=form.cleaned_data["arguments"],
                 user_id=form.cleaned_data["user_id"] or None,
                 confirmed=form.cleaned_data["confirmed"],
+                idempotency_key=key,
             )
         context = {
             **self.admin_site.each_context(request),
@@ -161,6 +168,7 @@ class ActionAdmin(TenantAdmin):
             "original": action,
             "form": form,
             "result": result,
+            "idempotency_key": key,
             "record": json.dumps(result.record(), indent=2, ensure_ascii=False) if result else "",
         }
         return TemplateResponse(request, "admin/actions/action/test.html", context)

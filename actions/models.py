@@ -28,6 +28,7 @@ RESERVED_HEADERS = {
     "x-handoff-user-id",
     "x-handoff-timestamp",
     "x-handoff-signature",
+    "idempotency-key",
     "content-type",
     "content-length",
     "host",

@@ -27,7 +27,7 @@ from referencing import Registry
 from referencing.exceptions import NoSuchResource
 
 from actions.models import Action, Audience, Method, url_placeholders
-from actions.signing import signed_headers
+from actions.signing import idempotency_key_check, signed_headers
 from actions.templating import template_render
 from config.netguard import AddressRefused, error_reason, guarded_client
 
@@ -94,18 +94,36 @@ class ActionResult:
 
 
 def action_run(
-    *, action: Action, arguments: dict, user_id: str | None, confirmed: bool = False
+    *,
+    action: Action,
+    arguments: dict,
+    user_id: str | None,
+    confirmed: bool = False,
+    idempotency_key: str | None = None,
 ) -> ActionResult:
     """Runs `action` for the customer `user_id` (the verified id, or None for an anonymous
     customer). `confirmed` is the customer's tap on the confirmation card. Makes at most one
-    HTTP call; writes nothing to the database."""
+    HTTP call; writes nothing to the database.
+
+    `idempotency_key` names the logical call: the same key whenever the same call may be sent
+    again (a turn retried after a crash), so the endpoint can answer a repeat with the first
+    result instead of running it twice. Sent as the signed Idempotency-Key header
+    (actions.signing); ValueError, before anything runs, for a key that may not be sent."""
+    if idempotency_key is not None:
+        idempotency_key_check(idempotency_key)
     started = time.perf_counter()
-    result = _run(action=action, arguments=arguments, user_id=user_id, confirmed=confirmed)
+    result = _run(
+        action=action,
+        arguments=arguments,
+        user_id=user_id,
+        confirmed=confirmed,
+        idempotency_key=idempotency_key,
+    )
     result.own_ms = max(0.0, (time.perf_counter() - started) * 1000 - result.endpoint_ms)
     return result
 
 
-def _run(*, action, arguments, user_id, confirmed) -> ActionResult:
+def _run(*, action, arguments, user_id, confirmed, idempotency_key) -> ActionResult:
     def result(outcome, **fields) -> ActionResult:
         return ActionResult(action=action, outcome=outcome, arguments=arguments, **fields)
 
@@ -135,7 +153,13 @@ def _run(*, action, arguments, user_id, confirmed) -> ActionResult:
         except Exception as exc:  # an admin's template: any error is the template's
             return result(Outcome.FAILED, text=FAILED_TEXT, error=_template_error(exc))
         return result(Outcome.NEEDS_CONFIRMATION, text=summary, confirmation=summary)
-    return _call(action=action, arguments=arguments, user_id=user_id, result=result)
+    return _call(
+        action=action,
+        arguments=arguments,
+        user_id=user_id,
+        idempotency_key=idempotency_key,
+        result=result,
+    )
 
 
 def _schema_problem(action: Action, arguments: dict) -> tuple[str, str] | None:
@@ -224,7 +248,7 @@ def _template_error(exc: Exception) -> str:
     return f"template: {type(exc).__name__}: {exc}"
 
 
-def _call(*, action, arguments, user_id, result) -> ActionResult:
+def _call(*, action, arguments, user_id, idempotency_key, result) -> ActionResult:
     try:
         url, rest = action_url(action=action, arguments=arguments)
     except (ValueError, KeyError, IndexError, AttributeError) as exc:
@@ -233,7 +257,12 @@ def _call(*, action, arguments, user_id, result) -> ActionResult:
         body, params = json.dumps(arguments).encode(), None
     else:
         body, params = b"", rest or None
-    headers = signed_headers(secret=action.bot.secret_key, user_id=user_id, body=body)
+    headers = signed_headers(
+        secret=action.bot.secret_key,
+        user_id=user_id,
+        body=body,
+        idempotency_key=idempotency_key,
+    )
     headers["Accept"] = "application/json"
     if action.method == Method.POST:
         headers["Content-Type"] = "application/json"

@@ -2,7 +2,8 @@
 
 The business's side of the contract, shown working: the customer id is taken from the signed
 header, never from the request's arguments, so typing someone else's order number gets "not
-found".
+found"; a refund sent again with the same signed Idempotency-Key answers the first one's result
+(marked `Idempotent-Replayed: true`, as Stripe does) and starts no second refund.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from actions.demo import demo_order, demo_refund_problem
+from actions.demo import demo_once, demo_order, demo_refund_problem
 from actions.signing import (
+    IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     USER_HEADER,
@@ -39,6 +41,7 @@ def _signed_customer(request: HttpRequest, public_key: str) -> str | JsonRespons
         user_id=customer,
         body=request.body,
         given=request.headers.get(SIGNATURE_HEADER, ""),
+        idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
     )
     if not valid:
         return JsonResponse({"error": "bad or missing signature"}, status=401)
@@ -65,25 +68,36 @@ def demo_refund_start(request: HttpRequest, public_key: str) -> JsonResponse:
     customer = _signed_customer(request, public_key)
     if isinstance(customer, JsonResponse):
         return customer
+    status, data, replayed = demo_once(
+        scope=f"{public_key}/refunds/{customer}",
+        key=request.headers.get(IDEMPOTENCY_HEADER, ""),
+        body=request.body,
+        run=lambda: _refund(request.body, customer),
+    )
+    response = JsonResponse(data, status=status)
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _refund(body: bytes, customer: str) -> tuple[int, dict]:
     try:
-        data = json.loads(request.body)
+        data = json.loads(body)
     except ValueError:
-        return JsonResponse({"error": "send JSON"}, status=400)
+        return 400, {"error": "send JSON"}
     if not isinstance(data, dict):
-        return JsonResponse({"error": "send a JSON object"}, status=400)
+        return 400, {"error": "send a JSON object"}
     order = demo_order(order_id=str(data.get("order_id", "")), customer=customer)
     if order is None:
-        return JsonResponse({"error": "no such order"}, status=404)
+        return 404, {"error": "no such order"}
     problem = demo_refund_problem(order=order, amount=data.get("amount"))
     if problem:
-        return JsonResponse({"error": problem}, status=422)
-    return JsonResponse(
-        {
-            "refund_id": "R-" + uuid.uuid4().hex[:8].upper(),
-            "order_id": order["id"],
-            "amount": f"{float(data['amount']):.2f}",
-            "status": "started",
-            "days": 5,
-        },
-        status=201,
-    )
+        return 422, {"error": problem}
+    refund = {
+        "refund_id": "R-" + uuid.uuid4().hex[:8].upper(),
+        "order_id": order["id"],
+        "amount": f"{float(data['amount']):.2f}",
+        "status": "started",
+        "days": 5,
+    }
+    return 201, refund

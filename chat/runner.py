@@ -350,6 +350,7 @@ def _turn_build(*, conversation: Conversation, message: Message):
         history=history,
         summary=summary,
         user_id=conversation.customer.external_id or None,
+        message_id=message.pk,
         pending_action=PendingAction(
             call_id=asking.pk,
             name=asking.name,

@@ -201,6 +201,8 @@ def action_confirm(
         arguments=call.arguments,
         user_id=conversation.customer.external_id or None,
         confirmed=True,
+        # The call's own key: whatever sends this confirmed call again sends the same one.
+        idempotency_key=f"call-{call.pk}",
     )
     record = result.record()
     push(action_steps.done_event(result))

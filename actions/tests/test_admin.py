@@ -2,6 +2,7 @@
 actions; the secret header is write-only; another organization's action is out of reach."""
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -152,6 +153,13 @@ def test_the_test_of_a_refund_stops_at_the_card_unless_confirmed(client, owner, 
         url, {"arguments": arguments, "user_id": VERA, "confirmed": "on"}
     ).content.decode()
     assert "Refund R-1 started for order 1235." in body
+
+    # Each press is a new request: a fresh key each time, shown on the page.
+    client.post(url, {"arguments": arguments, "user_id": VERA, "confirmed": "on"})
+    keys = [r.headers["Idempotency-Key"] for r in business.requests]
+    assert len(keys) == 2 and keys[0] != keys[1]
+    assert all(re.fullmatch(r"test-[0-9a-f]{32}", key) for key in keys)
+    assert f"<code>{keys[0]}</code>" in body
 
 
 def test_another_organizations_admin_cannot_see_or_test_the_action(

@@ -2,6 +2,7 @@
 customer id, answers only that customer's orders, and is off unless DEMO_SHOP."""
 
 import json
+import re
 import time
 
 import pytest
@@ -85,6 +86,75 @@ def test_a_refund_is_started_on_an_own_order_within_its_total(client, acme_bot):
     assert post({"order_id": "1236", "amount": 999}).status_code == 422
 
 
+def _refund(client, bot, data, *, key=None, user_id=DEMO_CUSTOMER, sent_key=None):
+    """POST a refund signed with `key`; `sent_key` is the header as it arrives (changed on
+    the way when it differs)."""
+    body = json.dumps(data).encode()
+    headers = signed_headers(secret=bot.secret_key, user_id=user_id, body=body, idempotency_key=key)
+    if sent_key is not None:
+        headers["Idempotency-Key"] = sent_key
+    return client.post(
+        f"/demo/shop/api/{bot.public_key}/refunds",
+        data=body,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def test_a_refund_sent_again_with_its_key_answers_the_first_refund(client, acme_bot):
+    first = _refund(client, acme_bot, {"order_id": "1235", "amount": 30}, key="msg-41-1")
+    again = _refund(client, acme_bot, {"order_id": "1235", "amount": 30}, key="msg-41-1")
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json(), "the same refund, not a second one"
+    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+
+
+def test_another_key_or_no_key_is_another_refund(client, acme_bot):
+    first = _refund(client, acme_bot, {"order_id": "1235", "amount": 30}, key="msg-41-1")
+    other = _refund(client, acme_bot, {"order_id": "1235", "amount": 30}, key="msg-42-1")
+    unkeyed = [_refund(client, acme_bot, {"order_id": "1235", "amount": 30}) for _ in range(2)]
+
+    refunds = {r.json()["refund_id"] for r in [first, other, *unkeyed]}
+    assert len(refunds) == 4
+    assert all(r.status_code == 201 for r in [other, *unkeyed])
+
+
+def test_a_key_reused_for_another_refund_is_refused(client, acme_bot):
+    _refund(client, acme_bot, {"order_id": "1235", "amount": 30}, key="call-9")
+
+    reused = _refund(client, acme_bot, {"order_id": "1235", "amount": 40}, key="call-9")
+
+    assert reused.status_code == 422
+    assert "used for a different request" in reused.json()["error"]
+
+
+def test_keys_are_each_customers_own(client, acme_bot):
+    # The same key from another customer is their own refund (here: not their order).
+    _refund(client, acme_bot, {"order_id": "1235", "amount": 30}, key="call-9")
+
+    theirs = _refund(
+        client, acme_bot, {"order_id": "1235", "amount": 30}, key="call-9", user_id="someone-else"
+    )
+
+    assert theirs.status_code == 404 and "Idempotent-Replayed" not in theirs
+
+
+def test_a_key_changed_on_the_way_is_refused_and_nothing_is_refunded(client, acme_bot):
+    changed = _refund(
+        client, acme_bot, {"order_id": "1235", "amount": 30}, key="msg-41-1", sent_key="msg-41-2"
+    )
+    dropped = _refund(
+        client, acme_bot, {"order_id": "1235", "amount": 30}, key="msg-41-1", sent_key=""
+    )
+
+    assert changed.status_code == dropped.status_code == 401
+    # The refused requests claimed no key: the genuine one runs.
+    genuine = _refund(client, acme_bot, {"order_id": "1235", "amount": 30}, key="msg-41-2")
+    assert genuine.status_code == 201 and "Idempotent-Replayed" not in genuine
+
+
 @pytest.mark.django_db(transaction=True)
 def test_seed_demos_actions_work_against_the_shop_on_this_instance(live_server, settings):
     """The demo's actions call this instance's own, local address: allowed for the demo shop
@@ -114,6 +184,21 @@ def test_seed_demos_actions_work_against_the_shop_on_this_instance(live_server, 
     )
     assert refund.outcome == Outcome.OK, refund.error
     assert "Your refund of $30.00 for order 1235 has started" in refund.text
+
+    # A confirmed call sent again with its key (call-<id>): the first refund's reference.
+    def keyed(key):
+        return action_run(
+            action=actions["start_refund"],
+            arguments={"order_id": "1235", "amount": 30},
+            user_id=DEMO_CUSTOMER,
+            confirmed=True,
+            idempotency_key=key,
+        )
+
+    once, again, other = keyed("call-1"), keyed("call-1"), keyed("call-2")
+    assert once.outcome == again.outcome == other.outcome == Outcome.OK
+    assert again.text == once.text and re.search(r"reference R-[0-9A-F]{8}", once.text)
+    assert other.text != once.text, "another call, another refund"
 
     big = action_run(
         action=actions["start_refund"],

@@ -59,6 +59,9 @@ def test_the_secret_header_may_not_replace_the_signature(acme_bot):
     assert "secret_header_name" in _errors(action)
     action.secret_header_name = "Bad Header"
     assert "secret_header_name" in _errors(action)
+    # Nor the signed idempotency key: a secret there would be sent as the key.
+    action.secret_header_name = "idempotency-key"
+    assert "secret_header_name" in _errors(action)
 
 
 def test_names_are_snake_case_and_unique_per_bot(acme_bot, globex_bot):

@@ -82,6 +82,61 @@ def test_it_signs_a_posts_body_and_sends_the_secret_header(refund, business, acm
     assert "shop-secret-123" not in json.dumps(result.record())
 
 
+def test_an_idempotency_key_is_sent_and_signed(refund, business, acme_bot):
+    business.answer("/refunds", {"refund_id": "R-1", "order_id": "1235"}, status=201)
+
+    result = action_run(
+        action=refund,
+        arguments={"order_id": "1235", "amount": 30},
+        user_id=VERA,
+        confirmed=True,
+        idempotency_key="call-17",
+    )
+
+    assert result.outcome == Outcome.OK, result.error
+    seen = business.requests[0]
+    assert seen.headers["Idempotency-Key"] == "call-17"
+
+    def verifies(key):
+        return signature_valid(
+            secret=acme_bot.secret_key,
+            timestamp=seen.headers["X-Handoff-Timestamp"],
+            user_id=VERA,
+            body=seen.body,
+            given=seen.headers["X-Handoff-Signature"],
+            idempotency_key=key,
+        )
+
+    assert verifies("call-17")
+    # Changed or dropped on the way, the key no longer matches the signature.
+    assert not verifies("call-18")
+    assert not verifies("")
+
+
+def test_without_a_key_no_header_is_sent_and_the_first_format_verifies(lookup, business, acme_bot):
+    business.answer("/orders/1234", SHIPPED)
+
+    action_run(action=lookup, arguments={"order_id": "1234"}, user_id=VERA)
+
+    headers = business.requests[0].headers
+    assert "Idempotency-Key" not in headers
+    assert signature_valid(
+        secret=acme_bot.secret_key,
+        timestamp=headers["X-Handoff-Timestamp"],
+        user_id=VERA,
+        body=b"",
+        given=headers["X-Handoff-Signature"],
+    )
+
+
+def test_a_key_that_may_not_be_sent_is_refused_before_anything_runs(lookup, business):
+    with pytest.raises(ValueError, match="idempotency key"):
+        action_run(
+            action=lookup, arguments={"order_id": "1234"}, user_id=VERA, idempotency_key="a.b"
+        )
+    assert business.requests == []
+
+
 @pytest.mark.parametrize(
     ("arguments", "error", "text"),
     [

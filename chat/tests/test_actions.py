@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from django.urls import reverse
+from django.utils import timezone
 
 from actions.demo import DEMO_CUSTOMER
-from chat import runner
+from actions.signing import signature_valid
+from chat import recovery, runner
 from chat import services as chat_services
 from chat.tests import fixtures_rt
 from chat.tests.test_api import _chat
@@ -49,26 +52,31 @@ def verachat(vera):
 @pytest.fixture
 def card(verachat, shop):
     """A confirmation card the bot showed Vera: "Refund $20 for order 1234", waiting."""
-    refund = refund_action(bot=verachat.bot, base_url=shop.url)
-    asked, _ = services.message_add_user(conversation=verachat, text="Refund $20 on order 1234")
-    bot_message = services.message_start_bot(conversation=verachat, reply_to=asked)
+    return _card(verachat, refund_action(bot=verachat.bot, base_url=shop.url))
+
+
+def _card(conversation, refund, amount=20) -> ActionCall:
+    asked, _ = services.message_add_user(
+        conversation=conversation, text=f"Refund ${amount} on order 1234"
+    )
+    bot_message = services.message_start_bot(conversation=conversation, reply_to=asked)
     [call] = services.action_calls_save(
-        conversation=verachat,
+        conversation=conversation,
         message=bot_message,
         calls=[
             {
                 "action_id": refund.pk,
                 "name": refund.name,
-                "arguments": {"order_id": "1234", "amount": 20},
+                "arguments": {"order_id": "1234", "amount": amount},
                 "state": "pending_confirmation",
                 "outcome": "needs_confirmation",
-                "confirmation": "Refund $20 for order 1234",
+                "confirmation": f"Refund ${amount} for order 1234",
             }
         ],
     )
     services.message_complete(
         message=bot_message,
-        text="Refund $20 for order 1234",
+        text=f"Refund ${amount} for order 1234",
         outcome="answered",
         extras={"action_confirm": {"call_id": call.pk, "text": call.confirmation}},
     )
@@ -137,6 +145,48 @@ def test_a_refund_over_the_limit_is_handed_to_people_with_its_details(verachat, 
     assert shop.requests == [], "over the limit, the business is never called"
 
 
+class _Crash(BaseException):
+    """The process dying: not an Exception, so the turn cannot catch it and fail the answer."""
+
+
+@pytest.mark.django_db
+def test_a_turn_retried_after_a_crash_sends_its_call_with_the_same_key(verachat, shop, monkeypatch):
+    """The worst moment to die: the refund (no card) was sent and answered, nothing of it
+    stored yet. The recovery sweep answers the message again and the refund is sent again, but
+    with the same key, so the business starts it once."""
+    load_demo_knowledge(verachat.bot)
+    refund_action(
+        bot=verachat.bot,
+        base_url=shop.url,
+        requires_confirmation=False,
+        intent="order_status",  # bound for this test: the demo intents have no refunds
+    )
+    message, _ = services.message_add_user(
+        conversation=verachat, text="Where is my order 1235? refund $20"
+    )
+    save = services.action_calls_save
+    crashes = iter([True])
+
+    def dies_once(**kwargs):
+        if next(crashes, False):
+            raise _Crash
+        return save(**kwargs)
+
+    monkeypatch.setattr(services, "action_calls_save", dies_once)
+    with pytest.raises(_Crash):
+        list(runner.turn_run(message=message))
+    [cut_off] = verachat.messages.filter(sender=Message.Sender.AI)
+    assert cut_off.state == Message.State.PENDING
+    before = timezone.now() - timedelta(minutes=10)
+    Message.objects.filter(pk=cut_off.pk).update(created_at=before, updated_at=before)
+
+    assert recovery.turn_recover()["retried"] == 1
+
+    assert _bot_texts(verachat)[-1] == "Refund of $20.00 started for order 1235."
+    keys = [r["headers"].get("Idempotency-Key") for r in shop.requests]
+    assert keys == [f"msg-{message.pk}-start_refund-1"] * 2
+
+
 # --- Confirm and Cancel -----------------------------------------------------------------------
 @pytest.mark.django_db
 def test_confirm_runs_the_call_once_and_posts_its_result(card, shop, broadcasts):
@@ -160,6 +210,29 @@ def test_confirm_runs_the_call_once_and_posts_its_result(card, shop, broadcasts)
             conversation=card.conversation, call_id=card.pk, confirmed=True
         )
     assert len(shop.requests) == 1, "a double tap runs nothing"
+
+
+@pytest.mark.django_db
+def test_a_confirmed_call_is_sent_with_its_own_signed_key(card, shop):
+    second = _card(card.conversation, card.action, amount=10)
+
+    for call in (card, second):
+        chat_services.action_confirm(
+            conversation=card.conversation, call_id=call.pk, confirmed=True
+        )
+
+    keys = [r["headers"].get("Idempotency-Key") for r in shop.requests]
+    assert keys == [f"call-{card.pk}", f"call-{second.pk}"], "one key per call, never shared"
+    for request in shop.requests:
+        headers = request["headers"]
+        assert signature_valid(
+            secret=card.conversation.bot.secret_key,
+            timestamp=headers["X-Handoff-Timestamp"],
+            user_id="user-42",
+            body=request["body"],
+            given=headers["X-Handoff-Signature"],
+            idempotency_key=headers["Idempotency-Key"],
+        )
 
 
 @pytest.mark.django_db

@@ -194,7 +194,11 @@ def run_call(
     yield running_event(action, arguments)
     with timed(ctx.trace, "actions"):
         result = action_services.action_run(
-            action=action, arguments=arguments, user_id=ctx.turn.user_id, confirmed=confirmed
+            action=action,
+            arguments=arguments,
+            user_id=ctx.turn.user_id,
+            confirmed=confirmed,
+            idempotency_key=_idempotency_key(ctx, action),
         )
     record = result.record()
     ctx.trace.setdefault("actions", []).append(record)
@@ -214,6 +218,19 @@ def run_call(
     )
     yield done_event(result)
     return result
+
+
+def _idempotency_key(ctx: Context, action: Action) -> str | None:
+    """The same for the same call when the turn runs again (chat.recovery retries a turn a
+    crash cut off, and its POSTs that need no confirmation would run twice): made of the
+    customer's message and the call's place among this action's calls in the turn,
+    "msg-<message id>-<action>-<n>". Counted per action, not per turn: a model that, on the
+    retry, looks the order up after the refund instead of before still sends the refund's
+    first key. None without a stored message (a draft, a test turn): nothing to repeat."""
+    n = ctx.action_counts[action.name] = ctx.action_counts.get(action.name, 0) + 1
+    if ctx.turn.message_id is None:
+        return None
+    return f"msg-{ctx.turn.message_id}-{action.name}-{n}"
 
 
 def running_event(action: Action, arguments: dict) -> dict:

@@ -32,6 +32,9 @@ class Turn:
     user_id: str | None = None
     # The question the bot asked last turn for an action's missing argument, if any.
     pending_action: PendingAction | None = None
+    # The stored customer message this turn answers (None for a draft or a test turn): its
+    # action calls' idempotency keys are made from it, so a retried turn sends the same ones.
+    message_id: int | None = None
 
     def customer_texts(self) -> list[str]:
         """Everything the customer wrote in the window: their own data may be repeated back."""
@@ -77,6 +80,8 @@ class Context:
     evidence: Evidence = field(default_factory=Evidence)
     # The turn's action calls, for the runner to persist (conversations/pipeline/actions.py).
     action_calls: list[Call] = field(default_factory=list)
+    # How many calls of each action this turn has made so far (their idempotency keys' count).
+    action_counts: dict[str, int] = field(default_factory=dict)
     action_guard: Guard | None = None
 
     @property

@@ -133,20 +133,20 @@ def order_action(*, bot, base_url: str, **fields) -> Action:
 
 
 def refund_action(*, bot, base_url: str, **fields) -> Action:
-    """start_refund: confirmed on a card, up to $50; above it a person decides."""
-    return Action.objects.create(
-        bot=bot,
-        name="start_refund",
-        description="Refund an amount of one of the customer's orders.",
-        input_schema=REFUND_SCHEMA,
-        method="POST",
-        url_template=base_url + "/refunds",
-        audience="verified",
-        requires_confirmation=True,
-        confirmation_template="Refund ${{ amount }} for order {{ order_id }}",
-        limit_argument="amount",
-        limit_max=Decimal("50"),
-        result_template="Refund of ${{ refunded }} started for order {{ order_id }}.",
-        progress_text="Starting your refund…",
-        **fields,
-    )
+    """start_refund: confirmed on a card, up to $50; above it a person decides. `fields`
+    change any of it (a refund with no card: requires_confirmation=False)."""
+    defaults = {
+        "name": "start_refund",
+        "description": "Refund an amount of one of the customer's orders.",
+        "input_schema": REFUND_SCHEMA,
+        "method": "POST",
+        "url_template": base_url + "/refunds",
+        "audience": "verified",
+        "requires_confirmation": True,
+        "confirmation_template": "Refund ${{ amount }} for order {{ order_id }}",
+        "limit_argument": "amount",
+        "limit_max": Decimal("50"),
+        "result_template": "Refund of ${{ refunded }} started for order {{ order_id }}.",
+        "progress_text": "Starting your refund…",
+    }
+    return Action.objects.create(bot=bot, **{**defaults, **fields})

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from actions.signing import signature_valid
 from conversations.pipeline import Turn, run
 from conversations.pipeline.actions import BOUND_TEXT, CANT_CHECK, PendingAction
 from conversations.pipeline.classify import OFFER_QUESTION
@@ -34,7 +35,7 @@ def order_bot(shop_bot, shop):
     return shop_bot
 
 
-def turn(bot, text, *, user_id=VERA, history=None, pending=None):
+def turn(bot, text, *, user_id=VERA, history=None, pending=None, message_id=None):
     """One turn: (tool_call events, token texts, final event), the tokens adding up to the
     final text and every tool_call announced before it is done."""
     events = list(
@@ -45,6 +46,7 @@ def turn(bot, text, *, user_id=VERA, history=None, pending=None):
                 history=list(history or []),
                 user_id=user_id,
                 pending_action=pending,
+                message_id=message_id,
             )
         )
     )
@@ -156,6 +158,43 @@ def test_an_order_over_the_refund_limit_goes_to_a_person_with_its_details(shop_b
     assert shop.requests == []
 
 
+def _keys(shop) -> list[str | None]:
+    return [r["headers"].get("Idempotency-Key") for r in shop.requests]
+
+
+def test_a_retried_turn_sends_its_calls_idempotency_keys_again(shop_bot, shop):
+    """A crash-recovery retry runs the turn's pipeline again for the same message: a refund
+    that needs no card is sent twice, with the same key, so the shop can start it once."""
+    refund_action(
+        bot=shop_bot, base_url=shop.url, requires_confirmation=False, intent="order_status"
+    )
+    text = "Where is my order 1235? refund $20"
+
+    for _ in range(2):
+        _, _, final = turn(shop_bot, text, message_id=7)
+        assert final["actions"][0]["outcome"] == "ok"
+    turn(shop_bot, text, message_id=8)  # the customer asks again: a new message, a new key
+    turn(shop_bot, text)  # a turn of no stored message (a draft): nothing to repeat
+
+    assert [r["path"] for r in shop.requests] == ["/refunds"] * 4
+    assert _keys(shop) == [
+        "msg-7-start_refund-1",
+        "msg-7-start_refund-1",
+        "msg-8-start_refund-1",
+        None,
+    ]
+    for request in shop.requests:
+        headers = request["headers"]
+        assert signature_valid(
+            secret=shop_bot.secret_key,
+            timestamp=headers["X-Handoff-Timestamp"],
+            user_id=VERA,
+            body=request["body"],
+            given=headers["X-Handoff-Signature"],
+            idempotency_key=headers.get("Idempotency-Key", ""),
+        )
+
+
 # --- With an LLM -----------------------------------------------------------------------
 CLASSIFIED = Reply(tool={"name": "classify_message", "arguments": {"category": "answerable"}})
 
@@ -248,3 +287,26 @@ def test_an_llm_failure_falls_back_to_the_offline_binding(llm_order_bot, llm_ser
 
     assert final["text"] == SHIPPED
     assert final["trace"]["actions_fallback"].startswith("http_500")
+
+
+def test_a_retried_llm_turn_keys_each_call_by_its_action_and_its_count(
+    llm_order_bot, llm_server, shop
+):
+    """Each call of a turn has its own key; on the retry the model may call in another order,
+    and a call keeps its key as long as it is the same action's same call."""
+    refund_action(bot=llm_order_bot, base_url=shop.url, requires_confirmation=False)
+    refund = Reply(tool={"name": "start_refund", "arguments": {"order_id": "1235", "amount": 20}})
+    llm_server.script("tool", CLASSIFIED, lookup("1234"), lookup("1235"), refund, Reply(text=""))
+    turn(llm_order_bot, "Check 1234 and 1235, and refund $20 on 1235", message_id=11)
+    first = _keys(shop)
+    shop.requests.clear()
+
+    llm_server.script("tool", CLASSIFIED, refund, lookup("1234"), Reply(text=""))
+    turn(llm_order_bot, "Check 1234 and 1235, and refund $20 on 1235", message_id=11)
+
+    assert first == [
+        "msg-11-lookup_order-1",
+        "msg-11-lookup_order-2",
+        "msg-11-start_refund-1",
+    ]
+    assert _keys(shop) == ["msg-11-start_refund-1", "msg-11-lookup_order-1"]
