@@ -87,7 +87,11 @@ def reply_suggestion(*, conversation: Conversation) -> Suggestion | None:
         return None  # a person already answered it
     window = conversation_selectors.conversation_window(conversation=conversation, turns=11)
     history = [(m.sender, m.text) for m in window if m.pk < latest.pk][-10:]
-    turn_input = pipeline.Turn(bot=conversation.bot, text=latest.text, history=history)
+    # A draft acts on nothing: running the bot's actions for it would call the business's
+    # systems (a refund, say) for a message no one has answered yet.
+    turn_input = pipeline.Turn(
+        bot=conversation.bot, text=latest.text, history=history, actions=False
+    )
     final = [event for event in pipeline.run(turn_input) if event["type"] == "final"][-1]
     if final["outcome"] not in _ANSWERS or not final["text"].strip():
         return None

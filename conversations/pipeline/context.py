@@ -35,6 +35,9 @@ class Turn:
     # The stored customer message this turn answers (None for a draft or a test turn): its
     # action calls' idempotency keys are made from it, so a retried turn sends the same ones.
     message_id: int | None = None
+    # False for a draft nobody asked the bot to act on (the console's suggested reply): the
+    # business's systems are not called, and the draft comes from the knowledge alone.
+    actions: bool = True
 
     def customer_texts(self) -> list[str]:
         """Everything the customer wrote in the window: their own data may be repeated back."""

@@ -38,7 +38,7 @@ def run(turn: Turn) -> Iterator[dict]:
     ctx = Context(turn=turn, llm=llm_config(turn.bot))
     bot = turn.bot
     ctx.trace["model"] = ctx.llm.model if ctx.llm is not None else None
-    if turn.pending_action is not None:
+    if turn.pending_action is not None and turn.actions:
         # The answer to the bot's own question ("What's your order number?") is not a new
         # question to classify: it completes the action, unless it does not supply the value.
         ctx.trace.update(category="action", query=turn.text.strip())
@@ -50,7 +50,8 @@ def run(turn: Turn) -> Iterator[dict]:
     version = catalog.knowledge_version(bot)
     topics = catalog.catalog(bot, version)
     result = classify.step(ctx, topics.vocabulary)
-    if result.category not in ("nonsense", "human", "greeting") and ctx.llm_usable():
+    acting = turn.actions and result.category not in ("nonsense", "human", "greeting")
+    if acting and ctx.llm_usable():
         reply = yield from _action_turn(ctx, actions.llm_calls(ctx))
         if reply is not None:
             yield _final(ctx, reply, ctx.action_guard)
@@ -76,9 +77,7 @@ def run(turn: Turn) -> Iterator[dict]:
         allowed_from=turn.customer_texts() + [h.text for h in ctx.evidence.passages],
         sources=len(checked.sources) if checked.decision == "strong" else 1,
     )
-    bound = None
-    if result.category not in ("nonsense", "human", "greeting"):
-        bound = actions.bound_action(ctx, checked)
+    bound = actions.bound_action(ctx, checked) if acting else None
     if bound is not None:
         reply = yield from _action_turn(ctx, actions.offline(ctx, bound))
         yield _final(ctx, reply, ctx.action_guard)

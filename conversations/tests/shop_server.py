@@ -114,22 +114,22 @@ REFUND_SCHEMA = {
 
 
 def order_action(*, bot, base_url: str, **fields) -> Action:
-    """lookup_order, for verified customers, bound to the demo intents' order_status."""
-    return Action.objects.create(
-        bot=bot,
-        name="lookup_order",
-        description="Look up one of the customer's orders by its number.",
-        input_schema=ORDER_SCHEMA,
-        method="GET",
-        url_template=base_url + "/orders/{order_id}",
-        secret_header_name="X-Shop-Key",
-        secret_header_value="shop-secret-never-shown",
-        audience="verified",
-        result_template="Order {{ id }} is {{ status }}, arriving {{ eta }}.",
-        progress_text="Checking your order…",
-        intent="order_status",
-        **fields,
-    )
+    """lookup_order, for verified customers, bound to the demo intents' order_status. `fields`
+    change any of it."""
+    defaults = {
+        "name": "lookup_order",
+        "description": "Look up one of the customer's orders by its number.",
+        "input_schema": ORDER_SCHEMA,
+        "method": "GET",
+        "url_template": base_url + "/orders/{order_id}",
+        "secret_header_name": "X-Shop-Key",
+        "secret_header_value": "shop-secret-never-shown",
+        "audience": "verified",
+        "result_template": "Order {{ id }} is {{ status }}, arriving {{ eta }}.",
+        "progress_text": "Checking your order…",
+        "intent": "order_status",
+    }
+    return Action.objects.create(bot=bot, **{**defaults, **fields})
 
 
 def refund_action(*, bot, base_url: str, **fields) -> Action:

@@ -316,3 +316,24 @@ def test_the_console_loads_the_suggestion_with_an_insert_button(client, agent, c
     html = client.get(_url("console_suggest", carlas_chat), **HTMX).content.decode()
     assert "3 to 5 business days." in html
     assert f'data-insert-into="reply-{carlas_chat.pk}"' in html and ">Insert</button>" in html
+
+
+def test_drafting_a_reply_never_runs_the_bots_actions(carlas_chat, agent, settings):
+    """The suggested reply is a draft for Sam: it must not call the business's systems, which
+    an action anyone may use, without a card, would otherwise do for Carla's latest message."""
+    from conversations.tests.pipeline.conftest import load_demo_knowledge
+    from conversations.tests.shop_server import ShopServer, order_action
+
+    settings.ACTIONS_ALLOW_PRIVATE_NETWORKS = True
+    shop = ShopServer()
+    try:
+        load_demo_knowledge(carlas_chat.bot)
+        order_action(bot=carlas_chat.bot, base_url=shop.url, audience="anyone", method="POST")
+        _say(carlas_chat, Sender.USER, "a person please")
+        _say(carlas_chat, Sender.AI, "Connecting you.", outcome="handoff")
+        _say(carlas_chat, Sender.AGENT, "Hi, Sam here.", agent=agent)
+        _say(carlas_chat, Sender.USER, "Where's my order 1234?")
+        learning.reply_suggestion(conversation=carlas_chat)
+        assert shop.requests == []
+    finally:
+        shop.stop()

@@ -310,3 +310,14 @@ def test_a_retried_llm_turn_keys_each_call_by_its_action_and_its_count(
         "msg-11-start_refund-1",
     ]
     assert _keys(shop) == ["msg-11-start_refund-1", "msg-11-lookup_order-1"]
+
+
+def test_a_draft_turn_calls_nothing_and_answers_from_the_knowledge(shop_bot, shop):
+    # An action anyone may use, with a side effect and no card: the kind a draft must not run.
+    order_action(bot=shop_bot, base_url=shop.url, audience="anyone", method="POST")
+    events = list(run(Turn(bot=shop_bot, text="Where's my order 1234?", history=[], actions=False)))
+    final = events[-1]
+    assert shop.requests == []
+    assert not [e for e in events if e["type"] == "tool_call"]
+    assert not final.get("actions") and not final["trace"].get("actions")
+    assert final["text"] != SHIPPED
