@@ -107,7 +107,24 @@ def bound_action(ctx: Context, checked: Gate) -> Action | None:
         return None
     if checked.decision == "strong" and checked.score is not None and match.nearest < checked.score:
         return None
-    return action_selectors.action_for_intent(bot=ctx.bot, intent=match.tag)
+    action = action_selectors.action_for_intent(bot=ctx.bot, intent=match.tag)
+    if action is not None and _changes_something(action):
+        # An action that changes something (a refund) starts offline only from a message that
+        # names what it acts on ("refund $30 on order 1235"). Without an LLM, "What is your
+        # refund policy?" lands on the same intent as a request, and asking that customer for
+        # an order number would answer a question they did not ask: the knowledge answers.
+        if not action_services.action_arguments_from_text(action=action, text=ctx.turn.text):
+            ctx.trace["action_binding"] = {
+                "intent": match.tag,
+                "action": action.name,
+                "skipped": "the message names nothing for it to act on",
+            }
+            return None
+    return action
+
+
+def _changes_something(action: Action) -> bool:
+    return action.requires_confirmation or action.method != "GET"
 
 
 def offline(ctx: Context, action: Action) -> Generator[dict, None, Reply]:

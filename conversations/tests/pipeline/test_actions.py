@@ -321,3 +321,22 @@ def test_a_draft_turn_calls_nothing_and_answers_from_the_knowledge(shop_bot, sho
     assert not [e for e in events if e["type"] == "tool_call"]
     assert not final.get("actions") and not final["trace"].get("actions")
     assert final["text"] != SHIPPED
+
+
+def test_a_bound_action_that_changes_something_starts_only_from_a_message_naming_its_target(
+    shop_bot, shop
+):
+    """Without an LLM a request and a question land on the same intent ("where is my order"
+    is both). A lookup may ask for the order number; a refund may not: it starts only when the
+    message names what it acts on, and otherwise the turn is answered as any other."""
+    refund_action(bot=shop_bot, base_url=shop.url, intent="order_status")
+
+    _, _, asked = turn(shop_bot, "where is my order")
+    assert not asked.get("actions")
+    assert asked["trace"]["action_binding"]["skipped"]
+    assert asked["text"] != "What's your order number?"
+
+    _, _, named = turn(shop_bot, "where is my order 1235? refund $20")
+    [call] = named["actions"]
+    assert (call["name"], call["state"]) == ("start_refund", "pending_confirmation")
+    assert shop.requests == []  # the card comes first
