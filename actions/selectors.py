@@ -3,15 +3,8 @@ offered to the model, not bound to an intent, and not found by name."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
-
 from actions.models import Action
 from bots.models import Bot
-
-
-def action_list(*, bot: Bot) -> QuerySet[Action]:
-    """Every action of `bot`, enabled or not (the admin's list)."""
-    return Action.objects.filter(bot=bot).select_related("bot").order_by("name")
 
 
 def action_tools(*, bot: Bot) -> list[dict]:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db import transaction
 
+from chat import services as chat_services
 from config import heartbeat as beats
 from config import realtime
 from conversations import pipeline, selectors, services
@@ -139,10 +140,10 @@ def _answer(
     final = None
     for event in pipeline.run(turn):
         if event["type"] == "tool_call":
-            # Ephemeral like tokens: "Checking your order…" while it runs, then its outcome;
-            # the call itself is kept in the answer's trace and the ActionCall rows.
-            fields = {k: v for k, v in event.items() if k != "type"}
-            realtime.broadcast(group, "tool_call", message_id=reply.pk, **fields)
+            # "Checking your order…" while it runs, then its outcome.
+            chat_services.tool_call_broadcast(
+                conversation_id=conversation.pk, message_id=reply.pk, event=event
+            )
             yield {**event, "message_id": reply.pk}
         elif event["type"] == "token":
             parts.append(event["text"])

@@ -173,11 +173,11 @@ def action_confirm(
             outcome=reply.outcome,
             trace={"category": "action", "answer_method": "action", "cancelled_call": call.pk},
         )
-    group = realtime.conversation_group(conversation.pk)
 
     def push(event: dict) -> None:
-        fields = {k: v for k, v in event.items() if k != "type"}
-        realtime.broadcast(group, "tool_call", message_id=call.message_id, **fields)
+        tool_call_broadcast(
+            conversation_id=conversation.pk, message_id=call.message_id, event=event
+        )
         if emit is not None:
             emit(event)
 
@@ -233,3 +233,12 @@ def action_confirm(
             priority=reply.priority or None,
         )
     return message
+
+
+def tool_call_broadcast(*, conversation_id: int, message_id: int | None, event: dict) -> None:
+    """An action's `tool_call` event (running, then done) to the conversation's sockets, now:
+    ephemeral like tokens; the call itself is kept in the trace and its ActionCall row."""
+    fields = {k: v for k, v in event.items() if k != "type"}
+    realtime.broadcast(
+        realtime.conversation_group(conversation_id), "tool_call", message_id=message_id, **fields
+    )

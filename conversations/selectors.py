@@ -163,8 +163,3 @@ def action_call_asking(*, conversation: Conversation, before_id: int) -> ActionC
         .order_by("-id")
         .first()
     )
-
-
-def action_call_get_for_conversation(*, conversation: Conversation, call_id: int) -> ActionCall:
-    """One of this conversation's action calls; another conversation's is a 404."""
-    return get_object_or_404(ActionCall, pk=call_id, conversation=conversation)

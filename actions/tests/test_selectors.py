@@ -1,6 +1,6 @@
 import pytest
 
-from actions.selectors import action_for_intent, action_get, action_list, action_tools
+from actions.selectors import action_for_intent, action_get, action_tools
 from actions.tests.factories import ActionFactory, RefundActionFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,3 @@ def test_get_and_intent_find_enabled_actions_of_this_bot_only(acme_bot, globex_b
     assert action_for_intent(bot=acme_bot, intent="refund_request") is None
     assert action_for_intent(bot=acme_bot, intent="globex_intent") is None
     assert action_for_intent(bot=acme_bot, intent="") is None
-    assert list(action_list(bot=acme_bot).values_list("name", flat=True)) == [
-        "lookup_order",
-        "start_refund",
-    ]

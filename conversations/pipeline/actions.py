@@ -145,7 +145,6 @@ def llm_calls(ctx: Context) -> Generator[dict, None, Reply | None]:
     tools = action_selectors.action_tools(bot=ctx.bot)
     if not tools:
         return None
-    tools = [t if "function" in t else {"type": "function", "function": t} for t in tools]
     bound = calls_per_turn(ctx.bot)
     messages = _prompt(ctx)
     results: list[ActionResult] = []
