@@ -5,6 +5,8 @@ one) against the demo shop this live server serves itself, with seed_demo's two 
   template, the widget having shown the action's progress;
 - a refund (the model, a local OpenAI-compatible server, asks for start_refund) is confirmed
   on the card and its result posted;
+- a refund cancelled on the card runs nothing;
+- a missing order number is asked for, and the answer runs the lookup;
 - a refund over the $50 limit is handed to a person, and the console shows its details;
 - a slow endpoint: the widget shows the action's progress until the answer replaces it.
 """
@@ -181,3 +183,45 @@ def test_the_widget_shows_the_progress_while_a_slow_endpoint_answers(
         assert page.errors == []
     finally:
         business.stop()
+
+
+def test_a_refund_cancelled_on_the_card_runs_nothing(
+    demo_shop_on, live_asgi_server, browser_context, owner, action_bot, llm_server
+):
+    _with_llm(action_bot, llm_server)
+    refund = {"name": "start_refund", "arguments": {"order_id": "1235", "amount": 15}}
+    llm_server.script("tool", CLASSIFIED, Reply(tool=refund))
+    page, frames = _playground(browser_context, live_asgi_server, owner, action_bot)
+
+    _ask(page, "Refund $15 on order 1235 please")
+
+    card = page.get_by_role("group", name="Please confirm")
+    expect(card).to_contain_text("Refund $15.00 for order 1235", timeout=ANSWER_MS)
+    card.get_by_role("button", name="Cancel").click()
+
+    expect(page.locator("handoff-chat .msg.ai.complete").last).to_contain_text(
+        "OK, I won't do that.", timeout=10_000
+    )
+    expect(card).to_contain_text("Cancelled")
+    expect(card.get_by_role("button", name="Confirm")).to_have_count(0)
+    call = ActionCall.objects.get(name="start_refund")
+    # Its outcome is still the card's: it never ran.
+    assert (call.state, call.outcome) == ("cancelled", "needs_confirmation")
+    # Only the turn's own call (which asked for the card) was announced: nothing ran after.
+    assert [f["state"] for f in frames.of_type("tool_call")] == ["running", "done"]
+    assert page.errors == []
+
+
+def test_a_missing_order_number_is_asked_for_and_the_answer_runs_the_lookup(
+    demo_shop_on, live_asgi_server, browser_context, owner, action_bot
+):
+    page, frames = _playground(browser_context, live_asgi_server, owner, action_bot)
+
+    _ask(page, "where is my order")
+    answers = page.locator("handoff-chat .msg.ai.complete")
+    expect(answers.last).to_contain_text("What's your order number?", timeout=ANSWER_MS)
+
+    _ask(page, "it's 1236")
+    expect(answers.last).to_contain_text("Order 1236", timeout=ANSWER_MS)
+    assert frames.of_type("tool_call")[-1]["arguments"] == {"order_id": "1236"}
+    assert page.errors == []
